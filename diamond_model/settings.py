@@ -1,0 +1,75 @@
+"""One settings object for the whole product, read from `DIAMOND_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every tunable of the engine, the dashboard and the API, with its documented default."""
+
+    model_config = SettingsConfigDict(env_prefix="DIAMOND_", extra="ignore")
+
+    instance_dir: Path = Field(
+        Path("instance"),
+        description="Folder for runtime state (SQLite database, access code). Git-ignored.",
+    )
+    database_url: str | None = Field(
+        None,
+        description="SQLAlchemy URL. Default: SQLite `diamonds.sqlite3` in the instance folder. "
+        "PostgreSQL: postgresql+psycopg://user:password@host/dbname",
+    )
+    interval_level: float = Field(
+        0.90, gt=0.5, lt=1.0, description="Share of real prices the quoted range should contain."
+    )
+    promotion_tolerance: float = Field(
+        0.02,
+        ge=0.0,
+        le=0.5,
+        description="A candidate is promoted when its held-out MAPE and MAE are at most this "
+        "fraction worse than the champion's (0.02 = 2% relative).",
+    )
+    holdout_fraction: float = Field(
+        0.2, gt=0.05, lt=0.5, description="Share of appraisals kept out of training for evaluation."
+    )
+    auto_retrain: bool = Field(True, description="Retrain automatically after each ingested batch.")
+    retrain_lock_seconds: int = Field(
+        1800, ge=30, description="A retrain lock older than this is considered abandoned."
+    )
+    max_upload_bytes: int = Field(20_000_000, ge=1_000, description="Largest accepted CSV upload.")
+    max_upload_rows: int = Field(200_000, ge=1, description="Most data rows in one uploaded CSV.")
+    max_batch_stones: int = Field(10_000, ge=1, description="Most stones priced in one API call.")
+    access_code: SecretStr | None = Field(
+        None,
+        description="The expert's access code (dashboard writes, API key). Generated at `init` "
+        "and stored in the instance folder when not set.",
+    )
+    api_require_key_for_reads: bool = Field(
+        False, description="Require the API key for read endpoints and quotes too."
+    )
+
+    @field_validator("instance_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL in force: the configured one, or the embedded SQLite default."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.instance_dir / 'diamonds.sqlite3'}"
+
+    @property
+    def access_code_file(self) -> Path:
+        return self.instance_dir / "access_code"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
