@@ -16,7 +16,7 @@ from diamond_model.explain import Explanation, explain
 from diamond_model.model import encode
 from diamond_model.schema import LABELS, MEASUREMENTS, STONE_COLUMNS, UNITS
 from diamond_model.training import NUMERIC_DOMAIN, PricingModel
-from diamond_model.validation import validate
+from diamond_model.validation import read_csv, validate
 
 RARE_GRADE_COUNT = 10
 
@@ -181,6 +181,53 @@ def quote_frame(
 def _cell(stones: pd.DataFrame, position: int, name: str) -> object:
     value = stones[name].iloc[position]
     return None if pd.isna(value) else value
+
+
+OUTPUT_COLUMNS = ("price_estimate", "price_low", "price_high", "error")
+
+
+def price_table(model: PricingModel, data: bytes | str, level: float) -> pd.DataFrame:
+    """Every row of a CSV file, in file order, with price_estimate, price_low, price_high, error.
+
+    Rows with the wrong number of fields are kept too (cells padded or cut to the header) with
+    the reason in `error`. Any price column in the input is carried along but never used.
+    """
+    raw = read_csv(data)
+    frame = raw.frame.drop(columns=[c for c in raw.frame.columns if c in OUTPUT_COLUMNS])
+    batch = quote_frame(
+        model,
+        frame,
+        level,
+        explain_prices=False,
+        lines=raw.lines,
+        decimal_comma=raw.separator == ";",
+    )
+    priced = pd.concat([frame.reset_index(drop=True), batch.to_frame()], axis=1)
+    priced["_line"] = raw.lines
+    if raw.malformed_cells:
+        width = len(frame.columns)
+        padded = [(cells + [""] * width)[:width] for cells in raw.malformed_cells]
+        extra = pd.DataFrame(padded, columns=frame.columns, dtype=object)
+        extra["price_estimate"] = extra["price_low"] = extra["price_high"] = np.nan
+        extra["error"] = raw.malformed["reason"].to_numpy()
+        extra["_line"] = raw.malformed["line"].to_numpy()
+        priced = pd.concat([priced, extra], ignore_index=True)
+    return priced.sort_values("_line", kind="stable").drop(columns="_line").reset_index(drop=True)
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """Prefix text cells starting with = + - @ with a quote, so a spreadsheet shows, not runs, them.
+
+    Plain numbers (including negative ones) are left alone: they cannot be formulas.
+    """
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_numeric_dtype(out[column].dtype):
+            continue
+        text = out[column].astype(str)
+        risky = text.str.match(r"^[=+\-@\t\r]") & pd.to_numeric(text, errors="coerce").isna()
+        out.loc[risky, column] = "'" + text[risky]
+    return out
 
 
 def quote_stone(

@@ -22,6 +22,13 @@ from diamond_model.model import FULL_FEATURES, PriceModel
 from diamond_model.schema import APPRAISAL_COLUMNS, FOUR_C, GRADES, MEASUREMENTS
 
 CALIBRATION_FOLDS = 5
+MIN_TRAINING_ROWS = 50
+
+
+class NotEnoughDataError(ValueError):
+    """Too few appraisals to train and evaluate a model."""
+
+
 NUMERIC_DOMAIN = ("carat", *MEASUREMENTS)
 
 
@@ -158,9 +165,10 @@ def train(
 ) -> TrainingResult:
     """Train a candidate on the non-held-out appraisals and evaluate it on the held-out ones."""
     started = time.perf_counter()
-    if len(appraisals) < 50:
-        raise ValueError(
-            f"Training needs at least 50 appraisals; the store has {len(appraisals)}. "
+    if len(appraisals) < MIN_TRAINING_ROWS:
+        raise NotEnoughDataError(
+            f"Training needs at least {MIN_TRAINING_ROWS} appraisals; the store has "
+            f"{len(appraisals)}. "
             "Ingest more appraisals first."
         )
     held_out = holdout_mask(appraisals, holdout_fraction)

@@ -43,6 +43,7 @@ class RawTable:
     lines: np.ndarray
     separator: str
     malformed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REJECTION_COLUMNS))
+    malformed_cells: list[list[str]] = field(default_factory=list)
 
     def raw_text(self, positions: np.ndarray) -> list[str]:
         """The original cells of the given rows joined back with the file's separator."""
@@ -112,6 +113,7 @@ def read_csv(data: bytes | str) -> RawTable:
     rows: list[list[str]] = []
     lines: list[int] = []
     malformed: list[tuple[int, str, str, str]] = []
+    malformed_cells: list[list[str]] = []
     line_number = 1
     try:
         for record in reader:
@@ -119,9 +121,10 @@ def read_csv(data: bytes | str) -> RawTable:
             if not record or all(not cell.strip() for cell in record):
                 continue
             if header is None:
-                header = [cell.strip().lower() for cell in record]
+                header = [cell.strip() for cell in record]
                 continue
             if len(record) != len(header):
+                malformed_cells.append(record)
                 malformed.append(
                     (
                         start,
@@ -143,17 +146,19 @@ def read_csv(data: bytes | str) -> RawTable:
         raise UnusableFileError("The file is empty: it needs a header row and at least one stone.")
     seen: set[str] = set()
     for name in header:
-        if name and name in seen:
+        key = name.lower()
+        if key and key in seen:
             raise UnusableFileError(f"The column '{name}' appears twice in the header; keep one.")
-        seen.add(name)
+        seen.add(key)
     if not rows and not malformed:
         raise UnusableFileError("The file has a header but no data rows.")
-    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    frame = pd.DataFrame(rows, columns=pd.Index(header, dtype=object), dtype=object)
     return RawTable(
         frame=frame,
         lines=np.asarray(lines, dtype=np.int64),
         separator=separator,
         malformed=pd.DataFrame(malformed, columns=REJECTION_COLUMNS),
+        malformed_cells=malformed_cells,
     )
 
 

@@ -1,0 +1,3 @@
+"""Diamond appraisal engine: validation, explainable monotone price model, store, retraining."""
+
+__version__ = "0.1.0"

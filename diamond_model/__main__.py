@@ -1,0 +1,3 @@
+from diamond_model.cli import main
+
+raise SystemExit(main())
