@@ -49,6 +49,9 @@ class PriceModel(RegressorMixin, BaseEstimator):
     Args:
         features: input columns used, in order.
         monotone: enforce non-decreasing price in carat, cut, color and clarity.
+        n_jobs: LightGBM threads. One is as fast on a few thousand rows, and leaves the other
+            core to the quotes served while a retrain runs (two spinning OpenMP threads made
+            training 10x slower whenever the serving thread woke up).
     """
 
     def __init__(
@@ -63,7 +66,7 @@ class PriceModel(RegressorMixin, BaseEstimator):
         colsample_bytree: float = 0.8,
         reg_lambda: float = 1.0,
         random_state: int = 0,
-        n_jobs: int = 2,
+        n_jobs: int = 1,
     ) -> None:
         self.features = features
         self.monotone = monotone

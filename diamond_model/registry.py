@@ -121,7 +121,12 @@ class Registry:
         """Make any stored version the champion."""
         with self.store.session() as session, session.begin():
             if session.get(ModelVersion, version) is None:
-                known = ", ".join(str(v) for v in session.scalars(select(ModelVersion.version)))
+                known = ", ".join(
+                    str(v)
+                    for v in session.scalars(
+                        select(ModelVersion.version).order_by(ModelVersion.version)
+                    )
+                )
                 raise RegistryError(
                     f"There is no model version {version}; stored versions: {known or 'none'}."
                 )

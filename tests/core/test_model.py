@@ -1,0 +1,118 @@
+"""Model behaviour: monotone in the 4Cs, exact additive explanations, honest baselines."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from diamond_model.evaluation import compare_models, summarise
+from diamond_model.model import PriceModel, linear_baseline
+from diamond_model.quote import quote_frame
+from diamond_model.schema import CLARITIES, COLORS, CUTS, FOUR_C
+from diamond_model.training import PricingModel
+
+
+def grid(carats: list[float]) -> pd.DataFrame:
+    """Every combination of grades at the given carats, with typical proportions."""
+    rows = []
+    for carat, cut, color, clarity in itertools.product(carats, CUTS, COLORS, CLARITIES):
+        side = 6.5 * (carat / 1.0) ** (1 / 3)
+        rows.append(
+            {
+                "carat": carat,
+                "cut": cut,
+                "color": color,
+                "clarity": clarity,
+                "depth": 61.8,
+                "table": 57.0,
+                "x": side,
+                "y": side,
+                "z": side * 0.618,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("variant", ["full", "reduced"])
+@pytest.mark.parametrize("grade", ["cut", "color", "clarity"])
+def test_a_better_grade_never_lowers_the_price(
+    pricing_model: PricingModel, variant: str, grade: str
+) -> None:
+    stones = grid([0.3, 0.7, 1.0, 1.5, 2.5])
+    stones["log_price"] = pricing_model.regressor(variant).predict_log(stones)
+    others = [c for c in ("carat", "cut", "color", "clarity") if c != grade]
+    scale = {"cut": CUTS, "color": COLORS, "clarity": CLARITIES}[grade]
+    stones["rank"] = stones[grade].map({g: i for i, g in enumerate(scale)})
+    steps = stones.sort_values("rank").groupby(others)["log_price"].diff().dropna()
+    assert len(steps) > 1000
+    assert (steps >= -1e-12).all(), f"{grade} lowered a price by {steps.min():.4f} log-units"
+
+
+@pytest.mark.parametrize("variant", ["full", "reduced"])
+def test_a_heavier_stone_never_gets_a_lower_price(
+    pricing_model: PricingModel, variant: str
+) -> None:
+    carats = [round(c, 2) for c in np.arange(0.2, 4.5, 0.05)]
+    stones = grid(carats)
+    # Hold the measurements fixed too: "everything else equal" means only the carat changes.
+    for axis in ("x", "y", "z"):
+        stones[axis] = 6.0 if axis != "z" else 3.7
+    stones["log_price"] = pricing_model.regressor(variant).predict_log(stones)
+    steps = stones.sort_values("carat").groupby(["cut", "color", "clarity"])["log_price"].diff()
+    assert (steps.dropna() >= -1e-12).all()
+
+
+def test_contributions_add_up_to_the_prediction(
+    pricing_model: PricingModel, appraisals: pd.DataFrame
+) -> None:
+    stones = appraisals.iloc[4000:4500]
+    for variant in ("full", "reduced"):
+        regressor = pricing_model.regressor(variant)
+        base, contributions = regressor.contributions(stones)
+        total = base + contributions.sum(axis=1)
+        np.testing.assert_allclose(total, regressor.predict_log(stones), rtol=0, atol=1e-6)
+        assert contributions.shape == (len(stones), len(regressor.features))
+
+
+def test_dollar_waterfall_adds_up_exactly_to_the_quoted_price(
+    pricing_model: PricingModel, appraisals: pd.DataFrame
+) -> None:
+    batch = quote_frame(pricing_model, appraisals.iloc[4000:4200].drop(columns="price"), 0.9)
+    for _, quote in batch:
+        explanation = quote.explanation
+        total = explanation.base_price + sum(step.dollars for step in explanation.steps)
+        assert total == pytest.approx(quote.price, abs=1e-6)
+        assert explanation.steps[-1].price_after == quote.price
+        sizes = [abs(step.log_effect) for step in explanation.steps]
+        assert sizes == sorted(sizes, reverse=True)
+
+
+def test_unconstrained_variant_exists_for_comparison(appraisals: pd.DataFrame) -> None:
+    sample = appraisals.iloc[:600]
+    free = PriceModel(monotone=False, n_estimators=50).fit(sample, sample["price"])
+    assert free._lgb_params()["monotone_constraints"] == [0] * 9
+    assert PriceModel()._lgb_params()["monotone_constraints"] == [1, 1, 1, 1, 0, 0, 0, 0, 0]
+
+
+def test_linear_baseline_is_a_power_law_in_carat(appraisals: pd.DataFrame) -> None:
+    model = linear_baseline().fit(appraisals[list(FOUR_C)], appraisals["price"])
+    slope = model.regressor_.named_steps["ols"].coef_[0]
+    assert 1.4 < slope < 2.2, "price grows roughly as carat^1.7 in this market"
+
+
+def test_model_comparison_reports_every_candidate(appraisals: pd.DataFrame) -> None:
+    folds = compare_models(appraisals.iloc[:1500], n_splits=2)
+    table = summarise(folds)
+    assert set(table.index) == {"linear_4c", "gbm_4c_monotone", "gbm_unconstrained", "gbm_monotone"}
+    assert table.loc["gbm_monotone", "shipped"]
+    assert table.loc["gbm_monotone", "mape_mean"] < table.loc["linear_4c", "mape_mean"]
+
+
+def test_fitting_is_reproducible(appraisals: pd.DataFrame) -> None:
+    sample = appraisals.iloc[:800]
+    first = PriceModel(n_estimators=100).fit(sample, sample["price"]).predict(sample)
+    second = PriceModel(n_estimators=100).fit(sample, sample["price"]).predict(sample)
+    np.testing.assert_array_equal(first, second)
