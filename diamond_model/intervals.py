@@ -33,7 +33,9 @@ class IntervalCalibration:
 
 def calibrate(residuals: np.ndarray, level: float) -> IntervalCalibration:
     """Finite-sample split-conformal offsets, (1 - level) / 2 of the risk on each side."""
-    residuals = np.sort(np.asarray(residuals, dtype=float))
+    residuals = np.asarray(residuals, dtype=float)
+    if np.any(residuals[1:] < residuals[:-1]):
+        residuals = np.sort(residuals)
     n = len(residuals)
     if n < 2:
         raise ValueError("at least two calibration residuals are needed for an interval")

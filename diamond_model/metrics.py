@@ -31,3 +31,23 @@ def coverage(actual: np.ndarray, low: np.ndarray, high: np.ndarray) -> float:
     """Percent of actual prices inside [low, high]."""
     actual = np.asarray(actual, dtype=float)
     return float(100 * np.mean((actual >= low) & (actual <= high)))
+
+
+def plain_words(metrics: dict[str, float | None]) -> list[str]:
+    """The held-out accuracy as a property site reports its estimates."""
+
+    def get(key: str) -> float:
+        value = metrics.get(key)
+        return float("nan") if value is None else float(value)
+
+    level = get("level") or 90.0
+    in_ten = round(get("coverage") / 10)
+    return [
+        f"Half of the stones it had never seen were priced within {get('median_ape'):.1f}% "
+        "of the expert's price.",
+        f"{get('within_5pct'):.0f}% were within 5%, {get('within_10pct'):.0f}% within 10% and "
+        f"{get('within_20pct'):.0f}% within 20%.",
+        f"On average it is off by {get('mape'):.1f}% (${get('mae'):,.0f}).",
+        f"{in_ten} in 10 real prices fell inside the quoted {level:.0f}% range "
+        f"(measured {get('coverage'):.1f}% on {int(get('n')):,} held-out appraisals).",
+    ]

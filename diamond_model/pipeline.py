@@ -36,6 +36,14 @@ class RetrainInProgressError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class RunTicket:
+    """A started run: its id and the lock token that `execute` releases."""
+
+    run_id: int
+    token: str
+
+
+@dataclass(frozen=True)
 class Comparison:
     """Candidate and champion on one evaluation set."""
 
@@ -138,20 +146,12 @@ class Pipeline:
                 )
             time.sleep(0.5)
 
-    def retrain(
-        self,
-        trigger: str = "manual",
-        wait_seconds: float = 0.0,
-        progress: Progress | None = None,
-        force: bool = False,
-    ) -> RetrainOutcome:
-        """Train a candidate on all stored appraisals and promote it if it passes the gate."""
-        notify = progress or (lambda _message, _fraction: None)
+    def begin(self, trigger: str = "manual", wait_seconds: float = 0.0) -> RunTicket:
+        """Take the retrain lock and record a run; `execute` must follow (or the lock expires)."""
         token = self._acquire(wait_seconds)
-        started = time.perf_counter()
-        run_id: int | None = None
         try:
             with self.store.session() as session, session.begin():
+                # We hold the lock, so any run still marked running died with its process.
                 session.execute(
                     update(TrainingRun)
                     .where(TrainingRun.status == "running")
@@ -165,22 +165,41 @@ class Pipeline:
                 session.add(run)
                 session.flush()
                 run_id = run.id
-            outcome = self._retrain(run_id, notify, started, force)
+        except BaseException:
+            self.store.release_lock(RETRAIN_LOCK, token)
+            raise
+        return RunTicket(run_id=run_id, token=token)
+
+    def execute(
+        self, ticket: RunTicket, progress: Progress | None = None, force: bool = False
+    ) -> RetrainOutcome:
+        """Carry out a begun run; always records its end and releases the lock."""
+        notify = progress or (lambda _message, _fraction: None)
+        started = time.perf_counter()
+        try:
+            outcome = self._retrain(ticket.run_id, notify, started, force)
         except BaseException as error:  # also Streamlit's StopException and KeyboardInterrupt
-            if run_id is not None:
-                interrupted = not isinstance(error, Exception)
-                self._finish(
-                    run_id,
-                    status="abandoned" if interrupted else "failed",
-                    message=f"{type(error).__name__}: {error}"
-                    if not interrupted
-                    else "interrupted",
-                )
+            interrupted = not isinstance(error, Exception)
+            self._finish(
+                ticket.run_id,
+                status="abandoned" if interrupted else "failed",
+                message="interrupted" if interrupted else f"{type(error).__name__}: {error}",
+            )
             raise
         finally:
-            self.store.release_lock(RETRAIN_LOCK, token)
+            self.store.release_lock(RETRAIN_LOCK, ticket.token)
         notify("done", 1.0)
         return outcome
+
+    def retrain(
+        self,
+        trigger: str = "manual",
+        wait_seconds: float = 0.0,
+        progress: Progress | None = None,
+        force: bool = False,
+    ) -> RetrainOutcome:
+        """Train a candidate on all stored appraisals and promote it if it passes the gate."""
+        return self.execute(self.begin(trigger, wait_seconds), progress, force)
 
     def _finish(self, run_id: int, status: str, message: str, **values: object) -> None:
         with self.store.session() as session, session.begin():

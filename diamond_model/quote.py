@@ -14,7 +14,7 @@ import pandas as pd
 
 from diamond_model.explain import Explanation, explain
 from diamond_model.model import encode
-from diamond_model.schema import LABELS, MEASUREMENTS, STONE_COLUMNS, UNITS
+from diamond_model.schema import GRADES, LABELS, MEASUREMENTS, STONE_COLUMNS, UNITS
 from diamond_model.training import NUMERIC_DOMAIN, PricingModel
 from diamond_model.validation import read_csv, validate
 
@@ -89,13 +89,15 @@ def _domain_warnings(model: PricingModel, stones: pd.DataFrame) -> list[list[str
                 f"({low:g}–{high:g} {unit}); this estimate is an extrapolation"
             )
     for grade, counts in model.domain.grade_counts.items():
-        values = stones[grade].astype(str).to_numpy()
-        for position, value in enumerate(values):
-            if counts.get(value, 0) < RARE_GRADE_COUNT:
-                warnings[position].append(
-                    f"only {counts.get(value, 0)} {grade} {value} stones were in the training "
-                    "data; treat this estimate with care"
-                )
+        scale = GRADES[grade]
+        seen = np.array([counts.get(value, 0) for value in scale])
+        codes = stones[grade].cat.codes.to_numpy()
+        for position in np.flatnonzero(seen[codes] < RARE_GRADE_COUNT):
+            value = scale[codes[position]]
+            warnings[position].append(
+                f"only {counts.get(value, 0)} {grade} {value} stones were in the training "
+                "data; treat this estimate with care"
+            )
     return warnings
 
 
@@ -117,13 +119,15 @@ def quote_frame(
     warnings = _domain_warnings(model, stones) if len(stones) else []
 
     quotes: list[Quote | None] = [None] * len(stones)
+    cells = {name: stones[name].to_numpy(dtype=object) for name in STONE_COLUMNS}
     for variant, rows in (("full", ~incomplete), ("reduced", incomplete)):
         index = np.flatnonzero(rows)
         if not len(index):
             continue
         regressor = model.regressor(variant)
         features = list(regressor.features)
-        matrix = encode(stones.iloc[index], features)
+        subset = stones if len(index) == len(stones) else stones.iloc[index]
+        matrix = encode(subset, features)
         calibration = model.calibration(variant, level)
         if explain_prices:
             base, contributions = regressor.contributions_matrix(matrix)
@@ -136,7 +140,7 @@ def quote_frame(
             explanation = None
             price = float(prices[k])
             if explain_prices:
-                values = {name: _cell(stones, position, name) for name in features}
+                values = {name: _present(cells[name][position]) for name in features}
                 explanation = explain(float(base[k]), contributions[k], features, values)
                 price = explanation.price
             low, high = calibration.bounds(price)
@@ -178,9 +182,8 @@ def quote_frame(
     )
 
 
-def _cell(stones: pd.DataFrame, position: int, name: str) -> object:
-    value = stones[name].iloc[position]
-    return None if pd.isna(value) else value
+def _present(value: object) -> object:
+    return None if value is None or value != value else value
 
 
 OUTPUT_COLUMNS = ("price_estimate", "price_low", "price_high", "error")

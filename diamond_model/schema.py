@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
 import pandas as pd
 
@@ -119,6 +120,7 @@ RANGES: dict[str, Range] = {
 DEPTH_TOLERANCE_POINTS = 2.0
 
 
+@cache
 def grade_dtype(column: str) -> pd.CategoricalDtype:
     """The ordered pandas dtype of a grade column (worst grade first)."""
     return pd.CategoricalDtype(categories=list(GRADES[column]), ordered=True)

@@ -204,9 +204,16 @@ class Store:
 
     # ---- reads --------------------------------------------------------------------------------
 
-    def count_appraisals(self) -> int:
+    def count_appraisals(
+        self, batch_id: int | None = None, grades: dict[str, str] | None = None
+    ) -> int:
+        query = select(func.count(Appraisal.id))
+        if batch_id is not None:
+            query = query.where(Appraisal.batch_id == batch_id)
+        for column, value in (grades or {}).items():
+            query = query.where(getattr(Appraisal, column) == value)
         with self.session() as session:
-            return int(session.scalar(select(func.count(Appraisal.id))) or 0)
+            return int(session.scalar(query) or 0)
 
     def appraisals(
         self,
@@ -215,6 +222,7 @@ class Store:
         grades: dict[str, str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        carat_between: tuple[float, float] | None = None,
     ) -> pd.DataFrame:
         """Stored appraisals as a typed frame (grades as ordered categories), oldest first."""
         query = select(Appraisal).order_by(Appraisal.id)
@@ -222,6 +230,8 @@ class Store:
             query = query.where(Appraisal.batch_id == batch_id)
         if max_batch_id is not None:
             query = query.where(Appraisal.batch_id <= max_batch_id)
+        if carat_between is not None:
+            query = query.where(Appraisal.carat.between(*carat_between))
         for column, value in (grades or {}).items():
             query = query.where(getattr(Appraisal, column) == value)
         if limit is not None:
@@ -245,6 +255,15 @@ class Store:
         for column in ("carat", "depth", "table", "price", "x", "y", "z"):
             frame[column] = frame[column].astype(float)
         return frame
+
+    def appraisals_near(self, carat: float, window: float = 0.25) -> pd.DataFrame:
+        """Appraisals within ±`window` of a carat weight, with their batch's upload time."""
+        low, high = carat / (1 + window), carat * (1 + window)
+        frame = self.appraisals(carat_between=(low, high))
+        if frame.empty:
+            return frame.assign(uploaded_at=pd.Series(dtype="datetime64[ns]"))
+        uploads = self.batches()[["id", "uploaded_at"]].rename(columns={"id": "batch_id"})
+        return frame.merge(uploads, on="batch_id", how="left")
 
     def max_batch_id(self) -> int:
         with self.session() as session:

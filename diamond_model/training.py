@@ -131,8 +131,8 @@ def fit_pricing_model(appraisals: pd.DataFrame, seed: int = 0) -> PricingModel:
         "full": PriceModel(features=FULL_FEATURES, random_state=seed),
         "reduced": PriceModel(features=FOUR_C, random_state=seed),
     }
-    residuals = {
-        name: out_of_fold_residuals(regressor, appraisals, prices, seed)
+    residuals = {  # kept sorted: calibrating for any level is then a lookup
+        name: np.sort(out_of_fold_residuals(regressor, appraisals, prices, seed))
         for name, regressor in regressors.items()
     }
     fitted = {name: regressor.fit(appraisals, prices) for name, regressor in regressors.items()}

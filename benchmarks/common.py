@@ -1,0 +1,54 @@
+"""Helpers shared by the benchmark scripts: timing with medians, synthetic but realistic data."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from diamond_model.pipeline import BUNDLED_DATASET
+from diamond_model.validation import validate_csv
+
+
+def bundled_appraisals() -> pd.DataFrame:
+    _, result = validate_csv(BUNDLED_DATASET.read_bytes(), "appraisal")
+    return result.accepted.drop(columns="line").reset_index(drop=True)
+
+
+def many_appraisals(n: int, seed: int = 0) -> pd.DataFrame:
+    """`n` distinct appraisals: bundled stones resampled, carat and price nudged to be unique."""
+    base = bundled_appraisals()
+    rng = np.random.default_rng(seed)
+    rows = base.iloc[rng.integers(0, len(base), n)].reset_index(drop=True)
+    rows["carat"] = (rows["carat"] + rng.integers(0, 9, n) * 0.001).round(3)
+    rows["price"] = (rows["price"] * rng.uniform(0.97, 1.03, n)).round(0)
+    return rows
+
+
+def timings(action: Callable[[], object], repeat: int, warmup: int = 3) -> list[float]:
+    """Wall-clock seconds of `repeat` calls after `warmup` untimed calls."""
+    for _ in range(warmup):
+        action()
+    out = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        action()
+        out.append(time.perf_counter() - started)
+    return out
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q))
+
+
+def report(name: str, seconds: list[float], target: float | None = None, unit: str = "ms") -> None:
+    scale = 1000.0 if unit == "ms" else 1.0
+    p50 = statistics.median(seconds) * scale
+    p99 = percentile(seconds, 99) * scale
+    verdict = ""
+    if target is not None:
+        verdict = f"  target {target:g} {unit}: {'OK' if p50 <= target else 'MISSED'} ({p50 / target:.2f}x of target)"
+    print(f"{name:48} p50 {p50:9.2f} {unit}  p99 {p99:9.2f} {unit}  n={len(seconds)}{verdict}")
