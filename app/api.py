@@ -6,12 +6,14 @@ every error leaves as an RFC 9457 problem document.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import pandas as pd
 from fastapi import Depends, FastAPI, File, Query, Request, Response, UploadFile
+from fastapi import Path as FastApiPath
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
@@ -54,6 +56,8 @@ from diamond_model.tables import Batch, TrainingRun
 from diamond_model.validation import UnusableFileError, read_csv
 
 PROBLEM = "application/problem+json"
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in every supported database
+Id = Annotated[int, FastApiPath(ge=1, le=MAX_ID)]
 MULTIPART_SLACK = 64_000  # multipart framing around an upload of the maximum size
 
 DESCRIPTION = """
@@ -135,13 +139,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
-        responses=_problem_responses(413, 422, 500),
+        responses=_problem_responses(400, 413, 422, 500),
     )
     app.add_middleware(
         BodyLimit, limit=lambda: (settings or get_settings()).max_upload_bytes + MULTIPART_SLACK
     )
     _install_error_handlers(app)
     _install_routes(app)
+
+    @app.middleware("http")
+    async def served_by(request: Request, call_next: Callable) -> Response:
+        response = await call_next(request)
+        response.headers["X-Worker"] = str(os.getpid())  # which worker answered (operations)
+        return response
+
     return app
 
 
@@ -507,7 +518,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists 
         dependencies=READ,
         responses=_problem_responses(401, 403, 404),
     )
-    def get_batch(batch_id: int, svc: Svc) -> BatchDetail:
+    def get_batch(batch_id: Id, svc: Svc) -> BatchDetail:
         batch = svc.store.batch(batch_id)
         if batch is None:
             raise HTTPException(404, f"There is no batch {batch_id}; GET /v1/batches lists them.")
@@ -524,7 +535,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists 
     )
     def appraisals(
         svc: Svc,
-        batch_id: int | None = None,
+        batch_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
         cut: Cut | None = None,
         color: Color | None = None,
         clarity: Clarity | None = None,
@@ -575,7 +586,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists 
         dependencies=READ,
         responses=_problem_responses(401, 403, 404),
     )
-    def get_training_run(run_id: int, request: Request, svc: Svc) -> TrainingRunOut:
+    def get_training_run(run_id: Id, request: Request, svc: Svc) -> TrainingRunOut:
         run = svc.pipeline.run(run_id)
         if run is None:
             raise HTTPException(404, f"There is no training run {run_id}.")
@@ -599,7 +610,7 @@ def _install_routes(app: FastAPI) -> None:  # noqa: C901 - one place that lists 
         summary="Make a version the champion (rollback = an older one)",
         responses=_problem_responses(401, 403, 404),
     )
-    def promote(version: int, svc: Svc) -> ModelOut:
+    def promote(version: Id, svc: Svc) -> ModelOut:
         svc.registry.promote(version, note="promoted through the API")
         return _model_out(svc.registry.info(version))
 
