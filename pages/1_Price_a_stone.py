@@ -12,7 +12,7 @@ from diamond_model.schema import GRADE_HELP, GRADES, RANGES
 from diamond_model.validation import UnusableFileError
 
 st.set_page_config(page_title="Price a stone", page_icon="💰", layout="wide")
-st.title("💰 Price a stone")
+st.title("Price a stone")
 
 svc = services()
 try:
@@ -86,7 +86,7 @@ with right:
     st.caption(f"Model v{version}, priced from {quote.model}.")
     for warning in quote.warnings:
         if not warning.startswith("Carat") or low_ct <= carat <= high_ct:
-            st.info(warning)
+            st.info(warning[0].upper() + warning[1:])
     st.plotly_chart(plots.waterfall(quote.explanation), width="stretch")
     st.markdown("\n".join(f"- {sentence}" for sentence in quote.explanation.sentences))
 

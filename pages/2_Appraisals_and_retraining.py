@@ -15,7 +15,7 @@ from diamond_model.training import NotEnoughDataError
 from diamond_model.validation import UnusableFileError
 
 st.set_page_config(page_title="Appraisals and retraining", page_icon="📥", layout="wide")
-st.title("📥 Appraisals and retraining")
+st.title("Appraisals and retraining")
 svc = services()
 expert = expert_gate(svc)
 

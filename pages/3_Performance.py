@@ -8,7 +8,7 @@ from diamond_model.analysis import coverage_by_band, grade_effect, holdout_predi
 from diamond_model.metrics import price_metrics
 
 st.set_page_config(page_title="Performance", page_icon="📈", layout="wide")
-st.title("📈 Performance")
+st.title("Performance")
 svc = services()
 data = appraisals(svc)
 if data.empty:

@@ -78,3 +78,41 @@ def api_server(env: dict[str, str], workers: int = 1) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     with running(command, env, f"{base}/health"):
         yield base
+
+
+@contextmanager
+def dashboard_server(env: dict[str, str]) -> Iterator[str]:
+    """A real `streamlit run streamlit_app.py`, headless; yields its base URL."""
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "streamlit_app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+        "--server.fileWatcherType",
+        "none",
+    ]
+    base = f"http://127.0.0.1:{port}"
+    with running(command, env, f"{base}/_stcore/health"):
+        yield base
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
