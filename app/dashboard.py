@@ -7,6 +7,7 @@ import streamlit as st
 
 from app.services import Services
 from diamond_model.access import check_access_code, current_access_code
+from diamond_model.analysis import holdout_predictions
 from diamond_model.settings import Settings
 
 EXPERT_KEY = "expert_unlocked"
@@ -73,3 +74,22 @@ def expert_gate(svc: Services) -> bool:
                 st.rerun()
             st.error("That access code is not right. Staff can still view the history below.")
     return False
+
+
+@st.cache_data(show_spinner="Scoring the held-out appraisals…", max_entries=4)
+def _holdout(
+    database_url: str, instance_dir: str, version: int, data: tuple[int, int]
+) -> pd.DataFrame:
+    svc = _services(database_url, instance_dir)
+    model = svc.registry.load(version)
+    return holdout_predictions(
+        model, svc.store.appraisals(), svc.settings.holdout_fraction, svc.settings.interval_level
+    )
+
+
+def holdout(svc: Services, version: int) -> pd.DataFrame:
+    """The champion's held-out predictions, computed once per (model version, data version)."""
+    settings = svc.settings
+    return _holdout(
+        settings.resolved_database_url, str(settings.instance_dir), version, data_version(svc)
+    )

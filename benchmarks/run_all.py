@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_core.py", "bench_api.py"]
+SCRIPTS = ["bench_core.py", "bench_api.py", "bench_dashboard.py"]
 
 if __name__ == "__main__":
     sys.path.insert(0, str(HERE))

@@ -112,6 +112,7 @@ def price_vs_carat(appraisals: pd.DataFrame, colour: str = "clarity") -> go.Figu
         log_x=True,
         log_y=True,
         opacity=0.6,
+        render_mode="webgl",  # thousands of points: WebGL draws them far faster than SVG
         labels={"carat": "Carat (ct)", "price": "Price ($)", colour: LABELS[colour]},
     )
     figure.update_traces(marker={"size": 4})

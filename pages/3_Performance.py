@@ -2,9 +2,9 @@
 
 import streamlit as st
 
-from app.dashboard import ROUNDING, appraisals, services
+from app.dashboard import ROUNDING, appraisals, holdout, services
 from diamond_model import plots
-from diamond_model.analysis import coverage_by_band, grade_effect, holdout_predictions
+from diamond_model.analysis import coverage_by_band, grade_effect
 from diamond_model.metrics import price_metrics
 
 st.set_page_config(page_title="Performance", page_icon="📈", layout="wide")
@@ -15,9 +15,10 @@ if data.empty:
     st.info("No appraisals stored yet: run `make run` or upload a batch on the Appraisals page.")
     st.stop()
 
-explore, diagnose, history = st.tabs(["Data exploration", "Model diagnostics", "History"])
+# One view at a time: the browser then draws a handful of charts instead of a dozen.
+view = st.radio("Show", ["Data exploration", "Model diagnostics", "History"], horizontal=True)
 
-with explore:
+if view == "Data exploration":
     st.caption(f"{len(data):,} stored appraisals.")
     feature = st.selectbox(
         "Distribution of",
@@ -36,14 +37,14 @@ with explore:
     )
     st.plotly_chart(plots.data_volume(svc.store.batches()), width="stretch")
 
-with diagnose:
+elif view == "Model diagnostics":
     champion = svc.cache.get()
     if champion is None:
         st.info("No model trained yet.")
     else:
         version, model = champion
         level = svc.settings.interval_level
-        predictions = holdout_predictions(model, data, svc.settings.holdout_fraction, level)
+        predictions = holdout(svc, version)
         metrics = price_metrics(predictions["price"], predictions["predicted"])
         c = st.columns(4)
         c[0].metric("MAPE", f"{metrics['mape']:.2f}%")
@@ -67,7 +68,7 @@ with diagnose:
             plots.feature_importance(model.full.feature_importance()), width="stretch"
         )
 
-with history:
+else:
     versions = svc.registry.versions_frame()
     if versions.empty:
         st.info("No model versions yet.")

@@ -204,7 +204,14 @@ def test_a_model_promoted_elsewhere_is_used_on_the_next_quote(dashboard_env: Set
 
 def test_performance_page_shows_data_and_diagnostics(dashboard_env: Settings) -> None:
     app = run(PERFORMANCE)
+    assert len(app.get("plotly_chart")) == 5, "distribution, scatter, two grade views, volume"
+    assert "Ideal cuts look cheaper" in texts(app)
+    app.radio[0].set_value("Model diagnostics")
+    app.run()
     metrics = {m.label: m.value for m in app.metric}
     assert metrics["MAPE"].endswith("%") and metrics["R²"].startswith("0.9")
-    assert len(app.get("plotly_chart")) >= 10
+    assert len(app.get("plotly_chart")) == 5
     assert "held-out appraisals" in texts(app)
+    app.radio[0].set_value("History")
+    app.run()
+    assert len(app.get("plotly_chart")) == 1 and len(app.dataframe) == 1

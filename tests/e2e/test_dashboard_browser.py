@@ -96,7 +96,7 @@ def test_staff_and_expert_journeys_in_a_real_browser(
 
         page.goto(f"{base}/Performance")
         page.get_by_text("Data volume over batches").wait_for()
-        page.get_by_role("tab", name="Model diagnostics").click()
+        page.get_by_text("Model diagnostics", exact=True).click()
         page.get_by_text("held-out appraisals").first.wait_for()
         page.locator(".js-plotly-plot >> visible=true").nth(2).wait_for()
         page.screenshot(path=SHOTS / "4-performance.png", full_page=True)
