@@ -157,3 +157,30 @@ def distribution_shift(reference: pd.DataFrame, batch: pd.DataFrame) -> pd.DataF
             }
         )
     return pd.DataFrame(rows)
+
+
+def price_per_carat_by_weight(appraisals: pd.DataFrame, step: float = 0.05) -> pd.DataFrame:
+    """Median price per carat in narrow weight bins: shows the jumps at popular sizes."""
+    bins = np.floor(appraisals["carat"] / step) * step
+    frame = appraisals.assign(
+        weight=bins.round(2), price_per_carat=appraisals["price"] / appraisals["carat"]
+    )
+    table = frame.groupby("weight")["price_per_carat"].agg(["median", "size"]).reset_index()
+    return table[table["size"] >= 5]
+
+
+def size_correlations(appraisals: pd.DataFrame) -> pd.DataFrame:
+    """Pearson correlations among carat, x, y, z (and depth, table, price for context)."""
+    return appraisals[["carat", "x", "y", "z", "depth", "table", "price"]].corr()
+
+
+def median_carat_by_grade(appraisals: pd.DataFrame, grade: str) -> pd.DataFrame:
+    """How big the stones of each grade are: the confounder behind raw price comparisons."""
+    grouped = appraisals.groupby(grade, observed=True)
+    return pd.DataFrame(
+        {
+            "stones": grouped.size(),
+            "median carat": grouped["carat"].median(),
+            "median price": grouped["price"].median(),
+        }
+    ).reset_index()

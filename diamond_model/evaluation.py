@@ -46,7 +46,7 @@ def summarise(folds: pd.DataFrame) -> pd.DataFrame:
 
 def learning_curve(
     appraisals: pd.DataFrame,
-    sizes: tuple[int, ...] = (250, 500, 1000, 2000, 3000, 4000),
+    sizes: tuple[int, ...] = (250, 500, 1000, 2000, 3000),
     n_splits: int = 5,
     seed: int = 0,
 ) -> pd.DataFrame:
@@ -59,7 +59,8 @@ def learning_curve(
         KFold(n_splits, shuffle=True, random_state=seed).split(stones)
     ):
         order = rng.permutation(train_idx)
-        for size in (s for s in sizes if s <= len(train_idx)):
+        # The requested sizes that fit, then the whole training fold as the last point.
+        for size in [s for s in sizes if s < len(train_idx)] + [len(train_idx)]:
             subset = order[:size]
             model = PriceModel().fit(stones.iloc[subset], prices[subset])
             metrics = price_metrics(prices[test_idx], model.predict(stones.iloc[test_idx]))

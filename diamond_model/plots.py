@@ -337,3 +337,38 @@ def interval_calibration(table: pd.DataFrame) -> go.Figure:
     figure.update_xaxes(title="Requested level (%)")
     figure.update_yaxes(title="Measured coverage (%)")
     return _finish(figure, "Are the ranges honest?")
+
+
+def price_per_carat_curve(table: pd.DataFrame) -> go.Figure:
+    """Median price per carat across weight bins, with the popular sizes marked."""
+    figure = go.Figure(
+        go.Scatter(
+            x=table["weight"], y=table["median"], mode="lines+markers", line={"color": "#264653"}
+        )
+    )
+    for size in (0.5, 1.0, 1.5, 2.0):
+        figure.add_vline(
+            x=size, line_dash="dot", line_color="#e76f51", annotation_text=f"{size:g} ct"
+        )
+    figure.update_xaxes(title="Carat (ct), 0.05 ct bins")
+    figure.update_yaxes(
+        title="Median price per carat ($/ct)", tickprefix="$", separatethousands=True
+    )
+    return _finish(figure, "Price per carat jumps at the popular sizes")
+
+
+def correlation_heatmap(correlations: pd.DataFrame) -> go.Figure:
+    """Correlation matrix as a labelled heatmap."""
+    figure = go.Figure(
+        go.Heatmap(
+            z=correlations.values,
+            x=correlations.columns,
+            y=correlations.index,
+            zmin=-1,
+            zmax=1,
+            colorscale="RdBu",
+            text=correlations.round(2).values,
+            texttemplate="%{text}",
+        )
+    )
+    return _finish(figure, "Correlations: carat, x, y and z measure the same thing", height=460)
