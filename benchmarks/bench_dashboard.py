@@ -12,10 +12,9 @@ from pathlib import Path
 from common import bundled_appraisals, report
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, dashboard_server  # noqa: E402
-
 from diamond_model.pipeline import Pipeline  # noqa: E402
 from diamond_model.settings import Settings  # noqa: E402
+from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, dashboard_server  # noqa: E402
 
 PAGES = {
     "Home": ("", "Model v1, trained"),
@@ -24,6 +23,7 @@ PAGES = {
     "Performance": ("Performance", "Data volume over batches"),
 }
 METRIC = '[data-testid="stMetricValue"]'
+CHANGED = "old => document.querySelector('[data-testid=\"stMetricValue\"]')?.innerText !== old"
 
 
 def main() -> None:
@@ -58,13 +58,24 @@ def main() -> None:
         page.get_by_text("Estimated price").wait_for()
         carat = page.get_by_role("spinbutton", name="Carat (ct)")
         updates = []
-        for value in ["0.70", "1.20", "0.90", "1.60", "0.55", "2.10", "1.05", "0.80", "1.35", "0.60"]:
+        for value in [
+            "0.70",
+            "1.20",
+            "0.90",
+            "1.60",
+            "0.55",
+            "2.10",
+            "1.05",
+            "0.80",
+            "1.35",
+            "0.60",
+        ]:
             old = page.locator(METRIC).first.inner_text()
             carat.fill(value)
             started = time.perf_counter()
             carat.press("Enter")
             page.wait_for_function(
-                "old => document.querySelector('[data-testid=\"stMetricValue\"]')?.innerText !== old",
+                CHANGED,
                 arg=old,
             )
             updates.append(time.perf_counter() - started)

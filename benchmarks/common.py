@@ -50,5 +50,6 @@ def report(name: str, seconds: list[float], target: float | None = None, unit: s
     p99 = percentile(seconds, 99) * scale
     verdict = ""
     if target is not None:
-        verdict = f"  target {target:g} {unit}: {'OK' if p50 <= target else 'MISSED'} ({p50 / target:.2f}x of target)"
+        status = "OK" if p50 <= target else "MISSED"
+        verdict = f"  target {target:g} {unit}: {status} ({p50 / target:.2f}x of target)"
     print(f"{name:48} p50 {p50:9.2f} {unit}  p99 {p99:9.2f} {unit}  n={len(seconds)}{verdict}")

@@ -43,6 +43,19 @@ def encode(frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
     return np.column_stack(columns)
 
 
+def encode_columns(
+    columns: dict[str, np.ndarray], features: Sequence[str], rows: np.ndarray | None = None
+) -> np.ndarray:
+    """Feature matrix from checked columns (grades as rank codes, -1 for missing)."""
+    out = []
+    for name in features:
+        values = columns[name] if rows is None else columns[name][rows]
+        if name in GRADES:
+            values = np.where(values < 0, np.nan, values.astype(float))
+        out.append(np.asarray(values, dtype=float))
+    return np.column_stack(out)
+
+
 class PriceModel(RegressorMixin, BaseEstimator):
     """Monotone-in-the-4Cs price regressor on log(price) with exact additive explanations.
 

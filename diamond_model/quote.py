@@ -13,10 +13,10 @@ import numpy as np
 import pandas as pd
 
 from diamond_model.explain import Explanation, explain
-from diamond_model.model import encode
+from diamond_model.model import encode_columns
 from diamond_model.schema import GRADES, LABELS, MEASUREMENTS, STONE_COLUMNS, UNITS
 from diamond_model.training import NUMERIC_DOMAIN, PricingModel
-from diamond_model.validation import read_csv, validate
+from diamond_model.validation import check, read_csv, validate
 
 RARE_GRADE_COUNT = 10
 
@@ -75,11 +75,13 @@ class QuoteBatch:
         return out
 
 
-def _domain_warnings(model: PricingModel, stones: pd.DataFrame) -> list[list[str]]:
-    warnings: list[list[str]] = [[] for _ in range(len(stones))]
+def _domain_warnings(
+    model: PricingModel, columns: dict[str, np.ndarray], n: int
+) -> list[list[str]]:
+    warnings: list[list[str]] = [[] for _ in range(n)]
     for name in NUMERIC_DOMAIN:
         low, high = model.domain.ranges[name]
-        values = stones[name].to_numpy(dtype=float)
+        values = columns[name]
         with np.errstate(invalid="ignore"):
             outside = np.flatnonzero((values < low) | (values > high))
         unit = UNITS[name]
@@ -91,7 +93,7 @@ def _domain_warnings(model: PricingModel, stones: pd.DataFrame) -> list[list[str
     for grade, counts in model.domain.grade_counts.items():
         scale = GRADES[grade]
         seen = np.array([counts.get(value, 0) for value in scale])
-        codes = stones[grade].cat.codes.to_numpy()
+        codes = columns[grade]
         for position in np.flatnonzero(seen[codes] < RARE_GRADE_COUNT):
             value = scale[codes[position]]
             warnings[position].append(
@@ -101,33 +103,31 @@ def _domain_warnings(model: PricingModel, stones: pd.DataFrame) -> list[list[str
     return warnings
 
 
-def quote_frame(
-    model: PricingModel,
-    frame: pd.DataFrame,
-    level: float,
-    explain_prices: bool = True,
-    lines: np.ndarray | None = None,
-    decimal_comma: bool = False,
-) -> QuoteBatch:
-    """Validate and price every row of `frame`; bad rows get an error instead of a price."""
-    frame = frame.reset_index(drop=True)
-    result = validate(frame, "pricing", lines=lines, decimal_comma=decimal_comma)
-    stones = result.accepted
-    positions = stones.index.to_numpy(dtype=int)
-    missing_mask = stones[list(MEASUREMENTS)].isna().to_numpy() if len(stones) else np.zeros((0, 5))
-    incomplete = missing_mask.any(axis=1)
-    warnings = _domain_warnings(model, stones) if len(stones) else []
+def _shown(name: str, value: object) -> object:
+    """A cell as the explanation shows it: grade names for codes, None for missing numbers."""
+    if name in GRADES:
+        return GRADES[name][int(value)]
+    return None if value != value else float(value)
 
-    quotes: list[Quote | None] = [None] * len(stones)
-    cells = {name: stones[name].to_numpy(dtype=object) for name in STONE_COLUMNS}
+
+def price_columns(
+    model: PricingModel, columns: dict[str, np.ndarray], level: float, explain_prices: bool = True
+) -> list[Quote]:
+    """Quotes for valid, checked stones given as columns (see `validation.check`)."""
+    n = len(columns["carat"])
+    if n == 0:
+        return []
+    missing_mask = np.column_stack([np.isnan(columns[name]) for name in MEASUREMENTS])
+    incomplete = missing_mask.any(axis=1)
+    warnings = _domain_warnings(model, columns, n)
+    quotes: list[Quote | None] = [None] * n
     for variant, rows in (("full", ~incomplete), ("reduced", incomplete)):
         index = np.flatnonzero(rows)
         if not len(index):
             continue
         regressor = model.regressor(variant)
         features = list(regressor.features)
-        subset = stones if len(index) == len(stones) else stones.iloc[index]
-        matrix = encode(subset, features)
+        matrix = encode_columns(columns, features, None if len(index) == n else index)
         calibration = model.calibration(variant, level)
         if explain_prices:
             base, contributions = regressor.contributions_matrix(matrix)
@@ -140,11 +140,13 @@ def quote_frame(
             explanation = None
             price = float(prices[k])
             if explain_prices:
-                values = {name: _present(cells[name][position]) for name in features}
+                values = {name: _shown(name, columns[name][position]) for name in STONE_COLUMNS}
                 explanation = explain(float(base[k]), contributions[k], features, values)
                 price = explanation.price
             low, high = calibration.bounds(price)
-            missing = tuple(np.asarray(MEASUREMENTS)[missing_mask[position]])
+            missing = tuple(
+                name for name, gap in zip(MEASUREMENTS, missing_mask[position], strict=True) if gap
+            )
             notes = list(warnings[position])
             if missing:
                 notes.insert(
@@ -162,28 +164,38 @@ def quote_frame(
                 warnings=tuple(notes),
                 explanation=explanation,
             )
+    return [q for q in quotes if q is not None]
+
+
+def quote_frame(
+    model: PricingModel,
+    frame: pd.DataFrame,
+    level: float,
+    explain_prices: bool = True,
+    lines: np.ndarray | None = None,
+    decimal_comma: bool = False,
+) -> QuoteBatch:
+    """Validate and price every row of `frame`; bad rows get an error instead of a price."""
+    frame = frame.reset_index(drop=True)
+    result = validate(frame, "pricing", lines=lines, decimal_comma=decimal_comma)
+    stones = result.accepted
+    columns = {
+        name: stones[name].cat.codes.to_numpy() if name in GRADES else stones[name].to_numpy(float)
+        for name in STONE_COLUMNS
+    }
     errors = {}
     if not result.rejections.empty:
-        line_to_position = dict(
-            zip(
-                (np.arange(1, len(frame) + 1) if lines is None else np.asarray(lines)).tolist(),
-                range(len(frame)),
-                strict=True,
-            )
-        )
+        line_numbers = np.arange(1, len(frame) + 1) if lines is None else np.asarray(lines)
+        line_to_position = {line: k for k, line in enumerate(line_numbers.tolist())}
         for line, reason in result.reasons_by_line().itertuples(index=False):
             errors[line_to_position[line]] = reason
     return QuoteBatch(
         n_rows=len(frame),
-        positions=positions,
-        quotes=[q for q in quotes if q is not None],
+        positions=stones.index.to_numpy(dtype=int),
+        quotes=price_columns(model, columns, level, explain_prices),
         rejections=result.rejections,
         errors=errors,
     )
-
-
-def _present(value: object) -> object:
-    return None if value is None or value != value else value
 
 
 OUTPUT_COLUMNS = ("price_estimate", "price_low", "price_high", "error")
@@ -236,11 +248,15 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
 def quote_stone(
     model: PricingModel, stone: Mapping[str, object], level: float, explain_prices: bool = True
 ) -> Quote:
-    """Price one stone given as a mapping (carat, cut, color, clarity, optional measurements)."""
-    row = {name: stone.get(name) for name in STONE_COLUMNS}
-    frame = pd.DataFrame([row])
-    batch = quote_frame(model, frame, level, explain_prices=explain_prices)
-    if not batch.quotes:
-        problems = [(r.column, r.value, r.reason) for r in batch.rejections.itertuples(index=False)]
-        raise InvalidStoneError(problems)
-    return batch.quotes[0]
+    """Price one stone given as a mapping (carat, cut, color, clarity, optional measurements).
+
+    Goes straight from the mapping to numpy arrays (no DataFrame): this is the hot path of the
+    API and the dashboard.
+    """
+    cells = {name: np.array([stone.get(name)], dtype=object) for name in STONE_COLUMNS}
+    checked = check(cells, 1, "pricing")
+    if checked.problems:
+        raise InvalidStoneError(
+            [(column, value, reason) for _, column, value, reason in checked.problems]
+        )
+    return price_columns(model, checked.columns, level, explain_prices)[0]

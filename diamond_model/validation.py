@@ -239,6 +239,102 @@ def _problems(
     return out
 
 
+@dataclass(frozen=True)
+class Checked:
+    """Typed columns as numpy arrays (numbers: float with NaN; grades: rank codes with -1) and the
+    problems found, by row position. The fast core under `validate`, also used to price one stone
+    without building a DataFrame."""
+
+    columns: dict[str, np.ndarray]
+    problems: list[Problem]
+    bad: np.ndarray
+    ignored: list[str]
+    n: int
+
+
+def check(
+    cells: dict[str, np.ndarray], n: int, purpose: Purpose, decimal_comma: bool = False
+) -> Checked:
+    """Check columns of raw cells (keys already lower-case); never raises for a bad row."""
+    required = required_columns(purpose)
+    missing = [name for name in required if name not in cells]
+    if missing:
+        raise UnusableFileError(
+            f"Required column(s) missing: {', '.join(missing)}. "
+            f"The file needs a header row with: {', '.join(required)} (any order, any letter case)."
+        )
+    known = APPRAISAL_COLUMNS if purpose == "appraisal" else STONE_COLUMNS
+    ignored = [name for name in cells if name not in known]
+    problems: list[Problem] = []
+    typed: dict[str, np.ndarray] = {}
+
+    for column in known:
+        if column not in cells:
+            typed[column] = (
+                np.full(n, -1, dtype=np.int8) if column in GRADES else np.full(n, np.nan)
+            )
+            continue
+        values = cells[column]
+        label = LABELS[column]
+        if column in GRADES:
+            codes, blank = _parse_grades(values, column)
+            accepted = ", ".join(GRADES[column])
+            problems += _problems(
+                (codes < 0) & ~blank,
+                column,
+                values,
+                lambda _, text, c=column, a=accepted: (
+                    f"'{text}' is not a {c} grade; use one of {a}"
+                ),
+            )
+            typed[column] = codes
+        else:
+            numbers, blank = _parse_numbers(values, decimal_comma)
+            junk = np.isnan(numbers) & ~blank
+            problems += _problems(junk, column, values, f"{label} must be a number")
+            rng = RANGES[column]
+            with np.errstate(invalid="ignore"):
+                below = numbers <= rng.low if not rng.low_inclusive else numbers < rng.low
+                outside = below | (numbers > rng.high)
+            reason = f"{label} must be {rng.describe(UNITS[column])}"
+            problems += _problems(outside, column, values, reason)
+            numbers[outside] = np.nan
+            typed[column] = numbers
+        if column in required or purpose == "appraisal":
+            reason = f"{label} is required but the cell is empty"
+            problems += _problems(blank, column, values, reason)
+
+    if all(name in cells for name in ("depth", "x", "y", "z")):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            implied = 200.0 * typed["z"] / (typed["x"] + typed["y"])
+            inconsistent = np.abs(implied - typed["depth"]) > DEPTH_TOLERANCE_POINTS
+
+        def depth_reason(position: int, _: str) -> str:
+            return (
+                "depth % disagrees with the measurements: 2·z/(x+y) gives "
+                f"{implied[position]:.1f} %; correct depth, x, y or z "
+                f"(tolerance ±{DEPTH_TOLERANCE_POINTS:g} points)"
+            )
+
+        problems += _problems(inconsistent, "depth", cells["depth"], depth_reason)
+
+    bad = np.zeros(n, dtype=bool)
+    if problems:
+        bad[[p[0] for p in problems]] = True
+    return Checked(columns=typed, problems=problems, bad=bad, ignored=ignored, n=n)
+
+
+def typed_frame(columns: dict[str, np.ndarray], index: pd.Index | None = None) -> pd.DataFrame:
+    """Checked columns as a DataFrame with grades as ordered categories."""
+    data = {
+        name: pd.Categorical.from_codes(values, dtype=grade_dtype(name))
+        if name in GRADES
+        else values
+        for name, values in columns.items()
+    }
+    return pd.DataFrame(data, index=index)
+
+
 def validate(
     frame: pd.DataFrame,
     purpose: Purpose,
@@ -251,83 +347,15 @@ def validate(
     the 4Cs; depth, table and x/y/z may be absent or empty, and any price column is ignored.
     Accepted rows keep the index of `frame` and gain a `line` column.
     """
-    names = [str(name).strip().lower() for name in frame.columns]
-    required = required_columns(purpose)
-    missing = [name for name in required if name not in names]
-    if missing:
-        raise UnusableFileError(
-            f"Required column(s) missing: {', '.join(missing)}. "
-            f"The file needs a header row with: {', '.join(required)} (any order, any letter case)."
-        )
-    known = APPRAISAL_COLUMNS if purpose == "appraisal" else STONE_COLUMNS
-    ignored = [name for name in names if name not in known]
-    position_of = {name: k for k, name in enumerate(names)}
     n = len(frame)
+    cells = {
+        str(name).strip().lower(): frame.iloc[:, k].to_numpy(dtype=object)
+        for k, name in enumerate(frame.columns)
+    }
+    checked = check(cells, n, purpose, decimal_comma)
     line_numbers = np.arange(1, n + 1) if lines is None else np.asarray(lines)
-    problems: list[Problem] = []
-    typed: dict[str, object] = {}
-    cells_of: dict[str, np.ndarray] = {}
-
-    for column in known:
-        if column not in position_of:
-            typed[column] = (
-                pd.Categorical.from_codes(np.full(n, -1), dtype=grade_dtype(column))
-                if column in GRADES
-                else np.full(n, np.nan)
-            )
-            continue
-        cells = frame.iloc[:, position_of[column]].to_numpy(dtype=object)
-        cells_of[column] = cells
-        label = LABELS[column]
-        if column in GRADES:
-            codes, blank = _parse_grades(cells, column)
-            accepted = ", ".join(GRADES[column])
-            problems += _problems(
-                (codes < 0) & ~blank,
-                column,
-                cells,
-                lambda _, text, c=column, a=accepted: (
-                    f"'{text}' is not a {c} grade; use one of {a}"
-                ),
-            )
-            typed[column] = pd.Categorical.from_codes(codes, dtype=grade_dtype(column))
-        else:
-            numbers, blank = _parse_numbers(cells, decimal_comma)
-            problems += _problems(
-                np.isnan(numbers) & ~blank, column, cells, f"{label} must be a number"
-            )
-            rng = RANGES[column]
-            with np.errstate(invalid="ignore"):
-                below = numbers <= rng.low if not rng.low_inclusive else numbers < rng.low
-                outside = below | (numbers > rng.high)
-            problems += _problems(
-                outside, column, cells, f"{label} must be {rng.describe(UNITS[column])}"
-            )
-            numbers[outside] = np.nan
-            typed[column] = numbers
-        if column in required or purpose == "appraisal":
-            problems += _problems(
-                blank, column, cells, f"{label} is required but the cell is empty"
-            )
-
-    if all(name in cells_of for name in ("depth", "x", "y", "z")):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            implied = 200.0 * typed["z"] / (typed["x"] + typed["y"])  # type: ignore[operator]
-            inconsistent = np.abs(implied - typed["depth"]) > DEPTH_TOLERANCE_POINTS  # type: ignore[operator]
-
-        def depth_reason(position: int, _: str) -> str:
-            return (
-                "depth % disagrees with the measurements: 2·z/(x+y) gives "
-                f"{implied[position]:.1f} %; correct depth, x, y or z "
-                f"(tolerance ±{DEPTH_TOLERANCE_POINTS:g} points)"
-            )
-
-        problems += _problems(inconsistent, "depth", cells_of["depth"], depth_reason)
-
-    bad = np.zeros(n, dtype=bool)
-    if problems:
-        bad[[p[0] for p in problems]] = True
-    accepted_frame = pd.DataFrame(typed, index=frame.index)
+    problems, bad = list(checked.problems), checked.bad.copy()
+    accepted_frame = typed_frame(checked.columns, frame.index)
 
     if purpose == "appraisal" and n > 1:
         keys = pd.util.hash_pandas_object(accepted_frame, index=False).to_numpy()
@@ -354,7 +382,7 @@ def validate(
     return ValidationResult(
         accepted=accepted_frame,
         rejections=rejections.reset_index(drop=True),
-        ignored_columns=ignored,
+        ignored_columns=checked.ignored,
         total_rows=n,
     )
 

@@ -74,6 +74,8 @@ def api_server(env: dict[str, str], workers: int = 1) -> Iterator[str]:
         str(workers),
         "--log-level",
         "warning",
+        "--http",
+        "app.server:NoDelayH11Protocol",
     ]
     base = f"http://127.0.0.1:{port}"
     with running(command, env, f"{base}/health"):
