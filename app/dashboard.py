@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitSecretNotFoundError
 
 from app.services import Services
 from diamond_model.access import check_access_code, current_access_code
@@ -17,7 +20,22 @@ ROUNDING = {"mape": 2, "mae": 0, "rmse": 0, "r2": 4, "coverage": 1}
 @st.cache_resource(show_spinner=False)
 def _services(database_url: str, instance_dir: str) -> Services:
     """One Services per database per server process (model cache, engine pool)."""
-    return Services.create(Settings(database_url=database_url, instance_dir=instance_dir))
+    code = _secret_code()
+    overrides = {} if code is None else {"access_code": code}
+    return Services.create(
+        Settings(database_url=database_url, instance_dir=instance_dir, **overrides)
+    )
+
+
+def _secret_code() -> str | None:
+    """The access code from Streamlit secrets (`DIAMOND_ACCESS_CODE` in secrets.toml), if any."""
+    if "DIAMOND_ACCESS_CODE" in os.environ:
+        return None  # the environment wins; Settings reads it
+    try:
+        value = st.secrets.get("DIAMOND_ACCESS_CODE")
+    except (FileNotFoundError, StreamlitSecretNotFoundError):
+        return None
+    return str(value) if value else None
 
 
 def services() -> Services:

@@ -10,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from diamond_model.explain import Explanation
 from diamond_model.quote import Quote
-from diamond_model.schema import CLARITIES, COLORS, CUTS, GRADE_HELP, RANGES
+from diamond_model.schema import CLARITIES, COLORS, CUTS, EXAMPLE_STONE, GRADE_HELP, RANGES
 
 # Stored times are naive UTC (SQLite keeps no zone); the API says so explicitly.
 UtcDatetime = Annotated[
@@ -52,17 +52,7 @@ CLARITY_FIELD = Field(
     description=f"Clarity grade, worst to best: {', '.join(CLARITIES)}. {_help('clarity')}"
 )
 
-STONE_EXAMPLE = {
-    "carat": 1.1,
-    "cut": "Ideal",
-    "color": "H",
-    "clarity": "SI2",
-    "depth": 62.0,
-    "table": 55.0,
-    "x": 6.61,
-    "y": 6.65,
-    "z": 4.11,
-}
+STONE_EXAMPLE = EXAMPLE_STONE
 
 
 class Stone(BaseModel):

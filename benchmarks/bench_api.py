@@ -14,25 +14,14 @@ import time
 from pathlib import Path
 
 import httpx
-from common import bundled_appraisals, many_appraisals, percentile, report
+from common import many_appraisals, percentile, report, seeded_instance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from diamond_model.pipeline import Pipeline  # noqa: E402
-from diamond_model.settings import Settings  # noqa: E402
+from diamond_model.schema import EXAMPLE_STONE
 from tests.e2e.server import api_server  # noqa: E402
 
 KEY = "bench-key"
-STONE = {
-    "carat": 1.1,
-    "cut": "Ideal",
-    "color": "H",
-    "clarity": "SI2",
-    "depth": 62.0,
-    "table": 55.0,
-    "x": 6.61,
-    "y": 6.65,
-    "z": 4.11,
-}
+STONE = EXAMPLE_STONE
 
 
 def concurrent_quotes(base: str, clients: int, per_client: int) -> tuple[list[float], float]:
@@ -115,12 +104,7 @@ def eight_clients(base: str, label: str) -> None:
 def main() -> None:
     print("== REST API (uvicorn on loopback; load generator on the same 2 cores) ==")
     with tempfile.TemporaryDirectory() as folder:
-        settings = Settings(instance_dir=Path(folder), auto_retrain=False)
-        pipeline = Pipeline.from_settings(settings)
-        pipeline.store.create_schema()
-        pipeline.store.ingest(bundled_appraisals().to_csv(index=False).encode(), "seed.csv")
-        pipeline.retrain()
-        pipeline.store.dispose()
+        seeded_instance(folder)
         env = {"DIAMOND_INSTANCE_DIR": folder, "DIAMOND_ACCESS_CODE": KEY}
         with api_server(env) as base, httpx.Client(base_url=base, timeout=60) as client:
             single, _ = concurrent_quotes(base, 1, 300)

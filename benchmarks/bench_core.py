@@ -9,21 +9,12 @@ from common import bundled_appraisals, many_appraisals, report, timings
 
 from diamond_model.pipeline import Pipeline
 from diamond_model.quote import price_table, quote_stone
+from diamond_model.schema import EXAMPLE_STONE
 from diamond_model.settings import Settings
 from diamond_model.training import fit_pricing_model
 from diamond_model.validation import validate_csv
 
-STONE = {
-    "carat": 1.1,
-    "cut": "Ideal",
-    "color": "H",
-    "clarity": "SI2",
-    "depth": 62.0,
-    "table": 55.0,
-    "x": 6.61,
-    "y": 6.65,
-    "z": 4.11,
-}
+STONE = EXAMPLE_STONE
 
 
 def main() -> None:

@@ -9,11 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import bundled_appraisals, report
+from common import report, seeded_instance
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from diamond_model.pipeline import Pipeline  # noqa: E402
-from diamond_model.settings import Settings  # noqa: E402
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, dashboard_server  # noqa: E402
 
 PAGES = {
@@ -31,12 +29,7 @@ def main() -> None:
 
     print("== dashboard (streamlit + headless Chromium) ==")
     folder = tempfile.mkdtemp()
-    settings = Settings(instance_dir=Path(folder), auto_retrain=False)
-    pipeline = Pipeline.from_settings(settings)
-    pipeline.store.create_schema()
-    pipeline.store.ingest(bundled_appraisals().to_csv(index=False).encode(), "seed.csv")
-    pipeline.retrain()
-    pipeline.store.dispose()
+    seeded_instance(folder)
     env = {"DIAMOND_INSTANCE_DIR": folder, "DIAMOND_ACCESS_CODE": "bench"}
     with dashboard_server(env) as base, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)

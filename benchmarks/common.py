@@ -5,17 +5,28 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from diamond_model.pipeline import BUNDLED_DATASET
+from diamond_model.pipeline import BUNDLED_DATASET, Pipeline
+from diamond_model.settings import Settings
 from diamond_model.validation import validate_csv
 
 
 def bundled_appraisals() -> pd.DataFrame:
     _, result = validate_csv(BUNDLED_DATASET.read_bytes(), "appraisal")
     return result.accepted.drop(columns="line").reset_index(drop=True)
+
+
+def seeded_instance(folder: str) -> None:
+    """An instance folder whose SQLite database holds the bundled data and a trained champion."""
+    pipeline = Pipeline.from_settings(Settings(instance_dir=Path(folder), auto_retrain=False))
+    pipeline.store.create_schema()
+    pipeline.store.ingest(bundled_appraisals().to_csv(index=False).encode(), "seed.csv")
+    pipeline.retrain()
+    pipeline.store.dispose()
 
 
 def many_appraisals(n: int, seed: int = 0) -> pd.DataFrame:

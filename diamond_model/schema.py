@@ -58,6 +58,21 @@ APPRAISAL_COLUMNS: tuple[str, ...] = (
     "z",
 )
 
+# A real row of the bundled data (line 2): the example in docs, templates, tests and benchmarks.
+EXAMPLE_APPRAISAL: dict[str, object] = {
+    "carat": 1.1,
+    "cut": "Ideal",
+    "color": "H",
+    "clarity": "SI2",
+    "depth": 62.0,
+    "table": 55.0,
+    "price": 4733,
+    "x": 6.61,
+    "y": 6.65,
+    "z": 4.11,
+}
+EXAMPLE_STONE: dict[str, object] = {k: v for k, v in EXAMPLE_APPRAISAL.items() if k != "price"}
+
 UNITS: dict[str, str] = {
     "carat": "ct",
     "depth": "%",

@@ -9,7 +9,7 @@ from app.dashboard import ROUNDING, appraisals, expert_gate, services
 from diamond_model.analysis import distribution_shift
 from diamond_model.pipeline import RetrainInProgressError, RetrainOutcome
 from diamond_model.registry import RegistryError
-from diamond_model.schema import APPRAISAL_COLUMNS, GRADES
+from diamond_model.schema import APPRAISAL_COLUMNS, EXAMPLE_APPRAISAL, GRADES
 from diamond_model.store import AlreadyIngestedError, FileTooLargeError
 from diamond_model.training import NotEnoughDataError
 from diamond_model.validation import UnusableFileError
@@ -60,22 +60,7 @@ def retrain(trigger: str, force: bool = False) -> None:
 
 # ---- upload ------------------------------------------------------------------------------------
 st.header("Upload appraisals")
-template = pd.DataFrame(
-    [
-        {
-            "carat": 1.1,
-            "cut": "Ideal",
-            "color": "H",
-            "clarity": "SI2",
-            "depth": 62.0,
-            "table": 55.0,
-            "price": 4733,
-            "x": 6.61,
-            "y": 6.65,
-            "z": 4.11,
-        }
-    ]
-)[list(APPRAISAL_COLUMNS)]
+template = pd.DataFrame([EXAMPLE_APPRAISAL])[list(APPRAISAL_COLUMNS)]
 st.download_button(
     "Download a template CSV", template.to_csv(index=False), "appraisals-template.csv", "text/csv"
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,17 @@ from diamond_model.pipeline import Pipeline
 from diamond_model.settings import Settings
 
 API_KEY = "expert-key-for-tests"
+
+
+def wait_for_run(client: object, url: str, timeout: float = 90) -> dict:
+    """Poll a training run (TestClient or httpx.Client) until it is no longer running."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = client.get(url).json()  # type: ignore[attr-defined]
+        if run["status"] != "running":
+            return run
+        time.sleep(0.2)
+    raise AssertionError(f"run at {url} still running after {timeout}s")
 
 
 @pytest.fixture(scope="session")

@@ -2,26 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.app.conftest import API_KEY
+from diamond_model.schema import EXAMPLE_STONE
+from tests.app.conftest import API_KEY, wait_for_run
 
 KEY = {"X-API-Key": API_KEY}
-STONE = {
-    "carat": 1.1,
-    "cut": "Ideal",
-    "color": "H",
-    "clarity": "SI2",
-    "depth": 62.0,
-    "table": 55.0,
-    "x": 6.61,
-    "y": 6.65,
-    "z": 4.11,
-}
+STONE = EXAMPLE_STONE
 
 
 def assert_problem(response, status: int, fragment: str) -> dict:  # noqa: ANN001
@@ -31,16 +20,6 @@ def assert_problem(response, status: int, fragment: str) -> dict:  # noqa: ANN00
     assert body["status"] == status and body["title"] and body["type"].startswith("/problems/")
     assert fragment in body["detail"], body["detail"]
     return body
-
-
-def wait_for_run(client: TestClient, url: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = client.get(url).json()
-        if run["status"] != "running":
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run at {url} still running after {timeout}s")
 
 
 # ---- service ----------------------------------------------------------------------------------

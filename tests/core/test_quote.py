@@ -8,19 +8,10 @@ import pytest
 
 from diamond_model.intervals import calibrate
 from diamond_model.quote import InvalidStoneError, neutralise_formulas, price_table, quote_stone
+from diamond_model.schema import EXAMPLE_STONE
 from diamond_model.training import PricingModel, evaluate
 
-STONE = {
-    "carat": 1.1,
-    "cut": "Ideal",
-    "color": "H",
-    "clarity": "SI2",
-    "depth": 62.0,
-    "table": 55.0,
-    "x": 6.61,
-    "y": 6.65,
-    "z": 4.11,
-}
+STONE = EXAMPLE_STONE
 
 
 def test_quote_has_price_interval_and_explanation(pricing_model: PricingModel) -> None:

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pandas as pd
 import pytest
 
 from diamond_model.pipeline import Pipeline
 from diamond_model.settings import Settings
-from tests.app.conftest import API_KEY
+from tests.app.conftest import API_KEY, wait_for_run
 from tests.conftest import _postgres_database
 from tests.e2e.server import api_server
 
 KEY = {"X-API-Key": API_KEY}
 STONE = {"carat": 0.9, "cut": "Very Good", "color": "F", "clarity": "VS2"}
-
-
-def wait_for_run(client: httpx.Client, url: str, timeout: float = 90) -> dict:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = client.get(url).json()
-        if run["status"] != "running":
-            return run
-        time.sleep(0.3)
-    raise AssertionError(f"{url} still running")
 
 
 def test_real_server_prices_ingests_and_retrains(
