@@ -210,37 +210,30 @@ class BatchOut(BaseModel):
     results: list[BatchItem]
 
 
-class ComparableOut(BaseModel):
+class StoredAppraisal(BaseModel):
+    """An appraisal as stored: its batch, its line in the uploaded file, and the ten columns."""
+
     batch_id: int
     line: int
-    uploaded_at: UtcDatetime | None
-    carat: float
+    carat: float = Field(description="ct")
     cut: str
     color: str
     clarity: str
-    depth: float
-    table: float
-    x: float
-    y: float
-    z: float
-    price: float
+    depth: float = Field(description="%")
+    table: float = Field(description="%")
+    price: float = Field(description="$")
+    x: float = Field(description="mm")
+    y: float = Field(description="mm")
+    z: float = Field(description="mm")
+
+
+class ComparableOut(StoredAppraisal):
+    uploaded_at: UtcDatetime | None
     distance: float = Field(description="0 = identical weight and grades; 0.08 ≈ one grade apart.")
 
 
-class AppraisalOut(BaseModel):
+class AppraisalOut(StoredAppraisal):
     id: int
-    batch_id: int
-    line: int
-    carat: float
-    cut: str
-    color: str
-    clarity: str
-    depth: float
-    table: float
-    price: float
-    x: float
-    y: float
-    z: float
 
 
 class AppraisalPage(BaseModel):

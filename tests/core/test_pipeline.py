@@ -24,6 +24,14 @@ def shuffled_prices(appraisals: pd.DataFrame, rows: int, seed: int = 1) -> bytes
     return corrupted.to_csv(index=False).encode()
 
 
+def two_versions(pipeline: Pipeline, appraisals: pd.DataFrame) -> None:
+    """Two batches, a model after each: v2 (more data) is the champion."""
+    pipeline.store.ingest(appraisals.iloc[:1200].to_csv(index=False).encode(), "a.csv")
+    pipeline.retrain()
+    pipeline.store.ingest(appraisals.iloc[1200:2400].to_csv(index=False).encode(), "b.csv")
+    assert pipeline.retrain().promoted
+
+
 def test_first_retrain_promotes_and_records_the_run(pipeline: Pipeline, small_csv: bytes) -> None:
     pipeline.store.ingest(small_csv, "a.csv")
     outcome = pipeline.retrain()
@@ -117,10 +125,7 @@ def test_failed_retrain_is_recorded(pipeline: Pipeline) -> None:
 def test_promote_and_rollback_switch_the_champion(
     pipeline: Pipeline, appraisals: pd.DataFrame
 ) -> None:
-    pipeline.store.ingest(appraisals.iloc[:1200].to_csv(index=False).encode(), "a.csv")
-    pipeline.retrain()
-    pipeline.store.ingest(appraisals.iloc[1200:2400].to_csv(index=False).encode(), "b.csv")
-    pipeline.retrain(force=True)
+    two_versions(pipeline, appraisals)
     pipeline.registry.promote(1)
     assert pipeline.registry.champion_version() == 1
     pipeline.registry.promote(2)
@@ -140,10 +145,7 @@ def test_rollback_needs_an_earlier_champion(pipeline: Pipeline, small_csv: bytes
 def test_another_process_picks_up_a_new_champion_without_restart(
     pipeline: Pipeline, appraisals: pd.DataFrame
 ) -> None:
-    pipeline.store.ingest(appraisals.iloc[:1200].to_csv(index=False).encode(), "a.csv")
-    pipeline.retrain()
-    pipeline.store.ingest(appraisals.iloc[1200:2400].to_csv(index=False).encode(), "b.csv")
-    pipeline.retrain()
+    two_versions(pipeline, appraisals)
     other = Pipeline.from_settings(pipeline.settings)  # its own engine, like another process
     cache = other.cache()
     assert cache.get()[0] == 2
