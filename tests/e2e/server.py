@@ -74,8 +74,10 @@ def api_server(env: dict[str, str], workers: int = 1) -> Iterator[str]:
         str(workers),
         "--log-level",
         "warning",
+        "--loop",
+        "uvloop",
         "--http",
-        "app.server:NoDelayH11Protocol",
+        "app.server:NoDelayHttpToolsProtocol",
     ]
     base = f"http://127.0.0.1:{port}"
     with running(command, env, f"{base}/health"):
