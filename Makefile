@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install init run api test lint format bench clean
+.PHONY: install init run api test lint format bench notebook clean
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ format: install
 
 bench: init
 	$(PY) benchmarks/run_all.py
+
+notebook: install  # re-execute exploration.ipynb in place, refreshing its committed outputs
+	$(PY) -c "import nbformat; from nbclient import NotebookClient; nb = nbformat.read('exploration.ipynb', 4); NotebookClient(nb, timeout=600, kernel_name='python3').execute(); nbformat.write(nb, 'exploration.ipynb')"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info
