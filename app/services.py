@@ -6,12 +6,11 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 from diamond_model.pipeline import Pipeline, RetrainOutcome, RunTicket
 from diamond_model.quote import Quote, quote_stone
 from diamond_model.registry import Registry
-from diamond_model.settings import Settings, get_settings
+from diamond_model.settings import Settings
 from diamond_model.store import Store
 from diamond_model.training import PricingModel
 
@@ -90,9 +89,3 @@ class Services:
     def close(self) -> None:
         self.wait_for_background()
         self.pipeline.store.dispose()
-
-
-@lru_cache(maxsize=1)
-def default_services() -> Services:
-    """The process-wide services built from the environment's settings."""
-    return Services.create(get_settings())

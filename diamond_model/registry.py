@@ -66,6 +66,24 @@ def json_safe(values: dict[str, float]) -> dict[str, float | None]:
     }
 
 
+def _info(row: ModelVersion, champion: int | None) -> VersionInfo:
+    return VersionInfo(
+        version=row.version,
+        created_at=row.created_at,
+        algorithm=row.algorithm,
+        train_rows=row.train_rows,
+        holdout_rows=row.holdout_rows,
+        max_batch_id=row.max_batch_id,
+        data_fingerprint=row.data_fingerprint,
+        metrics=row.metrics,
+        calibration=row.calibration,
+        params=row.params,
+        status=row.status,
+        training_seconds=row.training_seconds,
+        is_champion=row.version == champion,
+    )
+
+
 class Registry:
     """Model versions stored in the same database as the appraisals."""
 
@@ -172,30 +190,17 @@ class Registry:
         return deserialize(blob)
 
     def info(self, version: int) -> VersionInfo | None:
-        return next((v for v in self.versions() if v.version == version), None)
+        """One version's provenance and metrics (a single-row read, artefact not loaded)."""
+        champion = self.champion_version()
+        with self.store.session() as session:
+            row = session.get(ModelVersion, version)
+            return None if row is None else _info(row, champion)
 
     def versions(self) -> list[VersionInfo]:
         champion = self.champion_version()
         with self.store.session() as session:
             rows = session.scalars(select(ModelVersion).order_by(ModelVersion.version)).all()
-            return [
-                VersionInfo(
-                    version=row.version,
-                    created_at=row.created_at,
-                    algorithm=row.algorithm,
-                    train_rows=row.train_rows,
-                    holdout_rows=row.holdout_rows,
-                    max_batch_id=row.max_batch_id,
-                    data_fingerprint=row.data_fingerprint,
-                    metrics=row.metrics,
-                    calibration=row.calibration,
-                    params=row.params,
-                    status=row.status,
-                    training_seconds=row.training_seconds,
-                    is_champion=row.version == champion,
-                )
-                for row in rows
-            ]
+            return [_info(row, champion) for row in rows]
 
     def versions_frame(self) -> pd.DataFrame:
         """One row per version with its headline metrics, for tables and charts."""
