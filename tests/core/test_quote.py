@@ -111,3 +111,15 @@ def test_conformal_offsets_cover_the_requested_share(level: float) -> None:
 def test_calibration_needs_residuals() -> None:
     with pytest.raises(ValueError, match="at least two calibration residuals"):
         calibrate(np.array([0.1]), 0.9)
+
+
+def test_small_steps_can_be_grouped_and_still_add_up(pricing_model: PricingModel) -> None:
+    from diamond_model.explain import group_small
+
+    explanation = quote_stone(pricing_model, STONE, 0.9).explanation
+    grouped = group_small(explanation, min_percent=5.0)
+    assert grouped.steps[-1].feature == "other"
+    assert all(abs(step.percent) >= 5.0 for step in grouped.steps[:-1])
+    assert len(grouped.steps) < len(explanation.steps)
+    total = grouped.base_price + sum(step.dollars for step in grouped.steps)
+    assert total == pytest.approx(explanation.price, abs=0.011)
