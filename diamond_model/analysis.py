@@ -1,18 +1,28 @@
-"""Questions people ask of a price and of the data: what if, carat curve, held-out diagnostics,
-grade effects with carat held similar, and how a new batch differs from what the model knows."""
+"""Questions people ask of a price and of the data: what if, the carat curve, the trade's price
+grid, held-out diagnostics, what the model relies on, and the data's own structure."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
+from diamond_model.evaluation import CARAT_GROUPS, PRICE_GROUPS, band, coverage_by_group
+from diamond_model.kinds import Inputs
+from diamond_model.model import PricingModel
+from diamond_model.pricing import estimate
 from diamond_model.quote import quote_frame
-from diamond_model.schema import GRADES, MEASUREMENTS, STONE_COLUMNS
-from diamond_model.training import PricingModel, holdout_mask
+from diamond_model.schema import CLARITIES, COLORS, GRADES, SIZE_CONSTANT
+from diamond_model.training import holdout_mask, months_of, stone_columns
 
-PRICE_BANDS = (0, 1_000, 2_500, 5_000, 10_000, np.inf)
 CARAT_BANDS = (0, 0.4, 0.7, 1.0, 1.5, 2.0, np.inf)
-SHIFT_FLAG = 0.25  # population stability index above this is a large shift (industry rule of thumb)
+STEPS = {
+    "size": ("carat", "x", "y", "z"),
+    "cut": ("cut",),
+    "color": ("color",),
+    "clarity": ("clarity",),
+    "depth": ("depth",),
+    "table": ("table",),
+}
 
 
 def band_labels(edges: tuple[float, ...], unit: str) -> list[str]:
@@ -34,24 +44,18 @@ def what_if(model: PricingModel, stone: dict[str, object], level: float) -> pd.D
         for step, direction in ((-1, "one grade down"), (1, "one grade up")):
             if 0 <= rank + step < len(scale):
                 rows.append(
-                    {
-                        "grade": grade,
-                        "change": direction,
-                        "from": scale[rank],
-                        "to": scale[rank + step],
-                    }
+                    {"grade": grade, "change": direction, "from": scale[rank], "to": scale[rank + step]}
                 )
                 variants.append({**stone, grade: scale[rank + step]})
+    columns = ["grade", "change", "from", "to", "price", "difference", "percent"]
     if not variants:
-        return pd.DataFrame(
-            columns=["grade", "change", "from", "to", "price", "difference", "percent"]
-        )
+        return pd.DataFrame(columns=columns)
     batch = quote_frame(model, pd.DataFrame(variants), level, explain_prices=False)
     table = pd.DataFrame(rows)
     table["price"] = [q.price for q in batch.quotes]
     table["difference"] = table["price"] - base
     table["percent"] = 100 * table["difference"] / base
-    return table
+    return table[columns]
 
 
 def carat_curve(
@@ -76,34 +80,116 @@ def carat_curve(
     )
 
 
+def price_per_carat_grid(model: PricingModel, carat: float, cut: str, level: float) -> pd.DataFrame:
+    """The model's price per carat for every colour (rows, D first) and clarity (columns, IF
+    first) at this weight and cut: the grid jewellers read in trade price lists."""
+    colors, clarities = COLORS[::-1], CLARITIES[::-1]
+    stones = pd.DataFrame(
+        [
+            {"carat": carat, "cut": cut, "color": color, "clarity": clarity}
+            for color in colors
+            for clarity in clarities
+        ]
+    )
+    batch = quote_frame(model, stones, level, explain_prices=False)
+    values = np.array([q.price for q in batch.quotes]) / carat
+    return pd.DataFrame(
+        values.reshape(len(colors), len(clarities)).round(0), index=colors, columns=clarities
+    )
+
+
 def holdout_predictions(
     model: PricingModel, appraisals: pd.DataFrame, holdout_fraction: float, level: float
 ) -> pd.DataFrame:
-    """The champion's predictions on held-out appraisals (no model ever trains on them)."""
+    """The model's predictions on held-out appraisals (no model ever trains on them), each at its
+    own month's market level."""
     held = appraisals.loc[holdout_mask(appraisals, holdout_fraction)].reset_index(drop=True)
-    if held.empty:
-        return held.assign(predicted=[], low=[], high=[], error_pct=[], inside=[], price_band=[])
-    batch = quote_frame(model, held[list(STONE_COLUMNS)], level, explain_prices=False)
-    out = held.copy()
-    out["predicted"] = [q.price for q in batch.quotes]
-    out["low"] = [q.low for q in batch.quotes]
-    out["high"] = [q.high for q in batch.quotes]
+    found = estimate(model, stone_columns(held), level, months=months_of(held))
+    out = held.assign(predicted=found.price, low=found.low, high=found.high)
     out["error_pct"] = 100 * (out["predicted"] - out["price"]) / out["price"]
     out["inside"] = (out["price"] >= out["low"]) & (out["price"] <= out["high"])
-    out["price_band"] = pd.cut(out["price"], PRICE_BANDS, labels=band_labels(PRICE_BANDS, "$"))
+    out["width"] = (out["high"] - out["low"]) / out["predicted"]
+    out["price_band"] = band(out["price"], PRICE_GROUPS, "$")
+    out["predicted_band"] = band(out["predicted"], PRICE_GROUPS, "$")
+    out["carat_band"] = band(out["carat"], CARAT_GROUPS, "ct")
+    out["confidence"] = [str(a.level) for a in found.assessments]
     return out
 
 
-def coverage_by_band(predictions: pd.DataFrame) -> pd.DataFrame:
-    """Share of real prices inside the range, and median |error|, per price band."""
-    grouped = predictions.groupby("price_band", observed=True)
+def coverage_by_band(predictions: pd.DataFrame, column: str = "price_band") -> pd.DataFrame:
+    """Coverage, median relative width and count per band of `predictions`."""
+    return coverage_by_group(predictions, column)
+
+
+def signed_error_by_predicted_band(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Median signed error per band of the *predicted* price. Grouped by the actual price, any
+    model seems to overprice cheap stones and underprice dear ones (a stone lands in the top
+    band partly because its price came out high), a trend made by the grouping, not the model."""
+    grouped = predictions.groupby("predicted_band", observed=True)["error_pct"]
     return pd.DataFrame(
-        {
-            "coverage": 100 * grouped["inside"].mean(),
-            "median_abs_error_pct": grouped["error_pct"].apply(lambda e: e.abs().median()),
-            "n": grouped.size(),
-        }
+        {"median_signed_error": grouped.median(), "n": grouped.size()}
     ).reset_index()
+
+
+def reliance(model: PricingModel, appraisals: pd.DataFrame, sample: int = 1000) -> pd.DataFrame:
+    """What the model relies on: the mean absolute contribution of each waterfall step (size,
+    cut, colour, clarity, depth, table) over stored stones, in percent of the price — the same
+    additive decomposition the waterfall shows, carat's power law included."""
+    frame = appraisals.dropna(subset=["x", "y", "z"])
+    frame = frame.sample(min(sample, len(frame)), random_state=0) if len(frame) else frame
+    regressor = model.regressor(Inputs.ALL)
+    found = estimate(model, stone_columns(frame), 0.9, explain=True)
+    phi = np.vstack([c for c in found.contributions if c is not None])
+    features = list(regressor.features)
+    rows = []
+    for step, members in STEPS.items():
+        effect = np.abs(sum(phi[:, features.index(m)] for m in members if m in features))
+        rows.append({"step": step, "mean_abs_percent": float(100 * np.expm1(effect.mean()))})
+    return pd.DataFrame(rows).sort_values("mean_abs_percent", ascending=False)
+
+
+def price_steps(
+    model: PricingModel, appraisals: pd.DataFrame, sizes: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)
+) -> pd.DataFrame:
+    """At each popular size, how much more a carat costs just at or above it than just below,
+    in the data and in the model's prices for the same stones (median price per carat, stones
+    within 0.05 ct below and 0.05 ct from the size)."""
+    found = estimate(model, stone_columns(appraisals), 0.9, months=months_of(appraisals))
+    frame = appraisals.assign(
+        actual=appraisals["price"] / appraisals["carat"], model=found.price / appraisals["carat"]
+    )
+    rows = []
+    for size in sizes:
+        below = frame[(frame["carat"] >= size - 0.05) & (frame["carat"] < size)]
+        above = frame[(frame["carat"] >= size) & (frame["carat"] < size + 0.05)]
+        if len(below) < 5 or len(above) < 5:
+            rows.append({"size": size, "below": len(below), "above": len(above)})
+            continue
+        rows.append(
+            {
+                "size": size,
+                "below": len(below),
+                "above": len(above),
+                "data_step_pct": 100 * (above["actual"].median() / below["actual"].median() - 1),
+                "model_step_pct": 100 * (above["model"].median() / below["model"].median() - 1),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def size_constant(appraisals: pd.DataFrame) -> tuple[float, float]:
+    """(k, robust spread) of carat ≈ k · ((x + y) / 2)² · z, fitted as the median of the log
+    ratio and 1.4826 × its median absolute deviation (see `schema.SIZE_CONSTANT`)."""
+    frame = appraisals.dropna(subset=["x", "y", "z"])
+    ratio = np.log(frame["carat"] / (((frame["x"] + frame["y"]) / 2) ** 2 * frame["z"]))
+    centre = float(np.median(ratio))
+    return float(np.exp(centre)), float(1.4826 * np.median(np.abs(ratio - centre)))
+
+
+def size_disagreement(appraisals: pd.DataFrame) -> pd.Series:
+    """Per appraisal: log(carat / carat implied by the millimetres) with the shipped constant."""
+    implied = SIZE_CONSTANT * ((appraisals["x"] + appraisals["y"]) / 2) ** 2 * appraisals["z"]
+    return np.log(appraisals["carat"] / implied)
 
 
 def grade_effect(appraisals: pd.DataFrame, grade: str) -> pd.DataFrame:
@@ -120,48 +206,9 @@ def grade_effect(appraisals: pd.DataFrame, grade: str) -> pd.DataFrame:
     return table[table["size"] >= 5]
 
 
-def population_stability(reference: pd.Series, batch: pd.Series, bins: int = 10) -> float:
-    """PSI between two samples: ~0 same, > 0.25 a large shift."""
-    if isinstance(reference.dtype, pd.CategoricalDtype):
-        ref = reference.value_counts(normalize=True)
-        new = batch.value_counts(normalize=True).reindex(ref.index, fill_value=0)
-    else:
-        edges = np.unique(np.quantile(reference.dropna(), np.linspace(0, 1, bins + 1)))
-        edges[0], edges[-1] = -np.inf, np.inf
-        ref = pd.Series(np.histogram(reference.dropna(), edges)[0]) / reference.notna().sum()
-        new = pd.Series(np.histogram(batch.dropna(), edges)[0]) / max(batch.notna().sum(), 1)
-    ref, new = ref.clip(lower=1e-4), new.clip(lower=1e-4)
-    return float(np.sum((new - ref) * np.log(new / ref)))
-
-
-def distribution_shift(reference: pd.DataFrame, batch: pd.DataFrame) -> pd.DataFrame:
-    """Per feature: the typical value before and in the batch, the PSI, and whether it is large."""
-    rows = []
-    for column in ("carat", *GRADES, *MEASUREMENTS, "price"):
-        if column not in batch or column not in reference or batch[column].isna().all():
-            continue
-        if column in GRADES:
-            typical_before = str(reference[column].mode().iloc[0])
-            typical_batch = str(batch[column].mode().iloc[0])
-        else:
-            typical_before = f"{reference[column].median():,.2f}"
-            typical_batch = f"{batch[column].median():,.2f}"
-        psi = population_stability(reference[column], batch[column])
-        rows.append(
-            {
-                "feature": column,
-                "typical before": typical_before,
-                "typical in batch": typical_batch,
-                "PSI": round(psi, 3),
-                "large shift": psi > SHIFT_FLAG,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
 def price_per_carat_by_weight(appraisals: pd.DataFrame, step: float = 0.05) -> pd.DataFrame:
     """Median price per carat in narrow weight bins: shows the jumps at popular sizes."""
-    bins = np.floor(appraisals["carat"] / step) * step
+    bins = np.floor(appraisals["carat"] / step + 1e-9) * step
     frame = appraisals.assign(
         weight=bins.round(2), price_per_carat=appraisals["price"] / appraisals["carat"]
     )

@@ -1,21 +1,29 @@
-"""Command line: `python -m diamond_model COMMAND` (init, ingest, retrain, predict, models, ...)."""
+"""Command line: `python -m diamond_model COMMAND` (init, ingest, retrain, predict, models, ...).
+
+Exit codes: 0 done (an idempotent no-op included), 1 bad input (the message says what and how to
+fix it), 3 a retrain is already running, 4 no model trained yet.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from types import FrameType
 
 from diamond_model.access import ensure_access_code
+from diamond_model.backup import BackupError
+from diamond_model.csvfile import UnusableFileError, neutralise_formulas
+from diamond_model.files import TargetError, write_atomically
 from diamond_model.pipeline import Pipeline, RetrainInProgressError, RetrainOutcome
-from diamond_model.quote import neutralise_formulas, price_table
+from diamond_model.quote import price_table
 from diamond_model.registry import RegistryError
 from diamond_model.settings import Settings, get_settings
-from diamond_model.store import AlreadyIngestedError, FileTooLargeError
+from diamond_model.store import AlreadyIngestedError, FileTooLargeError, UnknownBatchError
 from diamond_model.training import NotEnoughDataError
-from diamond_model.validation import UnusableFileError
 
 EXIT_OK, EXIT_INPUT, EXIT_BUSY, EXIT_NO_MODEL = 0, 1, 3, 4
 
@@ -31,19 +39,21 @@ def _metrics_line(metrics: dict[str, float] | None) -> str:
         return "-"
     return (
         f"MAPE {metrics['mape']:.2f}%  MAE ${metrics['mae']:,.0f}  RMSE ${metrics['rmse']:,.0f}  "
-        f"R² {metrics['r2']:.4f}  coverage {metrics.get('coverage', float('nan')):.1f}%"
+        f"R² {metrics['r2']:.4f}  coverage {metrics.get('coverage') or float('nan'):.1f}%"
     )
 
 
 def _print_outcome(outcome: RetrainOutcome) -> None:
-    print(f"run {outcome.run_id}: {outcome.status}")
-    for comparison in outcome.comparisons:
-        print(f"  on {comparison.name} (n={comparison.n}):")
-        print(f"    candidate  {_metrics_line(comparison.candidate)}")
-        print(f"    champion   {_metrics_line(comparison.champion)}")
-    if not outcome.comparisons and outcome.candidate_metrics:
-        print(f"  candidate  {_metrics_line(outcome.candidate_metrics)}")
-    print(f"  {outcome.reason}")
+    for run in (outcome, *outcome.follow_ups):
+        print(f"run {run.run_id}: {run.status}")
+        for comparison in run.comparisons:
+            print(f"  on {comparison.name} (n={comparison.n}):")
+            print(f"    candidate  {_metrics_line(comparison.candidate)}")
+            print(f"    champion   {_metrics_line(comparison.champion)}")
+        if not run.comparisons and run.candidate_metrics:
+            print(f"  candidate  {_metrics_line(run.candidate_metrics)}")
+        print(f"  {run.reason}")
+    print(outcome.last.headline)
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
@@ -67,20 +77,86 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: no file at {path}", file=sys.stderr)
         return EXIT_INPUT
     pipeline = _pipeline(settings)
-    report, outcome = pipeline.ingest(
-        path.read_bytes(), path.name, args.by, retrain=False if args.no_retrain else None
+    preview = pipeline.preview(path.read_bytes(), path.name)
+    for sentence in preview.sentences():
+        print(sentence)
+    if args.dry_run:
+        _print_findings(preview.result.rejections, "rejected")
+        _print_findings(preview.result.notes, "set aside")
+        return EXIT_OK
+    submission = pipeline.submit(
+        preview,
+        args.by,
+        retrain=False if args.no_retrain else None,
+        keep_duplicates=args.keep_duplicates,
     )
-    print(
-        f"batch {report.batch_id}: {report.rows_total} rows, {report.rows_accepted} accepted, "
-        f"{report.rows_rejected} rejected"
-    )
-    if report.ignored_columns:
-        print(f"ignored columns: {', '.join(report.ignored_columns)}")
-    for row in report.rejections.itertuples(index=False):
+    if not submission.already_stored:
+        _print_findings(preview.result.rejections, "rejected")
+        _print_findings(preview.result.notes, "set aside")
+    for sentence in submission.sentences():
+        print(sentence)
+    if submission.outcome is not None:
+        _print_outcome(submission.outcome)
+    return EXIT_OK
+
+
+def _print_findings(findings: object, kind: str) -> None:
+    for row in findings.itertuples(index=False):  # type: ignore[attr-defined]
         where = f" [{row.column}]" if row.column else ""
-        print(f"  line {row.line}{where}: {row.reason}")
-    if outcome is not None:
-        _print_outcome(outcome)
+        print(f"  line {row.line}{where} {kind}: {row.reason}")
+
+
+def cmd_withdraw(args: argparse.Namespace, settings: Settings, withdrawn: bool = True) -> int:
+    pipeline = _pipeline(settings)
+    for batch_id in args.batch:
+        batch, retraining = pipeline.set_withdrawn(
+            batch_id,
+            withdrawn,
+            note=getattr(args, "note", ""),
+            retrain=False if args.no_retrain else None,
+        )
+        verb = "withdrawn (kept for the record, no longer used)" if withdrawn else "restored"
+        print(f"batch {batch.id} ('{batch.filename}', {batch.rows_accepted:,} appraisals) {verb}")
+        if retraining.outcome is not None:
+            _print_outcome(retraining.outcome)
+        else:
+            print(retraining.note)
+    return EXIT_OK
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    """`restore 3 4` restores withdrawn batches; `restore backup.zip` restores a backup."""
+    targets: list[str] = args.targets
+    if all(t.isdigit() for t in targets):
+        clash = [t for t in targets if Path(t).exists()]
+        if clash:
+            print(f"error: '{clash[0]}' is both a batch number and a file; write ./{clash[0]} "
+                  "for the file", file=sys.stderr)
+            return EXIT_INPUT
+        args.batch = [int(t) for t in targets]
+        return cmd_withdraw(args, settings, withdrawn=False)
+    if len(targets) != 1:
+        print("error: give one backup file, or batch numbers", file=sys.stderr)
+        return EXIT_INPUT
+    from diamond_model.backup import restore
+
+    for line in restore(Pipeline.from_settings(settings).store, Path(targets[0])):
+        print(line)
+    return EXIT_OK
+
+
+def cmd_batches(args: argparse.Namespace, settings: Settings) -> int:
+    batches = _pipeline(settings).store.batches()
+    if batches.empty:
+        print("no batches stored yet")
+        return EXIT_OK
+    print(f"{'batch':>5}  {'uploaded (UTC)':16}  {'stored':>7}  {'rejected':>8}  state      file")
+    for row in batches.itertuples(index=False):
+        state = "withdrawn" if row.withdrawn_at is not None else "active"
+        print(
+            f"{row.id:>5}  {row.uploaded_at:%Y-%m-%d %H:%M}  {row.rows_accepted:>7,}  "
+            f"{row.rows_rejected:>8,}  {state:9}  {row.filename}"
+        )
     return EXIT_OK
 
 
@@ -91,19 +167,26 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_unlock(args: argparse.Namespace, settings: Settings) -> int:
+    print(_pipeline(settings).unlock())
+    return EXIT_OK
+
+
 def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
     pipeline = _pipeline(settings)
-    champion = pipeline.cache().get()
+    champion = pipeline.champion()
     if champion is None:
         print("error: no model is trained yet; run `init` or `retrain` first", file=sys.stderr)
         return EXIT_NO_MODEL
     version, model = champion
     priced = price_table(model, Path(args.input).read_bytes(), settings.interval_level)
-    neutralise_formulas(priced).to_csv(args.output, index=False, float_format="%.2f")
+    text = neutralise_formulas(priced).to_csv(index=False, float_format="%.2f")
+    write_atomically(Path(args.output), text.encode(), overwrite=True)
     n_errors = int((priced["error"] != "").sum())
     print(
         f"priced {len(priced) - n_errors} of {len(priced)} rows with model v{version} "
-        f"({100 * settings.interval_level:g}% ranges) -> {args.output}"
+        f"({100 * settings.interval_level:g}% ranges, market level {model.market.latest_label})"
+        f" -> {args.output}"
     )
     if n_errors:
         print(f"{n_errors} rows could not be priced; see the 'error' column")
@@ -120,9 +203,10 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     )
     for v in versions:
         mark = "* " if v.is_champion else "  "
+        kept = "" if v.servable else "  (earlier release: kept for the record)"
         print(
             f"{mark}{v.version:>7}  {v.created_at:%Y-%m-%d %H:%M:%S}  {v.status:9}  "
-            f"{v.train_rows:>6}  {_metrics_line(v.metrics)}"
+            f"{v.train_rows:>6}  {_metrics_line(v.metrics)}{kept}"
         )
     print("* = champion (serving)")
     return EXIT_OK
@@ -141,8 +225,22 @@ def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
-    appraisals, rejected = _pipeline(settings).store.export(Path(args.directory))
-    print(f"wrote {appraisals} and {rejected}")
+    from diamond_model.backup import export_csv
+
+    for path in export_csv(_pipeline(settings).store, Path(args.directory), args.force):
+        print(f"wrote {path}")
+    return EXIT_OK
+
+
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from diamond_model.backup import backup
+
+    summary = backup(_pipeline(settings).store, Path(args.file), args.force)
+    counts = summary["counts"]
+    print(
+        f"wrote {args.file}: {counts['appraisals']:,} appraisals, {counts['batches']:,} batches, "
+        f"{counts['model_versions']} model versions, champion v{summary['champion']}"
+    )
     return EXIT_OK
 
 
@@ -155,6 +253,17 @@ def cmd_compare(args: argparse.Namespace, settings: Settings) -> int:
     return EXIT_OK
 
 
+def cmd_market(args: argparse.Namespace, settings: Settings) -> int:
+    champion = _pipeline(settings).champion()
+    if champion is None:
+        print("error: no model is trained yet", file=sys.stderr)
+        return EXIT_NO_MODEL
+    version, model = champion
+    print(f"market index of model v{version} (quotes use {model.market.latest_label}):")
+    print(model.market.frame().round(2).to_string(index=False))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m diamond_model",
@@ -163,16 +272,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    commands.add_parser("init", help="create the schema; seed data and first model if empty")
+    commands.add_parser("init", help="upgrade the schema; seed data and a first model if empty")
     ingest = commands.add_parser("ingest", help="validate and store an appraisal CSV")
-    ingest.add_argument("file", help="CSV with carat,cut,color,clarity,depth,table,price,x,y,z")
+    ingest.add_argument(
+        "file", help="CSV with carat,cut,color,clarity,price (+ depth,table,x,y,z,appraised_on)"
+    )
     ingest.add_argument("--no-retrain", action="store_true", help="store only; do not retrain")
+    ingest.add_argument("--dry-run", action="store_true", help="preview only; store nothing")
+    ingest.add_argument(
+        "--keep-duplicates",
+        action="store_true",
+        help="store rows identical to stored appraisals as further stones",
+    )
     ingest.add_argument("--by", default="cli", help="who uploads the batch (recorded)")
+    withdraw = commands.add_parser("withdraw", help="stop using a batch (kept for the record)")
+    withdraw.add_argument("batch", type=int, nargs="+")
+    withdraw.add_argument("--note", default="", help="why (recorded)")
+    withdraw.add_argument("--no-retrain", action="store_true")
+    restore = commands.add_parser(
+        "restore", help="use withdrawn batches again (numbers), or restore a backup (a file)"
+    )
+    restore.add_argument("targets", nargs="+", metavar="BATCH|FILE")
+    restore.add_argument("--no-retrain", action="store_true")
+    commands.add_parser("batches", help="list stored batches")
     retrain = commands.add_parser("retrain", help="train a candidate; promote it if not worse")
     retrain.add_argument(
         "--wait", type=float, default=0.0, help="seconds to wait for a running retrain"
     )
     retrain.add_argument("--force", action="store_true", help="train even if no data changed")
+    commands.add_parser("unlock", help="clear a retraining lease left by a crashed process")
     predict = commands.add_parser("predict", help="price every row of a CSV")
     predict.add_argument("input", help="CSV with at least carat, cut, color, clarity")
     predict.add_argument("-o", "--output", required=True, help="where to write the priced CSV")
@@ -180,8 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
     promote = commands.add_parser("promote", help="make a stored version the champion")
     promote.add_argument("version", type=int)
     commands.add_parser("rollback", help="return to the previous champion")
+    commands.add_parser("market", help="print the serving model's market index")
     export = commands.add_parser("export", help="write appraisals.csv and rejected.csv")
     export.add_argument("directory")
+    export.add_argument("--force", action="store_true", help="replace existing files")
+    backup = commands.add_parser("backup", help="write the whole store to one file (zip)")
+    backup.add_argument("file")
+    backup.add_argument("--force", action="store_true", help="replace an existing file")
     compare = commands.add_parser("compare", help="cross-validate the candidate models")
     compare.add_argument("--folds", type=int, default=5)
     compare.add_argument("--repeats", type=int, default=1)
@@ -191,14 +324,25 @@ def build_parser() -> argparse.ArgumentParser:
 HANDLERS = {
     "init": cmd_init,
     "ingest": cmd_ingest,
+    "withdraw": cmd_withdraw,
+    "restore": cmd_restore,
+    "batches": cmd_batches,
     "retrain": cmd_retrain,
+    "unlock": cmd_unlock,
     "predict": cmd_predict,
     "models": cmd_models,
     "promote": cmd_promote,
     "rollback": cmd_rollback,
+    "market": cmd_market,
     "export": cmd_export,
+    "backup": cmd_backup,
     "compare": cmd_compare,
 }
+
+
+def _stop(signum: int, _: FrameType | None) -> None:
+    """SIGTERM ends the command like Ctrl-C does: a retrain records itself and lets go."""
+    raise SystemExit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -207,6 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    signal.signal(signal.SIGTERM, _stop)
     settings = get_settings()
     try:
         return HANDLERS[args.command](args, settings)
@@ -214,8 +359,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         UnusableFileError,
         FileTooLargeError,
         AlreadyIngestedError,
+        UnknownBatchError,
         RegistryError,
         NotEnoughDataError,
+        TargetError,
+        BackupError,
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INPUT

@@ -1,8 +1,14 @@
 """Turning exact log-price contributions into a dollar waterfall a salesperson can read aloud.
 
-The model is additive in log(price): log p = base + Σ φ_feature. Applying the features one after
-the other multiplies the price by e^φ at each step, so the dollar steps telescope and add up
-exactly to the quoted price; each step's percentage e^φ - 1 does not depend on the order.
+The model is additive in log(price) against one concrete reference, the typical stone of the
+appraisals it learned from: log p = log p(typical) + Σ φ_feature + market level. Applying the
+contributions one after the other multiplies the price by e^φ at each step, so the dollar steps
+telescope: cumulative prices are rounded to cents and each step is the difference of two of
+them, so the starting price plus the steps equals the quoted price to the cent.
+
+Steps come in a fixed order so two stones read alike: size (carat and millimetres, one story),
+cut, colour, clarity, then the rest (depth, table, market level); a step of the rest that moves
+the price by less than 1 % joins "Other".
 """
 
 from __future__ import annotations
@@ -12,16 +18,35 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diamond_model.schema import LABELS
+from diamond_model.schema import GRADES
 
-# x, y and z are three views of one thing (the stone's size in millimetres); one step reads better.
-GROUPS: dict[str, tuple[str, ...]] = {"measurements": ("x", "y", "z")}
-GROUP_LABELS: dict[str, str] = {"measurements": "Measurements x·y·z"}
+MAIN_STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("size", "Size", ("carat", "x", "y", "z")),
+    ("cut", "Cut", ("cut",)),
+    ("color", "Color", ("color",)),
+    ("clarity", "Clarity", ("clarity",)),
+)
+REST_STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("depth", "Depth", ("depth",)),
+    ("table", "Table", ("table",)),
+)
+OTHER_BELOW_PERCENT = 1.0
+
+
+@dataclass(frozen=True)
+class Part:
+    """One input inside a step (carat and each millimetre inside "Size")."""
+
+    feature: str
+    value: str
+    log_effect: float
+    percent: float
+    dollars: float
 
 
 @dataclass(frozen=True)
 class Step:
-    """One feature's move from the previous price to the next."""
+    """One group of inputs moving the price from the previous running total to the next."""
 
     feature: str
     label: str
@@ -30,90 +55,152 @@ class Step:
     percent: float
     dollars: float
     price_after: float
+    parts: tuple[Part, ...] = ()
 
     @property
     def sentence(self) -> str:
         verb = "adds" if self.dollars >= 0 else "takes off"
+        what = f"{self.label} {self.value}".strip()
         return (
-            f"{self.label} {self.value} {verb} ${abs(self.dollars):,.0f} "
-            f"({self.percent:+.1f}%) compared with a typical stone"
-        ).replace("  ", " ")
+            f"{what} {verb} ${abs(self.dollars):,.0f} ({self.percent:+.1f}%) compared with the "
+            "typical stone"
+        )
 
 
 @dataclass(frozen=True)
 class Explanation:
-    """Base price, the ordered steps, and the final price they add up to."""
+    """The typical stone and its price, the ordered steps, and the final price they add up to."""
 
     base_log: float
     base_price: float
+    base_words: str
     steps: tuple[Step, ...]
     price: float
 
     @property
     def sentences(self) -> list[str]:
-        return [step.sentence for step in self.steps]
+        return [f"Starting point: {self.base_words}, ${self.base_price:,.0f}."] + [
+            step.sentence for step in self.steps
+        ]
 
 
-def _format(feature: str, value: object) -> str:
+def shown(feature: str, value: float) -> str:
+    """An input as people write it (grades by name, carat to the hundredth, with units)."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "(not given)"
+        return "(not used)"
+    if feature in GRADES:
+        return GRADES[feature][int(value)]
     if feature == "carat":
         return f"{float(value):.2f} ct"
     if feature in ("depth", "table"):
         return f"{float(value):.1f} %"
-    return str(value)
+    return f"{float(value):.2f} mm"
+
+
+def stone_words(values: dict[str, float]) -> str:
+    """'0.70 ct, Ideal, G, SI1, 5.70 × 5.71 × 3.52 mm, depth 61.8 %, table 57.0 %'."""
+    words = [shown("carat", values["carat"])] + [shown(g, values[g]) for g in GRADES]
+    if all(axis in values for axis in ("x", "y", "z")):
+        words.append(" × ".join(f"{values[a]:.2f}" for a in ("x", "y", "z")) + " mm")
+    for name in ("depth", "table"):
+        if name in values:
+            words.append(f"{name} {shown(name, values[name])}")
+    return ", ".join(words)
 
 
 def explain(
     base_log: float,
     contributions: np.ndarray,
     features: list[str],
-    values: dict[str, object],
+    values: dict[str, float],
+    base_words: str,
+    market: tuple[str, float] | None = None,
+    final_price: float | None = None,
 ) -> Explanation:
-    """Waterfall from e^base to e^(base + Σφ), biggest moves first."""
-    effects: dict[str, tuple[str, str, float]] = {}
-    grouped = {member: group for group, members in GROUPS.items() for member in members}
-    for name, phi in zip(features, contributions, strict=True):
-        key = grouped.get(name, name)
-        if key in GROUPS:
-            label, shown = GROUP_LABELS[key], _measurements(values)
-        else:
-            label, shown = LABELS[name].removesuffix(" %"), _format(name, values.get(name))
-        previous = effects.get(key, (label, shown, 0.0))
-        effects[key] = (label, shown, previous[2] + float(phi))
+    """Waterfall from the typical stone's price to this stone's, in the fixed order.
 
-    ordered = sorted(effects.items(), key=lambda item: -abs(item[1][2]))
-    return _chain(base_log, [(key, label, shown, phi) for key, (label, shown, phi) in ordered])
+    `values` are the inputs as used (grades as rank codes), `market` the period and log level
+    the price was set at, `final_price` the quoted price the steps must reach exactly.
+    """
+    phi = dict(zip(features, (float(v) for v in contributions), strict=True))
+    moves: list[tuple[str, str, str, float, tuple[tuple[str, str, float], ...]]] = []
+    for key, label, members in MAIN_STEPS:
+        present = [m for m in members if m in phi]
+        parts = tuple((m, shown(m, values[m]), phi[m]) for m in present)
+        value = _size_words(values) if key == "size" else shown(key, values[key])
+        moves.append((key, label, value, sum(phi[m] for m in present), parts if key == "size" else ()))
+    rest = [
+        (key, label, shown(key, values[key]), sum(phi[m] for m in members if m in phi), ())
+        for key, label, members in REST_STEPS
+        if any(m in phi for m in members)
+    ]
+    if market is not None and market[1] != 0.0:
+        rest.append(("market", "Market level", market[0], market[1], ()))
+    small = [move for move in rest if abs(100 * math.expm1(move[3])) < OTHER_BELOW_PERCENT]
+    moves += [move for move in rest if move not in small]
+    if small:
+        names = ", ".join(move[1].lower() for move in small)
+        moves.append(("other", "Other", f"({names})", sum(move[3] for move in small), ()))
+    return _chain(base_log, base_words, moves, final_price)
 
 
-def _chain(base_log: float, moves: list[tuple[str, str, str, float]]) -> Explanation:
-    """Cumulative prices rounded to cents; each step is the difference of two of them, so the
-    base plus the steps equals the final price to the cent."""
+def _size_words(values: dict[str, float]) -> str:
+    carat = shown("carat", values["carat"])
+    if all(not math.isnan(values.get(a, math.nan)) for a in ("x", "y", "z")):
+        return f"{carat} ({' × '.join(f'{values[a]:.2f}' for a in ('x', 'y', 'z'))} mm)"
+    return carat
+
+
+def _chain(
+    base_log: float,
+    base_words: str,
+    moves: list[tuple[str, str, str, float, tuple[tuple[str, str, float], ...]]],
+    final_price: float | None,
+) -> Explanation:
+    """Cumulative prices rounded to cents; each step is the difference of two of them."""
     base = round(math.exp(base_log), 2)
     log_price, price, steps = base_log, base, []
-    for key, label, shown, phi in moves:
-        log_price += phi
+    for k, (key, label, value, effect, parts) in enumerate(moves):
+        log_price += effect
         after = round(math.exp(log_price), 2)
+        if final_price is not None and k == len(moves) - 1:
+            after = final_price
+        dollars = round(after - price, 2)
         steps.append(
-            Step(key, label, shown, phi, 100 * math.expm1(phi), round(after - price, 2), after)
+            Step(
+                feature=key,
+                label=label,
+                value=value,
+                log_effect=effect,
+                percent=100 * math.expm1(effect),
+                dollars=dollars,
+                price_after=after,
+                parts=_parts(parts, effect, dollars),
+            )
         )
         price = after
-    return Explanation(base_log=base_log, base_price=base, steps=tuple(steps), price=price)
+    return Explanation(
+        base_log=base_log, base_price=base, base_words=base_words, steps=tuple(steps), price=price
+    )
 
 
-def _measurements(values: dict[str, object]) -> str:
-    parts = [values.get(axis) for axis in ("x", "y", "z")]
-    if any(p is None or (isinstance(p, float) and math.isnan(p)) for p in parts):
-        return "(not given)"
-    return " × ".join(f"{float(p):.2f}" for p in parts) + " mm"
-
-
-def group_small(explanation: Explanation, min_percent: float) -> Explanation:
-    """Merge steps that move the price by less than `min_percent` into one 'Other features' step."""
-    keep = [s for s in explanation.steps if abs(s.percent) >= min_percent]
-    small = [s for s in explanation.steps if abs(s.percent) < min_percent]
-    if len(small) < 2:
-        return explanation
-    moves = [(s.feature, s.label, s.value, s.log_effect) for s in keep]
-    moves.append(("other", "Other features", "", sum(s.log_effect for s in small)))
-    return _chain(explanation.base_log, moves)
+def _parts(
+    parts: tuple[tuple[str, str, float], ...], effect: float, dollars: float
+) -> tuple[Part, ...]:
+    """A step's dollars shared among its inputs by their log effects, to the cent."""
+    if not parts:
+        return ()
+    cents = round(dollars * 100)
+    shares = [phi / effect if effect else 1 / len(parts) for _, _, phi in parts]
+    split = [round(cents * share) for share in shares]
+    split[max(range(len(parts)), key=lambda i: abs(shares[i]))] += cents - sum(split)
+    return tuple(
+        Part(
+            feature=feature,
+            value=value,
+            log_effect=phi,
+            percent=100 * math.expm1(phi),
+            dollars=amount / 100,
+        )
+        for (feature, value, phi), amount in zip(parts, split, strict=True)
+    )

@@ -1,7 +1,8 @@
-"""The one call that prices stones: estimate, interval, explanation, missing inputs and warnings.
+"""The one call that prices stones: estimate, range, confidence, explanation and warnings.
 
 The CLI, the dashboard and the REST API all go through `quote_frame` (many stones) or
-`quote_stone` (one), so a price means the same thing wherever it is shown.
+`quote_stone` (one), so a price means the same thing wherever it is shown. A stone is refused
+only when a C is missing or invalid; unusable measurements are set aside with a warning.
 """
 
 from __future__ import annotations
@@ -12,13 +13,31 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from diamond_model.explain import Explanation, explain
-from diamond_model.model import encode_columns
-from diamond_model.schema import GRADES, LABELS, MEASUREMENTS, STONE_COLUMNS, UNITS
-from diamond_model.training import NUMERIC_DOMAIN, PricingModel
-from diamond_model.validation import check, read_csv, validate
+from diamond_model.csvfile import read_csv
+from diamond_model.explain import Explanation, explain, stone_words
+from diamond_model.kinds import Confidence, Inputs
+from diamond_model.market import month_label
+from diamond_model.measurements import Finding
+from diamond_model.model import PricingModel
+from diamond_model.pricing import Estimates, estimate
+from diamond_model.schema import (
+    LABELS,
+    MEASUREMENTS,
+    SIZE_AXES,
+    STONE_COLUMNS,
+    UNITS,
+)
+from diamond_model.validation import Checked, check, findings_table
 
-RARE_GRADE_COUNT = 10
+OUTPUT_COLUMNS = ("price_estimate", "price_low", "price_high", "confidence", "warnings", "error")
+
+
+@dataclass(frozen=True)
+class MarketLevel:
+    """The market level a price was set at: its month and how far above the average appraisal."""
+
+    period: str
+    percent: float
 
 
 @dataclass(frozen=True)
@@ -29,10 +48,20 @@ class Quote:
     low: float
     high: float
     level: float
-    model: str
+    inputs_used: Inputs
     missing: tuple[str, ...]
+    set_aside: tuple[str, ...]
     warnings: tuple[str, ...]
+    confidence: Confidence
+    reasons: tuple[str, ...]
+    market: MarketLevel
+    carat: float
+    implied_carat: float | None
     explanation: Explanation | None
+
+    @property
+    def price_per_carat(self) -> float:
+        return round(self.price / self.carat, 2)
 
 
 class InvalidStoneError(ValueError):
@@ -57,114 +86,169 @@ class QuoteBatch:
         return iter(zip(self.positions.tolist(), self.quotes, strict=True))
 
     def to_frame(self) -> pd.DataFrame:
-        """price_estimate, price_low, price_high, error: one row per input row, in input order."""
+        """The output columns, one row per input row, in input order; blanks where not priced."""
         out = pd.DataFrame(
             {
                 "price_estimate": np.full(self.n_rows, np.nan),
                 "price_low": np.full(self.n_rows, np.nan),
                 "price_high": np.full(self.n_rows, np.nan),
+                "confidence": [""] * self.n_rows,
+                "warnings": [""] * self.n_rows,
                 "error": [""] * self.n_rows,
             }
         )
         if self.quotes:
-            out.loc[self.positions, "price_estimate"] = [q.price for q in self.quotes]
-            out.loc[self.positions, "price_low"] = [q.low for q in self.quotes]
-            out.loc[self.positions, "price_high"] = [q.high for q in self.quotes]
+            rows = self.positions
+            out.loc[rows, "price_estimate"] = [q.price for q in self.quotes]
+            out.loc[rows, "price_low"] = [q.low for q in self.quotes]
+            out.loc[rows, "price_high"] = [q.high for q in self.quotes]
+            out.loc[rows, "confidence"] = [str(q.confidence) for q in self.quotes]
+            out.loc[rows, "warnings"] = ["; ".join(q.warnings) for q in self.quotes]
         for position, message in self.errors.items():
             out.loc[position, "error"] = message
         return out
 
 
-def _domain_warnings(
-    model: PricingModel, columns: dict[str, np.ndarray], n: int
-) -> list[list[str]]:
-    warnings: list[list[str]] = [[] for _ in range(n)]
-    for name in NUMERIC_DOMAIN:
-        low, high = model.domain.ranges[name]
-        values = columns[name]
-        with np.errstate(invalid="ignore"):
-            outside = np.flatnonzero((values < low) | (values > high))
-        unit = UNITS[name]
-        for position in outside:
-            warnings[position].append(
-                f"{LABELS[name]} {values[position]:g} {unit} is outside what the model has seen "
-                f"({low:g}–{high:g} {unit}); this estimate is an extrapolation"
-            )
-    for grade, counts in model.domain.grade_counts.items():
-        scale = GRADES[grade]
-        seen = np.array([counts.get(value, 0) for value in scale])
-        codes = columns[grade]
-        for position in np.flatnonzero(seen[codes] < RARE_GRADE_COUNT):
-            value = scale[codes[position]]
-            warnings[position].append(
-                f"only {counts.get(value, 0)} {grade} {value} stones were in the training "
-                "data; treat this estimate with care"
-            )
-    return warnings
+def _note_sentence(finding: Finding) -> str:
+    _, column, value, reason = finding
+    return f"measurements {value}: {reason}" if column == "x,y,z" else reason
 
 
-def _shown(name: str, value: object) -> object:
-    """A cell as the explanation shows it: grade names for codes, None for missing numbers."""
-    if name in GRADES:
-        return GRADES[name][int(value)]
-    return None if value != value else float(value)
-
-
-def price_columns(
-    model: PricingModel, columns: dict[str, np.ndarray], level: float, explain_prices: bool = True
+def _quotes(
+    model: PricingModel,
+    checked: Checked,
+    rows: np.ndarray,
+    level: float,
+    explain_prices: bool,
 ) -> list[Quote]:
-    """Quotes for valid, checked stones given as columns (see `validation.check`)."""
-    n = len(columns["carat"])
-    if n == 0:
+    """Quotes for the checked rows at `rows` (all of them valid)."""
+    columns = {name: checked.columns[name][rows] for name in STONE_COLUMNS}
+    n = len(rows)
+    notes: list[list[Finding]] = [[] for _ in range(n)]
+    where = {position: k for k, position in enumerate(rows.tolist())}
+    for finding in checked.notes:
+        if finding[0] in where:
+            notes[where[finding[0]]].append(finding)
+    conflicts = [_conflicts(found) for found in notes]
+    found = estimate(model, columns, level, conflicts=conflicts, explain=explain_prices)
+    market = MarketLevel(
+        period=model.market.latest_label, percent=100 * float(np.expm1(model.market.latest_level))
+    )
+    implied = checked.implied_carat[rows]
+    return [
+        _quote(model, found, k, columns, notes[k], level, market, explain_prices, implied[k])
+        for k in range(n)
+    ]
+
+
+def _conflicts(notes: list[Finding]) -> tuple[str, ...]:
+    out = []
+    for _, column, _, reason in notes:
+        if column == "x,y,z":
+            implied = reason.split("imply ", 1)[1].split(",", 1)[0]
+            out.append(
+                f"the millimetres disagree with the carat (they imply {implied}): the range is "
+                "widened by a quarter"
+            )
+        elif "disagrees with the millimetres" in reason:
+            out.append("depth % disagrees with the millimetres: the range is widened by a quarter")
+    return tuple(out)
+
+
+def _quote(
+    model: PricingModel,
+    found: Estimates,
+    k: int,
+    columns: dict[str, np.ndarray],
+    notes: list[Finding],
+    level: float,
+    market: MarketLevel,
+    explain_prices: bool,
+    implied: float,
+) -> Quote:
+    inputs = found.inputs(k)
+    set_aside = tuple(
+        axis for _, column, _, _ in notes for axis in column.split(",") if axis in MEASUREMENTS
+    )
+    missing = tuple(
+        name for name in MEASUREMENTS if np.isnan(columns[name][k]) and name not in set_aside
+    )
+    warnings = [_note_sentence(note) for note in notes]
+    if inputs == Inputs.FOUR_C:
+        unusable = [a for a in SIZE_AXES if a in set_aside or a in missing]
+        verb = ("was" if len(unusable) == 1 else "were") + " set aside"
+        if not any(a in set_aside for a in unusable):
+            verb = "is missing" if len(unusable) == 1 else "are missing"
+        warnings.append(
+            f"priced from the 4Cs only because {', '.join(unusable)} {verb}: the range is wider"
+        )
+    elif found.assumed_table[k]:
+        warnings.append(f"table not given: the typical {model.typical['table']:g} % was assumed")
+    warnings += _outside(model, columns, k, inputs)
+    assessment = found.assessments[k]
+    warnings += [c for c in assessment.concerns if c not in warnings and "millimetres" not in c]
+    explanation = None
+    if explain_prices:
+        explanation = _explanation(model, found, k, columns, inputs, market)
+    return Quote(
+        price=float(found.price[k]),
+        low=float(found.low[k]),
+        high=float(found.high[k]),
+        level=level,
+        inputs_used=inputs,
+        missing=missing,
+        set_aside=set_aside,
+        warnings=tuple(warnings),
+        confidence=assessment.level,
+        reasons=assessment.reasons,
+        market=market,
+        carat=float(columns["carat"][k]),
+        implied_carat=None if np.isnan(implied) else round(float(implied), 2),
+        explanation=explanation,
+    )
+
+
+def _outside(
+    model: PricingModel, columns: dict[str, np.ndarray], k: int, inputs: Inputs
+) -> list[str]:
+    """Measurements used for the price but beyond what the model has seen."""
+    if inputs != Inputs.ALL:
         return []
-    missing_mask = np.column_stack([np.isnan(columns[name]) for name in MEASUREMENTS])
-    incomplete = missing_mask.any(axis=1)
-    warnings = _domain_warnings(model, columns, n)
-    quotes: list[Quote | None] = [None] * n
-    for variant, rows in (("full", ~incomplete), ("reduced", incomplete)):
-        index = np.flatnonzero(rows)
-        if not len(index):
-            continue
-        regressor = model.regressor(variant)
-        features = list(regressor.features)
-        matrix = encode_columns(columns, features, None if len(index) == n else index)
-        calibration = model.calibration(variant, level)
-        if explain_prices:
-            base, contributions = regressor.contributions_matrix(matrix)
-            log_price = base + contributions.sum(axis=1)
-        else:
-            log_price = regressor.predict_log_matrix(matrix)
-        prices = np.round(np.exp(log_price), 2)
-        label = "all inputs" if variant == "full" else "4Cs only"
-        for k, position in enumerate(index):
-            explanation = None
-            price = float(prices[k])
-            if explain_prices:
-                values = {name: _shown(name, columns[name][position]) for name in STONE_COLUMNS}
-                explanation = explain(float(base[k]), contributions[k], features, values)
-                price = explanation.price
-            low, high = calibration.bounds(price)
-            missing = tuple(
-                name for name, gap in zip(MEASUREMENTS, missing_mask[position], strict=True) if gap
+    out = []
+    for name in MEASUREMENTS:
+        value = columns[name][k]
+        low, high = model.domain.ranges.get(name, (value, value))
+        if not np.isnan(value) and not low <= value <= high:
+            unit = UNITS[name]
+            out.append(
+                f"{LABELS[name]} {value:g} {unit} is outside what the model has seen "
+                f"({low:g}–{high:g} {unit})"
             )
-            notes = list(warnings[position])
-            if missing:
-                notes.insert(
-                    0,
-                    f"priced from the 4Cs only because {', '.join(missing)} "
-                    f"{'is' if len(missing) == 1 else 'are'} missing; the range is wider",
-                )
-            quotes[position] = Quote(
-                price=price,
-                low=round(float(low), 2),
-                high=round(float(high), 2),
-                level=level,
-                model=label,
-                missing=missing,
-                warnings=tuple(notes),
-                explanation=explanation,
-            )
-    return [q for q in quotes if q is not None]
+    return out
+
+
+def _explanation(
+    model: PricingModel,
+    found: Estimates,
+    k: int,
+    columns: dict[str, np.ndarray],
+    inputs: Inputs,
+    market: MarketLevel,
+) -> Explanation:
+    regressor = model.regressor(inputs)
+    features = list(regressor.features)
+    explainer = model.explainer(inputs)
+    values = {name: float(found.columns[name][k]) for name in features}
+    typical = {name: model.typical[name] for name in features}
+    return explain(
+        explainer.base_log,
+        found.contributions[k],
+        features,
+        values,
+        base_words=f"a typical stone in our appraisals ({stone_words(typical)})",
+        market=(market.period, float(found.market_log[k])),
+        final_price=float(found.price[k]),
+    )
 
 
 def quote_frame(
@@ -175,34 +259,31 @@ def quote_frame(
     lines: np.ndarray | None = None,
     decimal_comma: bool = False,
 ) -> QuoteBatch:
-    """Validate and price every row of `frame`; bad rows get an error instead of a price."""
+    """Validate and price every row of `frame`; rows without valid 4Cs get an error instead."""
     frame = frame.reset_index(drop=True)
-    result = validate(frame, "pricing", lines=lines, decimal_comma=decimal_comma)
-    stones = result.accepted
-    columns = {
-        name: stones[name].cat.codes.to_numpy() if name in GRADES else stones[name].to_numpy(float)
-        for name in STONE_COLUMNS
+    n = len(frame)
+    cells = {
+        str(name).strip().lower(): frame.iloc[:, k].to_numpy(dtype=object)
+        for k, name in enumerate(frame.columns)
     }
-    errors = {}
-    if not result.rejections.empty:
-        line_numbers = np.arange(1, len(frame) + 1) if lines is None else np.asarray(lines)
-        line_to_position = {line: k for k, line in enumerate(line_numbers.tolist())}
-        for line, reason in result.reasons_by_line().itertuples(index=False):
-            errors[line_to_position[line]] = reason
+    checked = check(cells, n, "pricing", decimal_comma)
+    rows = np.flatnonzero(~checked.bad)
+    errors: dict[int, str] = {}
+    for position, _, _, reason in checked.problems:
+        errors[position] = f"{errors[position]}; {reason}" if position in errors else reason
+    line_numbers = np.arange(1, n + 1) if lines is None else np.asarray(lines)
+    rejections = findings_table(checked.problems, line_numbers)
     return QuoteBatch(
-        n_rows=len(frame),
-        positions=stones.index.to_numpy(dtype=int),
-        quotes=price_columns(model, columns, level, explain_prices),
-        rejections=result.rejections,
+        n_rows=n,
+        positions=rows,
+        quotes=_quotes(model, checked, rows, level, explain_prices) if len(rows) else [],
+        rejections=rejections,
         errors=errors,
     )
 
 
-OUTPUT_COLUMNS = ("price_estimate", "price_low", "price_high", "error")
-
-
 def price_table(model: PricingModel, data: bytes | str, level: float) -> pd.DataFrame:
-    """Every row of a CSV file, in file order, with price_estimate, price_low, price_high, error.
+    """Every row of a CSV file, in file order, with the output columns added.
 
     Rows with the wrong number of fields are kept too (cells padded or cut to the header) with
     the reason in `error`. Any price column in the input is carried along but never used.
@@ -210,12 +291,7 @@ def price_table(model: PricingModel, data: bytes | str, level: float) -> pd.Data
     raw = read_csv(data)
     frame = raw.frame.drop(columns=[c for c in raw.frame.columns if c in OUTPUT_COLUMNS])
     batch = quote_frame(
-        model,
-        frame,
-        level,
-        explain_prices=False,
-        lines=raw.lines,
-        decimal_comma=raw.separator == ";",
+        model, frame, level, explain_prices=False, lines=raw.lines, decimal_comma=raw.decimal_comma
     )
     priced = pd.concat([frame.reset_index(drop=True), batch.to_frame()], axis=1)
     priced["_line"] = raw.lines
@@ -224,25 +300,11 @@ def price_table(model: PricingModel, data: bytes | str, level: float) -> pd.Data
         padded = [(cells + [""] * width)[:width] for cells in raw.malformed_cells]
         extra = pd.DataFrame(padded, columns=frame.columns, dtype=object)
         extra["price_estimate"] = extra["price_low"] = extra["price_high"] = np.nan
+        extra["confidence"] = extra["warnings"] = ""
         extra["error"] = raw.malformed["reason"].to_numpy()
         extra["_line"] = raw.malformed["line"].to_numpy()
         priced = pd.concat([priced, extra], ignore_index=True)
     return priced.sort_values("_line", kind="stable").drop(columns="_line").reset_index(drop=True)
-
-
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """Prefix text cells starting with = + - @ with a quote, so a spreadsheet shows, not runs, them.
-
-    Plain numbers (including negative ones) are left alone: they cannot be formulas.
-    """
-    out = frame.copy()
-    for column in out.columns:
-        if pd.api.types.is_numeric_dtype(out[column].dtype):
-            continue
-        text = out[column].astype(str)
-        risky = text.str.match(r"^[=+\-@\t\r]") & pd.to_numeric(text, errors="coerce").isna()
-        out.loc[risky, column] = "'" + text[risky]
-    return out
 
 
 def quote_stone(
@@ -259,4 +321,4 @@ def quote_stone(
         raise InvalidStoneError(
             [(column, value, reason) for _, column, value, reason in checked.problems]
         )
-    return price_columns(model, checked.columns, level, explain_prices)[0]
+    return _quotes(model, checked, np.zeros(1, dtype=int), level, explain_prices)[0]

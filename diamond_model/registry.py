@@ -1,8 +1,8 @@
-"""The model registry: versions with provenance, the champion pointer, promote and rollback.
+"""The model registry: versions with provenance, the champion pointer, promote and rollback, and the
+per-process champion cache that keeps the database off the quoting path.
 
-Every process serving prices keeps a `ChampionCache`; before each quote it reads the one-row
-champion table (a primary-key lookup), and reloads only when the version number changed. A model
-promoted by the CLI, the dashboard or another API worker is therefore served on the next quote.
+Versions are compared on one fixed reference set: the held-out appraisals of the earliest active
+batch, each priced at its own month's market level, so the history compares like with like.
 """
 
 from __future__ import annotations
@@ -11,17 +11,22 @@ import io
 import logging
 import math
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
 import joblib
 import pandas as pd
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from diamond_model.kinds import VersionStatus
+from diamond_model.model import MODEL_FORMAT, PricingModel
 from diamond_model.store import Store
-from diamond_model.tables import Champion, ChampionEvent, ModelVersion, utcnow
-from diamond_model.training import PricingModel, TrainingResult
+from diamond_model.tables import Batch, Champion, ChampionEvent, ModelVersion, utcnow
+from diamond_model.training import TrainingResult, evaluate, holdout_mask
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +47,17 @@ class VersionInfo:
     max_batch_id: int
     data_fingerprint: str
     metrics: dict[str, float]
-    calibration: dict[str, object]
+    reference_metrics: dict[str, float] | None
     params: dict[str, object]
     status: str
     training_seconds: float
+    run_id: int | None
+    format: int
     is_champion: bool
+
+    @property
+    def servable(self) -> bool:
+        return self.format == MODEL_FORMAT
 
 
 def serialize(model: PricingModel) -> bytes:
@@ -76,10 +87,12 @@ def _info(row: ModelVersion, champion: int | None) -> VersionInfo:
         max_batch_id=row.max_batch_id,
         data_fingerprint=row.data_fingerprint,
         metrics=row.metrics,
-        calibration=row.calibration,
+        reference_metrics=row.reference_metrics,
         params=row.params,
         status=row.status,
         training_seconds=row.training_seconds,
+        run_id=row.run_id,
+        format=row.format,
         is_champion=row.version == champion,
     )
 
@@ -87,35 +100,62 @@ def _info(row: ModelVersion, champion: int | None) -> VersionInfo:
 class Registry:
     """Model versions stored in the same database as the appraisals."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, holdout_fraction: float = 0.2, level: float = 0.9) -> None:
         self.store = store
+        self.holdout_fraction = holdout_fraction
+        self.level = level
 
     def champion_version(self) -> int | None:
-        """The serving version: a single primary-key read, cheap enough to do before every quote."""
+        """The serving version (a single primary-key read)."""
+        return self.champion_stamp()[0]
+
+    def champion_stamp(self) -> tuple[int | None, datetime | None]:
+        """(version, changed_at) of the champion row: what serving processes watch."""
         with self.store.engine.connect() as connection:
-            return connection.execute(select(Champion.version).where(Champion.id == 1)).scalar()
+            row = connection.execute(
+                select(Champion.version, Champion.changed_at).where(Champion.id == 1)
+            ).first()
+        return (None, None) if row is None else (row[0], row[1])
+
+    def reference_set(self) -> pd.DataFrame:
+        """The held-out appraisals of the earliest active batch: every version's common exam."""
+        with self.store.session() as session:
+            first = session.scalar(
+                select(Batch.id).where(Batch.withdrawn_at.is_(None)).order_by(Batch.id).limit(1)
+            )
+        if first is None:
+            return self.store.appraisals(batch_id=-1)
+        rows = self.store.appraisals(batch_id=first)
+        return rows.loc[holdout_mask(rows, self.holdout_fraction)]
+
+    def reference_metrics(self, model: PricingModel, reference: pd.DataFrame) -> dict | None:
+        if reference.empty:
+            return None
+        return json_safe(evaluate(model, reference, self.level))
 
     def add(
         self,
         session: Session,
         result: TrainingResult,
-        status: str,
+        status: VersionStatus,
         max_batch_id: int,
         run_id: int | None,
+        reference: dict | None,
     ) -> int:
         """Insert a trained model (inside the caller's transaction); returns its version."""
         row = ModelVersion(
-            algorithm=result.algorithm,
+            algorithm=result.algorithm[:200],
             params=result.params,
             data_fingerprint=result.fingerprint,
             train_rows=result.n_train,
             holdout_rows=result.n_holdout,
             max_batch_id=max_batch_id,
             metrics=json_safe(result.metrics),
-            calibration=result.calibration,
+            reference_metrics=reference,
             status=status,
             training_seconds=result.seconds,
             run_id=run_id,
+            format=MODEL_FORMAT,
             artefact=serialize(result.model),
         )
         session.add(row)
@@ -125,31 +165,46 @@ class Registry:
     def set_champion(self, session: Session, version: int, kind: str, note: str = "") -> None:
         """Point the champion at `version` (inside the caller's transaction)."""
         session.execute(
-            update(ModelVersion).where(ModelVersion.status == "champion").values(status="archived")
+            update(ModelVersion)
+            .where(ModelVersion.status == VersionStatus.CHAMPION)
+            .values(status=VersionStatus.ARCHIVED)
         )
         session.execute(
-            update(ModelVersion).where(ModelVersion.version == version).values(status="champion")
+            update(ModelVersion)
+            .where(ModelVersion.version == version)
+            .values(status=VersionStatus.CHAMPION)
         )
         session.execute(
             update(Champion).where(Champion.id == 1).values(version=version, changed_at=utcnow())
         )
         session.add(ChampionEvent(version=version, kind=kind, note=note))
 
-    def promote(self, version: int, note: str = "promoted by hand") -> None:
-        """Make any stored version the champion."""
+    def _servable(self, session: Session, version: int) -> ModelVersion:
+        row = session.get(ModelVersion, version)
+        if row is None:
+            known = ", ".join(
+                str(v)
+                for v in session.scalars(
+                    select(ModelVersion.version).order_by(ModelVersion.version)
+                )
+            )
+            raise RegistryError(
+                f"There is no model version {version}; stored versions: {known or 'none'}."
+            )
+        if row.format != MODEL_FORMAT:
+            raise RegistryError(
+                f"Version {version} was trained by an earlier release (format {row.format}) and "
+                "is kept for the record only; promote a later version or retrain."
+            )
+        return row
+
+    def promote(self, version: int, note: str = "promoted by hand") -> VersionInfo:
+        """Make any servable stored version the champion."""
         with self.store.session() as session, session.begin():
-            if session.get(ModelVersion, version) is None:
-                known = ", ".join(
-                    str(v)
-                    for v in session.scalars(
-                        select(ModelVersion.version).order_by(ModelVersion.version)
-                    )
-                )
-                raise RegistryError(
-                    f"There is no model version {version}; stored versions: {known or 'none'}."
-                )
+            self._servable(session, version)
             self.set_champion(session, version, "promote", note)
         log.info("version %d is now champion", version)
+        return self.info(version)  # type: ignore[return-value]
 
     def history(self) -> list[int]:
         """Champion stack: promotions push, rollbacks pop; the last element is serving."""
@@ -166,6 +221,13 @@ class Registry:
                 stack.append(version)
         return stack
 
+    def rollback_target(self) -> VersionInfo | None:
+        """The version a rollback would return to (the champion before the current one)."""
+        stack = [v for v in self.history()]
+        if len(stack) < 2:
+            return None
+        return self.info(stack[-2])
+
     def rollback(self) -> int:
         """Return to the champion before the current one; returns the version now serving."""
         stack = self.history()
@@ -176,17 +238,17 @@ class Registry:
             )
         target = stack[-2]
         with self.store.session() as session, session.begin():
-            self.set_champion(session, target, "rollback", f"rolled back from {stack[-1]}")
+            self._servable(session, target)
+            self.set_champion(session, target, "rollback", f"rolled back from v{stack[-1]}")
         log.info("rolled back from %d to %d", stack[-1], target)
         return target
 
     def load(self, version: int) -> PricingModel:
         with self.store.session() as session:
+            row = self._servable(session, version)
             blob = session.scalar(
-                select(ModelVersion.artefact).where(ModelVersion.version == version)
+                select(ModelVersion.artefact).where(ModelVersion.version == row.version)
             )
-        if blob is None:
-            raise RegistryError(f"There is no model version {version}.")
         return deserialize(blob)
 
     def info(self, version: int) -> VersionInfo | None:
@@ -202,43 +264,101 @@ class Registry:
             rows = session.scalars(select(ModelVersion).order_by(ModelVersion.version)).all()
             return [_info(row, champion) for row in rows]
 
-    def versions_frame(self) -> pd.DataFrame:
-        """One row per version with its headline metrics, for tables and charts."""
-        rows = []
-        for v in self.versions():
-            rows.append(
-                {
-                    "version": v.version,
-                    "created_at": v.created_at,
-                    "status": v.status,
-                    "champion": v.is_champion,
-                    "train_rows": v.train_rows,
-                    "holdout_rows": v.holdout_rows,
-                    **{k: v.metrics.get(k) for k in ("mape", "mae", "rmse", "r2", "coverage")},
-                }
-            )
-        columns = ["version", "created_at", "status", "champion", "train_rows", "holdout_rows"]
-        return pd.DataFrame(rows, columns=[*columns, "mape", "mae", "rmse", "r2", "coverage"])
+    def champion_events(self) -> pd.DataFrame:
+        with self.store.engine.connect() as connection:
+            rows = connection.execute(
+                select(
+                    ChampionEvent.at, ChampionEvent.kind, ChampionEvent.version, ChampionEvent.note
+                ).order_by(ChampionEvent.id)
+            ).all()
+        return pd.DataFrame(rows, columns=["at", "kind", "version", "note"])
 
 
 class ChampionCache:
-    """Per-process cache of the champion model, refreshed when the champion version changes."""
+    """The champion model of this process, kept current without a database read per quote.
 
-    def __init__(self, registry: Registry) -> None:
+    `refresh` reads the one-row champion table and loads a newly promoted version. A serving
+    process calls `watch`: a daemon thread refreshes every `interval` seconds, so a promotion or
+    rollback made by any process is served within that time, and `get` only reads memory (one
+    attribute read of a (version, model) pair, so a response never mixes two versions). When
+    the database cannot be reached, the loaded model keeps serving and `healthy` says so.
+    """
+
+    def __init__(self, registry: Registry, interval: float = 1.0, keep: int = 3) -> None:
         self.registry = registry
+        self.interval = interval
         self._lock = threading.Lock()
         self._current: tuple[int, PricingModel] | None = None
+        self._checked = 0.0
+        self._older: OrderedDict[int, PricingModel] = OrderedDict()
+        self._keep = keep
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.last_error: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.last_error is None
+
+    def refresh(self) -> tuple[int, PricingModel] | None:
+        """Read the champion row; load the model when it changed. Never raises for a database
+        outage: the current model stays and `last_error` records why."""
+        self._checked = time.monotonic()
+        try:
+            version, _ = self.registry.champion_stamp()
+            current = self._current
+            if version is not None and (current is None or current[0] != version):
+                with self._lock:
+                    current = self._current
+                    if current is None or current[0] != version:
+                        self._current = (version, self.registry.load(version))
+            elif version is None:
+                self._current = None
+            self.last_error = None
+        except (SQLAlchemyError, OSError) as error:
+            self.last_error = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+            log.warning("champion check failed, serving the loaded model: %s", self.last_error)
+        except RegistryError as error:
+            self.last_error = str(error)
+        return self._current
 
     def get(self) -> tuple[int, PricingModel] | None:
-        """(version, model) of the current champion, or None when no model is trained yet."""
-        version = self.registry.champion_version()
-        if version is None:
-            return None
+        """(version, model) of the champion, or None when no model is trained yet."""
+        if self._thread is None and time.monotonic() - self._checked >= self.interval:
+            return self.refresh()
+        return self._current
+
+    def version(self, version: int) -> PricingModel:
+        """A given version (for reproducing an earlier quote): the champion, or loaded and kept
+        among the last few asked for."""
         current = self._current
-        if current is None or current[0] != version:
-            with self._lock:
-                current = self._current
-                if current is None or current[0] != version:
-                    current = (version, self.registry.load(version))
-                    self._current = current
-        return current
+        if current is not None and current[0] == version:
+            return current[1]
+        with self._lock:
+            if version in self._older:
+                self._older.move_to_end(version)
+                return self._older[version]
+        model = self.registry.load(version)
+        with self._lock:
+            self._older[version] = model
+            while len(self._older) > self._keep:
+                self._older.popitem(last=False)
+        return model
+
+    def watch(self) -> None:
+        """Start the background refresher (idempotent)."""
+        if self._thread is not None:
+            return
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name="champion-watch", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None

@@ -37,8 +37,10 @@ class Settings(BaseSettings):
         0.2, gt=0.05, lt=0.5, description="Share of appraisals kept out of training for evaluation."
     )
     auto_retrain: bool = Field(True, description="Retrain automatically after each ingested batch.")
-    retrain_lock_seconds: int = Field(
-        1800, ge=30, description="A retrain lock older than this is considered abandoned."
+    size_search_seconds: float = Field(
+        30.0,
+        ge=0.0,
+        description="Time a retrain may spend trying larger model sizes by cross-validation.",
     )
     max_upload_bytes: int = Field(20_000_000, ge=1_000, description="Largest accepted CSV upload.")
     max_upload_rows: int = Field(200_000, ge=1, description="Most data rows in one uploaded CSV.")

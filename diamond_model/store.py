@@ -1,14 +1,17 @@
-"""The SQL store: ingesting validated batches atomically, reading appraisals back, exporting."""
+"""The SQL store: batches stored atomically, appraisals read back (withdrawn batches left out),
+comparables, and the retraining lease.
+
+SQLite is the embedded default, PostgreSQL the scale-out option; both run the same statements.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -17,41 +20,56 @@ from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from diamond_model.schema import APPRAISAL_COLUMNS, GRADES, grade_dtype
-from diamond_model.tables import Appraisal, Base, Batch, Champion, Lock, RejectedRow, utcnow
-from diamond_model.validation import RawTable, ValidationResult, validate_csv
+from diamond_model import migrate
+from diamond_model.csvfile import RawTable
+from diamond_model.schema import APPRAISAL_COLUMNS, APPRAISED_ON, GRADES, grade_dtype
+from diamond_model.tables import (
+    Appraisal,
+    Batch,
+    Champion,
+    Lock,
+    RejectedRow,
+    SetAside,
+    utcnow,
+)
+from diamond_model.validation import ValidationResult, validate_csv
 
 log = logging.getLogger(__name__)
 
 RETRAIN_LOCK = "retrain"
+KEY_CHUNK = 900  # stay under SQLite's 999 bound parameters per statement
+STORED_COLUMNS = ["id", "batch_id", "line", *APPRAISAL_COLUMNS, APPRAISED_ON, "stone_key"]
 
 
 class AlreadyIngestedError(ValueError):
-    """The same file content was ingested before; nothing was written."""
+    """The same file content is stored already; nothing was written."""
 
-    def __init__(self, batch_id: int, filename: str) -> None:
+    def __init__(self, batch_id: int, filename: str, withdrawn: bool = False) -> None:
         self.batch_id = batch_id
-        super().__init__(
-            f"This file was already ingested as batch {batch_id} ('{filename}'); "
-            "nothing was added. Upload only new appraisals."
+        self.withdrawn = withdrawn
+        hint = (
+            f" It is withdrawn: `restore {batch_id}` brings it back."
+            if withdrawn
+            else " Nothing was added."
         )
+        super().__init__(f"This file is already stored as batch {batch_id} ('{filename}').{hint}")
 
 
 class FileTooLargeError(ValueError):
     """The upload is over the configured size or row limit."""
 
 
+class UnknownBatchError(ValueError):
+    """No batch with that id."""
+
+
 @dataclass(frozen=True)
-class IngestReport:
-    """What became of an uploaded file."""
+class StoredBatch:
+    """What was written for one batch."""
 
     batch_id: int
-    filename: str
-    rows_total: int
-    rows_accepted: int
-    rows_rejected: int
-    rejections: pd.DataFrame
-    ignored_columns: list[str]
+    rows_stored: int
+    rows_duplicate: int
 
 
 def _sqlite_pragmas(dbapi_connection: object, _: object) -> None:
@@ -72,22 +90,28 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+
+
+def active_batches() -> object:
+    """SQL condition: the appraisal's batch is not withdrawn."""
+    withdrawn = select(Batch.id).where(Batch.withdrawn_at.is_not(None))
+    return Appraisal.batch_id.not_in(withdrawn)
 
 
 class Store:
     """Appraisals and their batches in one SQL database (SQLite or PostgreSQL)."""
 
     def __init__(self, url: str, max_upload_bytes: int = 20_000_000, max_rows: int = 200_000):
-        self.url = url
         self.engine = make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self.max_upload_bytes = max_upload_bytes
         self.max_rows = max_rows
 
-    def create_schema(self) -> None:
-        """Create missing tables and the singleton rows; safe to call any number of times."""
-        Base.metadata.create_all(self.engine)
+    def create_schema(self) -> tuple[str | None, str]:
+        """Upgrade the schema to the latest migration and add the singleton rows; safe to call
+        any number of times, from several processes at once. Returns (revision before, after)."""
+        revisions = migrate.upgrade(self.engine)
         with self.session() as session:
             if session.get(Champion, 1) is None:
                 session.add(Champion(id=1, version=None))
@@ -97,6 +121,7 @@ class Store:
                 session.commit()
             except IntegrityError:  # another process created them first
                 session.rollback()
+        return revisions
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -110,19 +135,16 @@ class Store:
         with self.engine.connect() as connection:
             return connection.execute(select(1)).scalar() == 1
 
-    # ---- ingest -------------------------------------------------------------------------------
+    # ---- uploads ------------------------------------------------------------------------------
 
-    def check_upload(self, data: bytes) -> None:
+    def read_upload(self, data: bytes, today: date | None = None) -> tuple[RawTable, ValidationResult]:
+        """Validate an appraisal file within the size and row limits, writing nothing."""
         if len(data) > self.max_upload_bytes:
             raise FileTooLargeError(
                 f"The file is {len(data):,} bytes; the limit is {self.max_upload_bytes:,}. "
                 "Split it into smaller files."
             )
-
-    def preview(self, data: bytes) -> tuple[RawTable, ValidationResult]:
-        """Validate an appraisal file without writing anything."""
-        self.check_upload(data)
-        raw, result = validate_csv(data, "appraisal")
+        raw, result = validate_csv(data, "appraisal", today)
         if result.total_rows > self.max_rows:
             raise FileTooLargeError(
                 f"The file has {result.total_rows:,} rows; the limit is {self.max_rows:,}. "
@@ -134,61 +156,80 @@ class Store:
         with self.session() as session:
             return session.scalar(select(Batch).where(Batch.sha256 == sha256))
 
-    def ingest(self, data: bytes, filename: str, uploaded_by: str = "unknown") -> IngestReport:
-        """Validate and store a file in one transaction: its batch, good rows and rejections."""
-        digest = hashlib.sha256(data).hexdigest()
-        existing = self.find_batch_by_hash(digest)
-        if existing is not None:
-            raise AlreadyIngestedError(existing.id, existing.filename)
-        raw, result = self.preview(data)
+    def stored_matches(self, keys: np.ndarray) -> pd.DataFrame:
+        """Active stored appraisals with any of these stone keys: key, date, batch and line."""
+        columns = ["stone_key", "appraised_on", "batch_id", "line"]
+        unique = np.unique(keys).tolist()
+        parts = []
+        with self.engine.connect() as connection:
+            for start in range(0, len(unique), KEY_CHUNK):
+                chunk = unique[start : start + KEY_CHUNK]
+                query = select(
+                    Appraisal.stone_key, Appraisal.appraised_on, Appraisal.batch_id, Appraisal.line
+                ).where(Appraisal.stone_key.in_(chunk), active_batches())
+                parts.extend(connection.execute(query).all())
+        return pd.DataFrame(parts, columns=columns)
+
+    def insert_batch(
+        self,
+        *,
+        sha256: str,
+        filename: str,
+        uploaded_by: str,
+        result: ValidationResult,
+        raw: RawTable,
+        rows: pd.DataFrame,
+        live: dict[str, object] | None,
+    ) -> StoredBatch:
+        """Write a batch, its rows, rejections and set-aside notes in one transaction."""
         rejected = result.rejections
         positions = {line: k for k, line in enumerate(raw.lines.tolist())}
         lines = [line for line in rejected["line"].unique().tolist() if line in positions]
         texts = raw.raw_text(np.asarray([positions[line] for line in lines], dtype=int))
         raw_text = dict(zip(lines, texts, strict=True))
+        duplicates = result.n_accepted - len(rows)
         try:
             with self.session() as session, session.begin():
                 batch = Batch(
                     filename=filename[:255],
-                    sha256=digest,
+                    sha256=sha256,
                     uploaded_by=uploaded_by[:120],
+                    uploaded_at=utcnow(),
                     rows_total=result.total_rows,
-                    rows_accepted=result.n_accepted,
+                    rows_accepted=len(rows),
                     rows_rejected=result.n_rejected,
+                    rows_duplicate=duplicates,
+                    rows_set_aside=int(result.notes["line"].nunique()) if len(result.notes) else 0,
                     ignored_columns=",".join(result.ignored_columns),
+                    live=live,
                 )
                 session.add(batch)
                 session.flush()
-                self._insert_rows(session, batch.id, result, rejected, raw_text)
+                self._insert_rows(session, batch.id, rows, rejected, raw_text, result.notes)
                 batch_id = batch.id
         except IntegrityError as error:
-            again = self.find_batch_by_hash(digest)
-            if again is not None:  # the same file was ingested concurrently
+            again = self.find_batch_by_hash(sha256)
+            if again is not None:  # the same file was stored concurrently
                 raise AlreadyIngestedError(again.id, again.filename) from error
             raise
-        log.info("ingested %s as batch %d: %d accepted", filename, batch_id, result.n_accepted)
-        return IngestReport(
-            batch_id=batch_id,
-            filename=filename,
-            rows_total=result.total_rows,
-            rows_accepted=result.n_accepted,
-            rows_rejected=result.n_rejected,
-            rejections=rejected,
-            ignored_columns=result.ignored_columns,
-        )
+        log.info("stored %s as batch %d: %d appraisals", filename, batch_id, len(rows))
+        return StoredBatch(batch_id=batch_id, rows_stored=len(rows), rows_duplicate=duplicates)
 
     def _insert_rows(
         self,
         session: Session,
         batch_id: int,
-        result: ValidationResult,
+        rows: pd.DataFrame,
         rejected: pd.DataFrame,
         raw_text: dict[int, str],
+        notes: pd.DataFrame,
     ) -> None:
         # Core inserts are keyed by column name, so "table" (attribute `table_pct`) stays "table".
-        records = result.accepted.assign(batch_id=batch_id).astype(
-            {"cut": str, "color": str, "clarity": str}
+        records = rows[["line", *APPRAISAL_COLUMNS, APPRAISED_ON, "stone_key"]].assign(
+            batch_id=batch_id
         )
+        records = records.astype({"cut": str, "color": str, "clarity": str})
+        records[APPRAISED_ON] = [d.date() for d in pd.to_datetime(records[APPRAISED_ON])]
         if len(records):
             session.execute(Appraisal.__table__.insert(), _plain(records))
         if len(rejected):
@@ -201,41 +242,68 @@ class Store:
                 batch_id=batch_id, raw=raw, value=rejected["value"].astype(str).str.slice(0, 500)
             )
             session.execute(RejectedRow.__table__.insert(), _plain(problems))
+        kept = notes[notes["line"].isin(rows["line"])] if len(notes) else notes
+        if len(kept):
+            session.execute(
+                SetAside.__table__.insert(),
+                _plain(kept.assign(batch_id=batch_id, value=kept["value"].astype(str).str[:500])),
+            )
+
+    # ---- withdraw and restore -----------------------------------------------------------------
+
+    def set_withdrawn(self, batch_id: int, withdrawn: bool, note: str = "") -> Batch:
+        """Withdraw a batch (kept for audit, no longer used) or restore it."""
+        with self.session() as session, session.begin():
+            batch = session.get(Batch, batch_id)
+            if batch is None:
+                raise UnknownBatchError(
+                    f"There is no batch {batch_id}; `python -m diamond_model batches` lists them."
+                )
+            batch.withdrawn_at = utcnow() if withdrawn else None
+            batch.withdrawn_note = note[:500] if withdrawn else ""
+        return batch
 
     # ---- reads --------------------------------------------------------------------------------
 
-    def count_appraisals(
-        self, batch_id: int | None = None, grades: dict[str, str] | None = None
-    ) -> int:
-        query = select(func.count(Appraisal.id))
+    def _filtered(
+        self,
+        query: object,
+        batch_id: int | None,
+        grades: dict[str, str | list[str]] | None,
+        include_withdrawn: bool,
+    ) -> object:
         if batch_id is not None:
             query = query.where(Appraisal.batch_id == batch_id)
+        elif not include_withdrawn:
+            query = query.where(active_batches())
         for column, value in (grades or {}).items():
-            query = query.where(getattr(Appraisal, column) == value)
+            values = [value] if isinstance(value, str) else list(value)
+            query = query.where(getattr(Appraisal, column).in_(values))
+        return query
+
+    def count_appraisals(
+        self,
+        batch_id: int | None = None,
+        grades: dict[str, str | list[str]] | None = None,
+        include_withdrawn: bool = False,
+    ) -> int:
+        query = self._filtered(
+            select(func.count(Appraisal.id)), batch_id, grades, include_withdrawn
+        )
         with self.session() as session:
             return int(session.scalar(query) or 0)
 
     def appraisals(
         self,
         batch_id: int | None = None,
-        max_batch_id: int | None = None,
-        grades: dict[str, str] | None = None,
+        grades: dict[str, str | list[str]] | None = None,
         limit: int | None = None,
         offset: int = 0,
-        carat_between: tuple[float, float] | None = None,
+        include_withdrawn: bool = False,
     ) -> pd.DataFrame:
-        """Stored appraisals as a typed frame (grades as ordered categories), oldest first."""
-        query = select(Appraisal).order_by(Appraisal.id)
-        if batch_id is not None:
-            query = query.where(Appraisal.batch_id == batch_id)
-        if max_batch_id is not None:
-            query = query.where(Appraisal.batch_id <= max_batch_id)
-        if carat_between is not None:
-            query = query.where(Appraisal.carat.between(*carat_between))
-        for column, value in (grades or {}).items():
-            query = query.where(getattr(Appraisal, column) == value)
-        if limit is not None:
-            query = query.limit(limit).offset(offset)
+        """Stored appraisals as a typed frame (grades as ordered categories), oldest first.
+
+        Withdrawn batches are left out unless asked for (or a batch is named)."""
         columns = [
             Appraisal.id,
             Appraisal.batch_id,
@@ -244,75 +312,94 @@ class Store:
                 getattr(Appraisal, "table_pct" if c == "table" else c).label(c)
                 for c in APPRAISAL_COLUMNS
             ),
+            Appraisal.appraised_on,
+            Appraisal.stone_key,
         ]
-        query = query.with_only_columns(*columns)
+        query = self._filtered(
+            select(*columns).order_by(Appraisal.id), batch_id, grades, include_withdrawn
+        )
+        if limit is not None:
+            query = query.limit(limit).offset(offset)
         with self.engine.connect() as connection:
-            frame = pd.DataFrame(connection.execute(query).mappings().all())
-        if frame.empty:
-            frame = pd.DataFrame(columns=["id", "batch_id", "line", *APPRAISAL_COLUMNS])
-        for column in GRADES:
-            frame[column] = frame[column].astype(grade_dtype(column))
-        for column in ("carat", "depth", "table", "price", "x", "y", "z"):
-            frame[column] = frame[column].astype(float)
-        return frame
+            rows = connection.execute(query).all()
+        return typed_appraisals(pd.DataFrame(rows, columns=STORED_COLUMNS))
 
-    def appraisals_near(self, carat: float, window: float = 0.25) -> pd.DataFrame:
-        """Appraisals within ±`window` of a carat weight, with their batch's upload time."""
-        low, high = carat / (1 + window), carat * (1 + window)
-        frame = self.appraisals(carat_between=(low, high))
-        if frame.empty:
-            return frame.assign(uploaded_at=pd.Series(dtype="datetime64[ns]"))
-        uploads = self.batches()[["id", "uploaded_at"]].rename(columns={"id": "batch_id"})
-        return frame.merge(uploads, on="batch_id", how="left")
+    def comparables(self, stone: dict[str, object], window: float, n: int) -> pd.DataFrame:
+        """Active appraisals within one grade of the stone's colour and clarity and within
+        ±`window` of its weight, nearest weight first (at most 20 × n of them)."""
+        carat = float(stone["carat"])  # type: ignore[arg-type]
+        near = {}
+        for grade in ("color", "clarity"):
+            scale = GRADES[grade]
+            rank = scale.index(str(stone[grade]))
+            near[grade] = list(scale[max(0, rank - 1) : rank + 2])
+        query = (
+            select(
+                Appraisal.id,
+                Appraisal.batch_id,
+                Appraisal.line,
+                *(
+                    getattr(Appraisal, "table_pct" if c == "table" else c).label(c)
+                    for c in APPRAISAL_COLUMNS
+                ),
+                Appraisal.appraised_on,
+                Appraisal.stone_key,
+            )
+            .where(
+                Appraisal.color.in_(near["color"]),
+                Appraisal.clarity.in_(near["clarity"]),
+                Appraisal.carat.between(carat / (1 + window), carat * (1 + window)),
+                active_batches(),
+            )
+            .order_by(func.abs(Appraisal.carat - carat), Appraisal.id)
+            .limit(20 * n)
+        )
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return typed_appraisals(pd.DataFrame(rows, columns=STORED_COLUMNS))
 
     def max_batch_id(self) -> int:
         with self.session() as session:
             return int(session.scalar(select(func.max(Batch.id))) or 0)
 
+    def data_version(self) -> tuple[int, int]:
+        """(latest batch, active appraisals): changes whenever appraisals are added, withdrawn
+        or restored."""
+        with self.session() as session:
+            latest = session.scalar(select(func.max(Batch.id))) or 0
+            active = session.scalar(select(func.count(Appraisal.id)).where(active_batches()))
+        return int(latest), int(active or 0)
+
     def batches(self) -> pd.DataFrame:
-        with self.engine.connect() as connection:
-            rows = connection.execute(select(Batch).order_by(Batch.id)).mappings().all()
-            frame = pd.DataFrame(
-                [{k: v for k, v in row.items()} for row in rows],
-            )
         columns = [c.name for c in Batch.__table__.columns]
-        if frame.empty:
-            return pd.DataFrame(columns=columns)
-        frame.columns = columns
-        return frame
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(Batch.__table__).order_by(Batch.id)).all()
+        return pd.DataFrame(rows, columns=columns)
 
     def batch(self, batch_id: int) -> Batch | None:
         with self.session() as session:
             return session.get(Batch, batch_id)
 
     def rejected_rows(self, batch_id: int | None = None) -> pd.DataFrame:
-        query = select(
-            RejectedRow.batch_id,
-            RejectedRow.line,
-            RejectedRow.column,
-            RejectedRow.value,
-            RejectedRow.reason,
-            RejectedRow.raw,
-        ).order_by(RejectedRow.batch_id, RejectedRow.line, RejectedRow.id)
+        return self._findings(RejectedRow, batch_id, ["raw"])
+
+    def set_aside_rows(self, batch_id: int | None = None) -> pd.DataFrame:
+        return self._findings(SetAside, batch_id, [])
+
+    def _findings(self, table: type, batch_id: int | None, extra: list[str]) -> pd.DataFrame:
+        names = ["batch_id", "line", "column", "value", "reason", *extra]
+        query = select(*(getattr(table, n) for n in names)).order_by(
+            table.batch_id, table.line, table.id
+        )
         if batch_id is not None:
-            query = query.where(RejectedRow.batch_id == batch_id)
+            query = query.where(table.batch_id == batch_id)
         with self.engine.connect() as connection:
-            rows = connection.execute(query).mappings().all()
-        columns = ["batch_id", "line", "column", "value", "reason", "raw"]
-        return pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+            rows = connection.execute(query).all()
+        return pd.DataFrame(rows, columns=names)
 
-    def export(self, directory: Path) -> tuple[Path, Path]:
-        """Write every stored appraisal and every rejected row to CSV files in `directory`."""
-        directory.mkdir(parents=True, exist_ok=True)
-        appraisals_path, rejected_path = directory / "appraisals.csv", directory / "rejected.csv"
-        appraisals = self.appraisals()
-        appraisals[["batch_id", "line", *APPRAISAL_COLUMNS]].to_csv(appraisals_path, index=False)
-        self.rejected_rows().to_csv(rejected_path, index=False)
-        return appraisals_path, rejected_path
+    # ---- the retraining lease -----------------------------------------------------------------
 
-    # ---- locks --------------------------------------------------------------------------------
-
-    def acquire_lock(self, name: str, seconds: int) -> str | None:
+    def acquire_lease(self, name: str, seconds: float, run_id: int | None = None) -> str | None:
         """Take the named lease if free or expired; returns the holder token, or None."""
         token = uuid.uuid4().hex
         now = utcnow()
@@ -321,21 +408,98 @@ class Store:
                 update(Lock)
                 .where(Lock.name == name)
                 .where((Lock.holder.is_(None)) | (Lock.expires_at < now))
-                .values(holder=token, acquired_at=now, expires_at=now + timedelta(seconds=seconds))
+                .values(
+                    holder=token,
+                    acquired_at=now,
+                    expires_at=now + timedelta(seconds=seconds),
+                    pending=False,
+                    run_id=run_id,
+                )
             )
         return token if result.rowcount == 1 else None
 
-    def release_lock(self, name: str, token: str) -> None:
+    def renew_lease(self, name: str, token: str, seconds: float, run_id: int | None = None) -> bool:
+        """The holder's heartbeat: push the expiry forward; False if the lease was lost."""
+        values: dict[str, object] = {"expires_at": utcnow() + timedelta(seconds=seconds)}
+        if run_id is not None:
+            values["run_id"] = run_id
+        with self.session() as session, session.begin():
+            result = session.execute(
+                update(Lock).where(Lock.name == name, Lock.holder == token).values(**values)
+            )
+        return result.rowcount == 1
+
+    def release_lease(self, name: str, token: str) -> bool:
+        """Let go unless someone asked for one more run meanwhile; True when released.
+
+        When `pending` was set, it is cleared and the lease kept: the caller runs again."""
+        with self.session() as session, session.begin():
+            released = session.execute(
+                update(Lock)
+                .where(Lock.name == name, Lock.holder == token, Lock.pending.is_(False))
+                .values(holder=None, expires_at=None, run_id=None)
+            ).rowcount
+            if released:
+                return True
+            still_mine = session.execute(
+                update(Lock).where(Lock.name == name, Lock.holder == token).values(pending=False)
+            ).rowcount
+        return not still_mine
+
+    def force_release(self, name: str, token: str) -> None:
+        """Let go whatever was requested (the run failed or was interrupted)."""
         with self.session() as session, session.begin():
             session.execute(
                 update(Lock)
                 .where(Lock.name == name, Lock.holder == token)
-                .values(holder=None, expires_at=None)
+                .values(holder=None, expires_at=None, pending=False, run_id=None)
             )
+
+    def request_follow_up(self, name: str) -> bool:
+        """Ask the current holder to run once more before letting go; False if nobody holds it."""
+        with self.session() as session, session.begin():
+            return (
+                session.execute(
+                    update(Lock)
+                    .where(Lock.name == name, Lock.holder.is_not(None), Lock.expires_at >= utcnow())
+                    .values(pending=True)
+                ).rowcount
+                == 1
+            )
+
+    def force_unlock(self, name: str) -> Lock | None:
+        """Clear the lease whoever holds it; returns what it was."""
+        with self.session() as session, session.begin():
+            before = session.get(Lock, name)
+            if before is None or before.holder is None:
+                return None
+            state = Lock(
+                name=before.name,
+                holder=before.holder,
+                acquired_at=before.acquired_at,
+                expires_at=before.expires_at,
+                pending=before.pending,
+                run_id=before.run_id,
+            )
+            before.holder, before.expires_at, before.pending, before.run_id = None, None, False, None
+        return state
 
     def lock_state(self, name: str) -> Lock | None:
         with self.session() as session:
             return session.get(Lock, name)
+
+
+def typed_appraisals(frame: pd.DataFrame) -> pd.DataFrame:
+    """Stored rows with grades as ordered categories, numbers as floats and dates as dates."""
+    frame = frame.copy()
+    for column in GRADES:
+        frame[column] = frame[column].astype(grade_dtype(column))
+    for column in ("carat", "depth", "table", "price", "x", "y", "z"):
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    frame[APPRAISED_ON] = pd.to_datetime(frame[APPRAISED_ON])
+    if "stone_key" in frame:
+        frame["stone_key"] = frame["stone_key"].astype(np.int64)
+    return frame
 
 
 def _plain(frame: pd.DataFrame) -> list[dict[str, object]]:

@@ -1,15 +1,18 @@
-"""SQLAlchemy 2 table definitions: batches, appraisals, rejected rows, model versions, runs."""
+"""SQLAlchemy 2 table definitions (the head of the Alembic migrations in `migrations/`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
+    Date,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     String,
@@ -41,10 +44,16 @@ class Batch(Base):
     rows_accepted: Mapped[int] = mapped_column(Integer)
     rows_rejected: Mapped[int] = mapped_column(Integer)
     ignored_columns: Mapped[str] = mapped_column(Text, default="")
+    rows_duplicate: Mapped[int] = mapped_column(Integer, default=0)
+    rows_set_aside: Mapped[int] = mapped_column(Integer, default=0)
+    # The serving model's reading of the batch before any training (see `preview.LiveScore`).
+    live: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    withdrawn_note: Mapped[str] = mapped_column(Text, default="")
 
 
 class Appraisal(Base):
-    """One stone as the expert appraised it."""
+    """One stone as the expert appraised it; measurements set aside at upload are NULL."""
 
     __tablename__ = "appraisals"
 
@@ -55,12 +64,16 @@ class Appraisal(Base):
     cut: Mapped[str] = mapped_column(String(16), index=True)
     color: Mapped[str] = mapped_column(String(2), index=True)
     clarity: Mapped[str] = mapped_column(String(8), index=True)
-    depth: Mapped[float] = mapped_column(Float)
-    table_pct: Mapped[float] = mapped_column("table", Float)
+    depth: Mapped[float | None] = mapped_column(Float, nullable=True)
+    table_pct: Mapped[float | None] = mapped_column("table", Float, nullable=True)
     price: Mapped[float] = mapped_column(Float)
-    x: Mapped[float] = mapped_column(Float)
-    y: Mapped[float] = mapped_column(Float)
-    z: Mapped[float] = mapped_column(Float)
+    x: Mapped[float | None] = mapped_column(Float, nullable=True)
+    y: Mapped[float | None] = mapped_column(Float, nullable=True)
+    z: Mapped[float | None] = mapped_column(Float, nullable=True)
+    appraised_on: Mapped[date] = mapped_column(Date, index=True)
+    # 64-bit hash of the stone and its price (`dedupe.stone_keys`): finds re-uploads, and decides
+    # which appraisals are held out.
+    stone_key: Mapped[int] = mapped_column(BigInteger, index=True)
 
 
 class RejectedRow(Base):
@@ -77,6 +90,19 @@ class RejectedRow(Base):
     raw: Mapped[str] = mapped_column(Text)
 
 
+class SetAside(Base):
+    """A measurement of a stored appraisal that was unusable and stored as missing."""
+
+    __tablename__ = "set_aside"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    batch_id: Mapped[int] = mapped_column(ForeignKey("batches.id"), index=True)
+    line: Mapped[int] = mapped_column(Integer)
+    column: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+
+
 class ModelVersion(Base):
     """A trained model with its provenance, evaluation and the serialized artefact."""
 
@@ -91,10 +117,12 @@ class ModelVersion(Base):
     holdout_rows: Mapped[int] = mapped_column(Integer)
     max_batch_id: Mapped[int] = mapped_column(Integer)
     metrics: Mapped[dict] = mapped_column(JSON)
-    calibration: Mapped[dict] = mapped_column(JSON)
+    # Accuracy on the fixed reference set of held-out appraisals (see `registry.reference`).
+    reference_metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
     training_seconds: Mapped[float] = mapped_column(Float)
     run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    format: Mapped[int] = mapped_column(Integer, default=1)
     artefact: Mapped[bytes] = deferred(mapped_column(LargeBinary))
 
 
@@ -111,7 +139,7 @@ class ChampionEvent(Base):
 
 
 class Champion(Base):
-    """A single row naming the serving model: what every process checks before a quote."""
+    """A single row naming the serving model; `changed_at` is the stamp serving processes watch."""
 
     __tablename__ = "champion"
 
@@ -129,17 +157,20 @@ class TrainingRun(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
-    trigger: Mapped[str] = mapped_column(String(32))
+    trigger: Mapped[str] = mapped_column(String(120))
     message: Mapped[str] = mapped_column(Text, default="")
     promoted: Mapped[bool] = mapped_column(Boolean, default=False)
     candidate_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     champion_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     candidate_metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
     champion_metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    data_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    max_batch_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 class Lock(Base):
-    """A named lease; taken with one conditional UPDATE, so it works the same on every database."""
+    """A named lease, taken with one conditional UPDATE and kept alive by a heartbeat; `pending`
+    asks the holder to run once more before it lets go (a batch arrived while it worked)."""
 
     __tablename__ = "locks"
 
@@ -147,3 +178,64 @@ class Lock(Base):
     holder: Mapped[str | None] = mapped_column(String(120), nullable=True)
     acquired_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     expires_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    pending: Mapped[bool] = mapped_column(Boolean, default=False)
+    run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class ApiKey(Base):
+    """A business client's key: only its SHA-256 is stored; the key itself is shown once."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(String(200))
+    stones_per_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class Usage(Base):
+    """Requests, stones priced and errors per key per hour: what billing reads."""
+
+    __tablename__ = "usage"
+
+    key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id"), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(DateTime, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    stones: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Counter(Base):
+    """A fixed-window counter shared by every worker: quota days, rate-limit minutes and failed
+    key attempts, keyed like 'rpm:3:2026-11-26T10:15'. Incremented by one atomic UPDATE."""
+
+    __tablename__ = "counters"
+
+    key: Mapped[str] = mapped_column(String(120), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+    expires_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+
+
+class QuoteRecord(Base):
+    """A quote as it was given: inputs, answer, model version and market level, for reproduction,
+    audit and traffic monitoring; kept for the configured retention."""
+
+    __tablename__ = "quotes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    key_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
+    model_version: Mapped[int] = mapped_column(Integer)
+    market_period: Mapped[str] = mapped_column(String(7))
+    stone: Mapped[dict] = mapped_column(JSON)
+    answer: Mapped[dict] = mapped_column(JSON)
+
+
+# Comparables look up stones within one grade of each colour and clarity in a carat window.
+Index("ix_appraisals_grades_carat", Appraisal.color, Appraisal.clarity, Appraisal.carat)

@@ -1,26 +1,32 @@
-"""Reading appraisal CSV files and validating rows, vectorised, without ever raising for a bad row.
+"""Validating rows, vectorised, without ever raising for a bad row.
 
-A file that cannot be used at all raises `UnusableFileError`; every other problem becomes a row of
-the rejection table (line in the file, column, value, reason) while the good rows are kept.
+Two outcomes per row: rejected (a 4C, the price or the date is missing or wrong: the row cannot be
+used) or accepted, possibly with notes (a measurement was unusable and was set aside: stored as
+missing, the raw value kept in the note). Numbers are read strictly: digits with one decimal mark,
+no underscores, no thousands separators, so "4.733" cannot silently become $4.73.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from diamond_model.csvfile import REJECTION_COLUMNS, RawTable, UnusableFileError, read_csv
+from diamond_model.measurements import Finding, screen
 from diamond_model.schema import (
     APPRAISAL_COLUMNS,
-    DEPTH_TOLERANCE_POINTS,
+    APPRAISED_ON,
     FOUR_C,
     GRADES,
     LABELS,
+    MEASUREMENTS,
+    PRICE_PER_CARAT,
     RANGES,
     STONE_COLUMNS,
     UNITS,
@@ -28,35 +34,38 @@ from diamond_model.schema import (
 )
 
 Purpose = Literal["appraisal", "pricing"]
-REJECTION_COLUMNS = ["line", "column", "value", "reason"]
+REQUIRED: dict[str, tuple[str, ...]] = {"appraisal": (*FOUR_C, "price"), "pricing": FOUR_C}
+EARLIEST_DATE = date(1900, 1, 1)
 
-
-class UnusableFileError(ValueError):
-    """The file as a whole cannot be used (not a CSV, empty, required columns missing)."""
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?:[.,' ]\d{3})+(?:[.,]\d+)?")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_SMALL = 64  # below this many cells, plain Python per cell beats pandas' vectorised string ops
 
 
 @dataclass(frozen=True)
-class RawTable:
-    """A CSV file split into text cells, with the file line number of every data row."""
+class Checked:
+    """Typed columns as numpy arrays and what was found, by row position. Numbers are floats with
+    NaN for missing or set-aside values; grades rank codes with -1; dates datetime64[D] with NaT.
+    The fast core under `validate`, also used to price one stone without a DataFrame."""
 
-    frame: pd.DataFrame
-    lines: np.ndarray
-    separator: str
-    malformed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REJECTION_COLUMNS))
-    malformed_cells: list[list[str]] = field(default_factory=list)
-
-    def raw_text(self, positions: np.ndarray) -> list[str]:
-        """The original cells of the given rows joined back with the file's separator."""
-        values = self.frame.to_numpy()[positions]
-        return [self.separator.join(map(str, row)) for row in values]
+    columns: dict[str, np.ndarray]
+    problems: list[Finding]
+    notes: list[Finding]
+    bad: np.ndarray
+    ignored: list[str]
+    n: int
+    implied_carat: np.ndarray
 
 
 @dataclass(frozen=True)
 class ValidationResult:
-    """Accepted rows (typed, with their file line) and one rejection row per problem found."""
+    """Accepted rows (typed, with their file line), one rejection row per problem found, and one
+    note per measurement set aside on an accepted row."""
 
     accepted: pd.DataFrame
     rejections: pd.DataFrame
+    notes: pd.DataFrame
     ignored_columns: list[str]
     total_rows: int
 
@@ -70,103 +79,19 @@ class ValidationResult:
 
     def reasons_by_line(self) -> pd.DataFrame:
         """One row per rejected line, its reasons joined: what a person reads first."""
-        if self.rejections.empty:
-            return pd.DataFrame(columns=["line", "reason"])
-        grouped = self.rejections.groupby("line", sort=True)["reason"].agg("; ".join)
-        return grouped.reset_index()
+        return _by_line(self.rejections)
+
+    def notes_by_line(self) -> pd.DataFrame:
+        return _by_line(self.notes)
 
 
-def _decode(data: bytes) -> str:
-    if not data.strip():
-        raise UnusableFileError("The file is empty: it needs a header row and at least one stone.")
-    if b"\x00" in data[:4096]:
-        raise UnusableFileError(
-            "The file is not a CSV text file (it contains binary data). "
-            "Export the sheet as 'CSV UTF-8 (comma delimited)'."
-        )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        raise UnusableFileError(
-            f"The file is not UTF-8 text (byte {error.start} cannot be read). "
-            "Save it as 'CSV UTF-8' and upload it again."
-        ) from error
+def _by_line(findings: pd.DataFrame) -> pd.DataFrame:
+    if findings.empty:
+        return pd.DataFrame(columns=["line", "reason"])
+    return findings.groupby("line", sort=True)["reason"].agg("; ".join).reset_index()
 
 
-def _detect_separator(header_line: str) -> str:
-    counts = {sep: header_line.count(sep) for sep in (",", ";", "\t")}
-    best = max(counts, key=counts.__getitem__)
-    return best if counts[best] > 0 else ","
-
-
-def read_csv(data: bytes | str) -> RawTable:
-    """Split a CSV file (UTF-8 with or without BOM, `,` `;` or tab separated, any line ending)."""
-    text = data if isinstance(data, str) else _decode(data)
-    text = text.lstrip("\ufeff")
-    if not text.strip():
-        raise UnusableFileError("The file is empty: it needs a header row and at least one stone.")
-    first_line = next(line for line in text.splitlines() if line.strip())
-    separator = _detect_separator(first_line)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=separator)
-
-    header: list[str] | None = None
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    malformed: list[tuple[int, str, str, str]] = []
-    malformed_cells: list[list[str]] = []
-    line_number = 1
-    try:
-        for record in reader:
-            start, line_number = line_number, reader.line_num + 1
-            if not record or all(not cell.strip() for cell in record):
-                continue
-            if header is None:
-                header = [cell.strip() for cell in record]
-                continue
-            if len(record) != len(header):
-                malformed_cells.append(record)
-                malformed.append(
-                    (
-                        start,
-                        "",
-                        separator.join(record)[:200],
-                        f"the row has {len(record)} fields but the header has {len(header)}; "
-                        "check for a stray separator or a missing value",
-                    )
-                )
-                continue
-            rows.append(record)
-            lines.append(start)
-    except csv.Error as error:
-        raise UnusableFileError(
-            f"The file is not a readable CSV near line {line_number}: {error}."
-        ) from error
-
-    if header is None:
-        raise UnusableFileError("The file is empty: it needs a header row and at least one stone.")
-    seen: set[str] = set()
-    for name in header:
-        key = name.lower()
-        if key and key in seen:
-            raise UnusableFileError(f"The column '{name}' appears twice in the header; keep one.")
-        seen.add(key)
-    if not rows and not malformed:
-        raise UnusableFileError("The file has a header but no data rows.")
-    frame = pd.DataFrame(rows, columns=pd.Index(header, dtype=object), dtype=object)
-    return RawTable(
-        frame=frame,
-        lines=np.asarray(lines, dtype=np.int64),
-        separator=separator,
-        malformed=pd.DataFrame(malformed, columns=REJECTION_COLUMNS),
-        malformed_cells=malformed_cells,
-    )
-
-
-def required_columns(purpose: Purpose) -> tuple[str, ...]:
-    return APPRAISAL_COLUMNS if purpose == "appraisal" else FOUR_C
-
-
-Problem = tuple[int, str, str, str]
+# ---- cells ------------------------------------------------------------------------------------
 
 
 def _is_blank(value: object) -> bool:
@@ -177,34 +102,52 @@ def _is_blank(value: object) -> bool:
     return isinstance(value, str) and not value.strip()
 
 
-def _to_float(value: object, decimal_comma: bool) -> float:
-    if isinstance(value, str):
-        value = value.strip()
-        if decimal_comma:
-            value = value.replace(",", ".")
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+def _number(value: object, decimal_comma: bool) -> float:
+    """One cell as a number, or NaN. Booleans are not numbers; text must be plain digits."""
+    if isinstance(value, bool):
         return np.nan
-    return number if np.isfinite(number) else np.nan
+    if isinstance(value, int | float | np.integer | np.floating):
+        number = float(value)
+        return number if np.isfinite(number) else np.nan
+    text = str(value).strip()
+    if decimal_comma and "." not in text:
+        text = text.replace(",", ".", 1)
+    return float(text) if _NUMBER.fullmatch(text) else np.nan
 
 
 def _parse_numbers(cells: np.ndarray, decimal_comma: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(numbers, blank mask) from text or numeric cells; junk becomes NaN but is not blank."""
-    blank = np.fromiter((_is_blank(v) for v in cells), dtype=bool, count=len(cells))
-    if not decimal_comma:
-        try:
-            numbers = np.asarray(np.where(blank, np.nan, cells), dtype=float)
-            numbers[~np.isfinite(numbers)] = np.nan
-            return numbers, blank
-        except (TypeError, ValueError):
-            pass
-    numbers = np.fromiter(
-        (np.nan if b else _to_float(v, decimal_comma) for v, b in zip(cells, blank, strict=True)),
-        dtype=float,
-        count=len(cells),
-    )
+    """(numbers, blank mask); junk becomes NaN but is not blank."""
+    n = len(cells)
+    blank = np.fromiter((_is_blank(v) for v in cells), dtype=bool, count=n)
+    if n < _SMALL or not all(isinstance(v, str) for v in cells):
+        numbers = np.fromiter(
+            (np.nan if b else _number(v, decimal_comma) for v, b in zip(cells, blank, strict=True)),
+            dtype=float,
+            count=n,
+        )
+        return numbers, blank
+    text = pd.Series(cells, dtype=object).str.strip()
+    if decimal_comma:
+        text = text.where(text.str.contains(".", regex=False), text.str.replace(",", ".", n=1))
+    valid = text.str.fullmatch(_NUMBER.pattern).fillna(False).to_numpy(dtype=bool)
+    numbers = np.full(n, np.nan)
+    numbers[valid] = text[valid].astype(float).to_numpy()
+    numbers[~np.isfinite(numbers)] = np.nan
     return numbers, blank
+
+
+def _number_reason(label: str, set_aside: bool) -> Callable[[int, str], str]:
+    def reason(_: int, text: str) -> str:
+        if set_aside:
+            return f"{label} '{text}' set aside: it is not a number"
+        hint = ""
+        if _GROUPED.fullmatch(text) or "_" in text:
+            hint = ", written without thousands separators or underscores (4733, not 4,733)"
+        elif text.lower() in ("true", "false"):
+            hint = " (true/false is not a number)"
+        return f"{label} must be a number: digits with one decimal mark, e.g. 0.5{hint}"
+
+    return reason
 
 
 def _grade_lookup(column: str) -> dict[str, int]:
@@ -217,7 +160,7 @@ def _parse_grades(cells: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarra
     blank = np.fromiter((_is_blank(v) for v in cells), dtype=bool, count=len(cells))
     codes = np.fromiter(
         (
-            -1 if b else lookup.get(" ".join(str(v).split()).casefold(), -1)
+            -1 if b or not isinstance(v, str) else lookup.get(" ".join(v.split()).casefold(), -1)
             for v, b in zip(cells, blank, strict=True)
         ),
         dtype=np.int8,
@@ -226,10 +169,28 @@ def _parse_grades(cells: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarra
     return codes, blank
 
 
-def _problems(
+def _parse_dates(cells: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(datetime64[D] with NaT for blank or unreadable, blank mask); ISO dates only."""
+    blank = np.fromiter((_is_blank(v) for v in cells), dtype=bool, count=len(cells))
+    out = np.full(len(cells), np.datetime64("NaT"), dtype="datetime64[D]")
+    for position in np.flatnonzero(~blank).tolist():
+        value = cells[position]
+        if isinstance(value, date):
+            out[position] = np.datetime64(value, "D")
+            continue
+        text = str(value).strip()[:10] if "T" in str(value) else str(value).strip()
+        if _DATE.fullmatch(text):
+            try:
+                out[position] = np.datetime64(date.fromisoformat(text), "D")
+            except ValueError:
+                pass
+    return out, blank
+
+
+def _findings(
     mask: np.ndarray, column: str, cells: np.ndarray, reason: str | Callable[[int, str], str]
-) -> list[Problem]:
-    """Rejection rows for the masked positions; `reason` may depend on (position, cell text)."""
+) -> list[Finding]:
+    """Findings for the masked positions; `reason` may depend on (position, cell text)."""
     if not mask.any():
         return []
     out = []
@@ -239,89 +200,142 @@ def _problems(
     return out
 
 
-@dataclass(frozen=True)
-class Checked:
-    """Typed columns as numpy arrays (numbers: float with NaN; grades: rank codes with -1) and the
-    problems found, by row position. The fast core under `validate`, also used to price one stone
-    without building a DataFrame."""
-
-    columns: dict[str, np.ndarray]
-    problems: list[Problem]
-    bad: np.ndarray
-    ignored: list[str]
-    n: int
+# ---- rows -------------------------------------------------------------------------------------
 
 
 def check(
-    cells: dict[str, np.ndarray], n: int, purpose: Purpose, decimal_comma: bool = False
+    cells: dict[str, np.ndarray],
+    n: int,
+    purpose: Purpose,
+    decimal_comma: bool = False,
+    today: date | None = None,
 ) -> Checked:
     """Check columns of raw cells (keys already lower-case); never raises for a bad row."""
-    required = required_columns(purpose)
+    required = REQUIRED[purpose]
     missing = [name for name in required if name not in cells]
     if missing:
         raise UnusableFileError(
-            f"Required column(s) missing: {', '.join(missing)}. "
-            f"The file needs a header row with: {', '.join(required)} (any order, any letter case)."
+            f"Required column(s) missing: {', '.join(missing)}. The file needs a header row "
+            f"with: {', '.join(required)} (any order, any letter case); depth, table, x, y, z"
+            + (f" and {APPRAISED_ON} are optional." if purpose == "appraisal" else " are optional.")
         )
-    known = APPRAISAL_COLUMNS if purpose == "appraisal" else STONE_COLUMNS
+    known = (*APPRAISAL_COLUMNS, APPRAISED_ON) if purpose == "appraisal" else STONE_COLUMNS
     ignored = [name for name in cells if name not in known]
-    problems: list[Problem] = []
+    problems: list[Finding] = []
+    notes: list[Finding] = []
     typed: dict[str, np.ndarray] = {}
 
     for column in known:
         if column not in cells:
-            typed[column] = (
-                np.full(n, -1, dtype=np.int8) if column in GRADES else np.full(n, np.nan)
-            )
+            typed[column] = _absent(column, n)
             continue
         values = cells[column]
         label = LABELS[column]
         if column in GRADES:
-            codes, blank = _parse_grades(values, column)
-            accepted = ", ".join(GRADES[column])
-            problems += _problems(
-                (codes < 0) & ~blank,
+            typed[column], blank = _parse_grades(values, column)
+            scale = ", ".join(GRADES[column])
+            problems += _findings(
+                (typed[column] < 0) & ~blank,
                 column,
                 values,
-                lambda _, text, c=column, a=accepted: (
-                    f"'{text}' is not a {c} grade; use one of {a}"
-                ),
+                lambda _, text, c=column, s=scale: f"'{text}' is not a {c} grade: use one of {s}",
             )
-            typed[column] = codes
+        elif column == APPRAISED_ON:
+            typed[column], blank = _dates(values, problems, today or date.today())
         else:
             numbers, blank = _parse_numbers(values, decimal_comma)
+            # A measurement that is junk or implausible is set aside; anything else rejects the row.
+            found = notes if column in MEASUREMENTS else problems
             junk = np.isnan(numbers) & ~blank
-            problems += _problems(junk, column, values, f"{label} must be a number")
+            found += _findings(junk, column, values, _number_reason(label, column in MEASUREMENTS))
             rng = RANGES[column]
             with np.errstate(invalid="ignore"):
                 below = numbers <= rng.low if not rng.low_inclusive else numbers < rng.low
                 outside = below | (numbers > rng.high)
             reason = f"{label} must be {rng.describe(UNITS[column])}"
-            problems += _problems(outside, column, values, reason)
+            if column in MEASUREMENTS:
+                reason = f"{label} set aside: it must be {rng.describe(UNITS[column])}"
+            found += _findings(outside, column, values, reason)
             numbers[outside] = np.nan
             typed[column] = numbers
-        if column in required or purpose == "appraisal":
-            reason = f"{label} is required but the cell is empty"
-            problems += _problems(blank, column, values, reason)
+        if column in required:
+            problems += _findings(blank, column, values, f"{label} is required but the cell is empty")
 
-    if all(name in cells for name in ("depth", "x", "y", "z")):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            implied = 200.0 * typed["z"] / (typed["x"] + typed["y"])
-            inconsistent = np.abs(implied - typed["depth"]) > DEPTH_TOLERANCE_POINTS
-
-        def depth_reason(position: int, _: str) -> str:
-            return (
-                "depth % disagrees with the measurements: 2·z/(x+y) gives "
-                f"{implied[position]:.1f} %; correct depth, x, y or z "
-                f"(tolerance ±{DEPTH_TOLERANCE_POINTS:g} points)"
-            )
-
-        problems += _problems(inconsistent, "depth", cells["depth"], depth_reason)
-
+    if purpose == "appraisal":
+        problems += _price_per_carat(typed, cells["price"])
+    screened = screen(typed)
+    typed.update(screened.columns)
     bad = np.zeros(n, dtype=bool)
     if problems:
         bad[[p[0] for p in problems]] = True
-    return Checked(columns=typed, problems=problems, bad=bad, ignored=ignored, n=n)
+    notes = [note for note in notes + screened.notes if not bad[note[0]]]
+    return Checked(
+        columns=typed,
+        problems=problems,
+        notes=notes,
+        bad=bad,
+        ignored=ignored,
+        n=n,
+        implied_carat=screened.implied_carat,
+    )
+
+
+def _absent(column: str, n: int) -> np.ndarray:
+    if column in GRADES:
+        return np.full(n, -1, dtype=np.int8)
+    if column == APPRAISED_ON:
+        return np.full(n, np.datetime64("NaT"), dtype="datetime64[D]")
+    return np.full(n, np.nan)
+
+
+def _dates(
+    values: np.ndarray, problems: list[Finding], today: date
+) -> tuple[np.ndarray, np.ndarray]:
+    parsed, blank = _parse_dates(values)
+    label = LABELS[APPRAISED_ON]
+    problems += _findings(
+        np.isnat(parsed) & ~blank,
+        APPRAISED_ON,
+        values,
+        f"{label} must be a date written YYYY-MM-DD (e.g. 2026-03-01), or empty for the "
+        "upload date",
+    )
+    latest = np.datetime64(today + timedelta(days=1), "D")
+    with np.errstate(invalid="ignore"):
+        future = parsed > latest
+        early = parsed < np.datetime64(EARLIEST_DATE, "D")
+    problems += _findings(
+        future,
+        APPRAISED_ON,
+        values,
+        f"{label} is in the future; the latest accepted date is {latest} (tomorrow, for time "
+        "zones)",
+    )
+    problems += _findings(
+        early, APPRAISED_ON, values, f"{label} is before {EARLIEST_DATE}; check the year"
+    )
+    parsed[future | early] = np.datetime64("NaT")
+    return parsed, blank
+
+
+def _price_per_carat(typed: dict[str, np.ndarray], price_cells: np.ndarray) -> list[Finding]:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_carat = typed["price"] / typed["carat"]
+        odd = (per_carat < PRICE_PER_CARAT.low) | (per_carat > PRICE_PER_CARAT.high)
+
+    def reason(position: int, text: str) -> str:
+        value = per_carat[position]
+        hint = (
+            "did you use a thousands separator? write 4733, not 4.733"
+            if value < PRICE_PER_CARAT.low
+            else "check for extra digits"
+        )
+        return (
+            f"price ${typed['price'][position]:,.2f} is ${value:,.0f} per carat, outside "
+            f"${PRICE_PER_CARAT.low:,.0f}–${PRICE_PER_CARAT.high:,.0f} per carat: {hint}"
+        )
+
+    return _findings(odd, "price", price_cells, reason)
 
 
 def typed_frame(columns: dict[str, np.ndarray], index: pd.Index | None = None) -> pd.DataFrame:
@@ -335,16 +349,26 @@ def typed_frame(columns: dict[str, np.ndarray], index: pd.Index | None = None) -
     return pd.DataFrame(data, index=index)
 
 
+def findings_table(findings: list[Finding], line_numbers: np.ndarray) -> pd.DataFrame:
+    """Findings as a table by file line (line, column, value, reason), in line order."""
+    if not findings:
+        return pd.DataFrame(columns=REJECTION_COLUMNS)
+    table = pd.DataFrame(findings, columns=["position", "column", "value", "reason"])
+    table.insert(0, "line", line_numbers[table["position"].to_numpy(dtype=int)])
+    return table.drop(columns="position").sort_values("line", kind="stable").reset_index(drop=True)
+
+
 def validate(
     frame: pd.DataFrame,
     purpose: Purpose,
     lines: np.ndarray | None = None,
     decimal_comma: bool = False,
+    today: date | None = None,
 ) -> ValidationResult:
-    """Check every row of `frame` for `purpose`; return typed accepted rows and the rejections.
+    """Check every row of `frame` for `purpose`; return typed accepted rows, rejections and notes.
 
-    `appraisal` rows (for training) need all ten columns and a positive price. `pricing` rows need
-    the 4Cs; depth, table and x/y/z may be absent or empty, and any price column is ignored.
+    `appraisal` rows (for training) need the 4Cs and a plausible price; measurements and the
+    appraisal date are optional. `pricing` rows need the 4Cs; any price column is ignored.
     Accepted rows keep the index of `frame` and gain a `line` column.
     """
     n = len(frame)
@@ -352,50 +376,31 @@ def validate(
         str(name).strip().lower(): frame.iloc[:, k].to_numpy(dtype=object)
         for k, name in enumerate(frame.columns)
     }
-    checked = check(cells, n, purpose, decimal_comma)
+    checked = check(cells, n, purpose, decimal_comma, today)
     line_numbers = np.arange(1, n + 1) if lines is None else np.asarray(lines)
-    problems, bad = list(checked.problems), checked.bad.copy()
-    accepted_frame = typed_frame(checked.columns, frame.index)
-
-    if purpose == "appraisal" and n > 1:
-        keys = pd.util.hash_pandas_object(accepted_frame, index=False).to_numpy()
-        # Rows already rejected must not count as the "first" copy of a duplicate.
-        keys = np.where(bad, np.arange(n, dtype=np.uint64) ^ np.uint64(0x9E3779B97F4A7C15), keys)
-        first = pd.Series(line_numbers).groupby(keys).transform("first").to_numpy()
-        duplicate = (first != line_numbers) & ~bad
-        problems += _problems(
-            duplicate,
-            "",
-            np.full(n, "", dtype=object),
-            lambda position, _: f"duplicate of line {first[position]} (same stone, same price)",
-        )
-        bad |= duplicate
-
-    if problems:
-        rejections = pd.DataFrame(problems, columns=["position", "column", "value", "reason"])
-        rejections.insert(0, "line", line_numbers[rejections["position"].to_numpy(dtype=int)])
-        rejections = rejections.drop(columns="position").sort_values("line", kind="stable")
-        accepted_frame = accepted_frame.loc[~bad]
-    else:
-        rejections = pd.DataFrame(columns=REJECTION_COLUMNS)
-    accepted_frame.insert(0, "line", line_numbers[~bad] if problems else line_numbers)
+    accepted = typed_frame(checked.columns, frame.index).loc[~checked.bad]
+    accepted.insert(0, "line", line_numbers[~checked.bad])
     return ValidationResult(
-        accepted=accepted_frame,
-        rejections=rejections.reset_index(drop=True),
+        accepted=accepted,
+        rejections=findings_table(checked.problems, line_numbers),
+        notes=findings_table(checked.notes, line_numbers),
         ignored_columns=checked.ignored,
         total_rows=n,
     )
 
 
-def validate_csv(data: bytes | str, purpose: Purpose) -> tuple[RawTable, ValidationResult]:
+def validate_csv(
+    data: bytes | str, purpose: Purpose, today: date | None = None
+) -> tuple[RawTable, ValidationResult]:
     """Read and validate a whole file; rows with the wrong number of fields are rejected too."""
     raw = read_csv(data)
-    result = validate(raw.frame, purpose, lines=raw.lines, decimal_comma=raw.separator == ";")
+    result = validate(raw.frame, purpose, raw.lines, raw.decimal_comma, today)
     if not raw.malformed.empty:
         rejections = pd.concat([result.rejections, raw.malformed], ignore_index=True)
         result = ValidationResult(
             accepted=result.accepted,
             rejections=rejections.sort_values("line", kind="stable").reset_index(drop=True),
+            notes=result.notes,
             ignored_columns=result.ignored_columns,
             total_rows=result.total_rows + len(raw.malformed),
         )

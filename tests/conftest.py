@@ -1,22 +1,45 @@
-"""Shared fixtures: the bundled data, fitted models built once, and a fresh database per test."""
+"""Shared fixtures: the bundled data, fitted models built once, fresh databases per test (SQLite
+and a real PostgreSQL server), and copies of a seeded database made once per session."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
+from diamond_model.model import PricingModel
 from diamond_model.pipeline import BUNDLED_DATASET, Pipeline
 from diamond_model.settings import Settings
-from diamond_model.training import PricingModel, fit_pricing_model
+from diamond_model.training import fit_pricing_model
 from diamond_model.validation import validate_csv
 
 POSTGRES_URL = os.environ.get("DIAMOND_TEST_POSTGRES_URL")
+ACCESS_CODE = "expert-code-for-tests"
+SEED_ROWS = 2000
+
+
+def csv_bytes(frame: pd.DataFrame, sep: str = ",", crlf: bool = False) -> bytes:
+    """A frame as the bytes of a CSV file (`;` files get decimal commas, as spreadsheets write)."""
+    out = frame.copy()
+    if "appraised_on" in out and out["appraised_on"].isna().all():
+        out = out.drop(columns="appraised_on")
+    if sep == ";":
+        for column in out.columns:
+            if pd.api.types.is_float_dtype(out[column]):
+                out[column] = out[column].map(lambda v: "" if v != v else f"{v:g}".replace(".", ","))
+    return out.to_csv(index=False, sep=sep, lineterminator="\r\n" if crlf else "\n").encode()
+
+
+def dated(frame: pd.DataFrame, day: date) -> pd.DataFrame:
+    """The appraisals with an appraised_on column."""
+    return frame.assign(appraised_on=day.isoformat())
 
 
 @pytest.fixture(scope="session")
@@ -26,38 +49,50 @@ def dataset_bytes() -> bytes:
 
 @pytest.fixture(scope="session")
 def appraisals(dataset_bytes: bytes) -> pd.DataFrame:
-    """The bundled appraisals that pass validation (typed)."""
+    """The bundled appraisals that pass validation (typed; set-aside measurements missing)."""
     _, result = validate_csv(dataset_bytes, "appraisal")
-    return result.accepted.drop(columns="line").reset_index(drop=True)
+    frame = result.accepted.drop(columns="line")
+    return frame.drop_duplicates(subset=[c for c in frame.columns if c != "appraised_on"]).reset_index(drop=True)
+
+
+@pytest.fixture(scope="session")
+def complete(appraisals: pd.DataFrame) -> pd.DataFrame:
+    """Bundled appraisals with every measurement."""
+    return appraisals.dropna(subset=["depth", "table", "x", "y", "z"]).reset_index(drop=True)
 
 
 @pytest.fixture(scope="session")
 def pricing_model(appraisals: pd.DataFrame) -> PricingModel:
     """A pricing model fitted once on the first 4,000 appraisals."""
-    return fit_pricing_model(appraisals.iloc[:4000])
+    return fit_pricing_model(appraisals.iloc[:4000])[0]
 
 
 @pytest.fixture(scope="session")
 def small_csv(appraisals: pd.DataFrame) -> bytes:
     """1,200 valid appraisals as CSV: enough to train quickly."""
-    return appraisals.iloc[:1200].to_csv(index=False).encode()
+    return csv_bytes(appraisals.iloc[:1200])
 
 
-def _postgres_database() -> Iterator[str]:
+def _postgres_database(name: str | None = None, template: str | None = None) -> str:
     if not POSTGRES_URL:
         if os.environ.get("CI"):
             pytest.fail("DIAMOND_TEST_POSTGRES_URL must be set in CI (see .ci/run)")
         pytest.skip('no PostgreSQL server: eval "$(bash .ci/start-postgres.sh)" to run these')
-    name = f"test_{uuid.uuid4().hex[:12]}"
+    name = name or f"test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        clause = f' TEMPLATE "{template}"' if template else ""
+        connection.execute(text(f'CREATE DATABASE "{name}"{clause}'))
+    admin.dispose()
+    return POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def _drop_postgres(url: str) -> None:
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -65,18 +100,27 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     """A fresh empty database per test, on SQLite and on a real PostgreSQL server."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'test.sqlite3'}"
-    else:
-        yield from _postgres_database()
+        return
+    url = _postgres_database()
+    try:
+        yield url
+    finally:
+        _drop_postgres(url)
+
+
+def make_settings(url: str, folder: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "instance_dir": folder,
+        "database_url": url,
+        "auto_retrain": False,
+        "access_code": ACCESS_CODE,
+    }
+    return Settings(**{**values, **overrides})
 
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        instance_dir=tmp_path / "instance",
-        database_url=database_url,
-        auto_retrain=False,
-        access_code="expert-code-for-tests",
-    )
+    return make_settings(database_url, tmp_path / "instance")
 
 
 @pytest.fixture
@@ -85,3 +129,59 @@ def pipeline(settings: Settings) -> Iterator[Pipeline]:
     pipeline.store.create_schema()
     yield pipeline
     pipeline.store.dispose()
+
+
+def _seed(url: str, appraisals: pd.DataFrame) -> None:
+    settings = make_settings(url, Path("/tmp"))
+    pipeline = Pipeline.from_settings(settings)
+    pipeline.store.create_schema()
+    pipeline.ingest(csv_bytes(appraisals.iloc[:SEED_ROWS]), "seed.csv", "seed", retrain=False)
+    assert pipeline.retrain().promoted
+    pipeline.store.dispose()
+
+
+@pytest.fixture(scope="session")
+def seeded_sqlite(tmp_path_factory: pytest.TempPathFactory, appraisals: pd.DataFrame) -> Path:
+    """An SQLite file with 2,000 bundled appraisals (batch 1) and a trained champion v1."""
+    path = tmp_path_factory.mktemp("seed") / "seed.sqlite3"
+    _seed(f"sqlite:///{path}", appraisals)
+    return path
+
+
+@pytest.fixture(scope="session")
+def seeded_postgres(appraisals: pd.DataFrame) -> Iterator[str]:
+    """The same seed as a PostgreSQL template database (copied per test by CREATE ... TEMPLATE)."""
+    url = _postgres_database(f"seed_{uuid.uuid4().hex[:8]}")
+    _seed(url, appraisals)
+    yield url.rsplit("/", 1)[1]
+    _drop_postgres(url)
+
+
+@pytest.fixture
+def seeded_copy(
+    request: pytest.FixtureRequest, tmp_path: Path, seeded_sqlite: Path
+) -> Iterator[Callable[[str], str]]:
+    """A factory: seeded_copy("sqlite" | "postgresql") is the URL of a fresh copy of the seed."""
+    made: list[str] = []
+
+    def copy(kind: str = "sqlite") -> str:
+        if kind == "sqlite":
+            target = tmp_path / f"copy-{len(made)}.sqlite3"
+            shutil.copy(seeded_sqlite, target)
+            url = f"sqlite:///{target}"
+        else:
+            template = request.getfixturevalue("seeded_postgres")
+            url = _postgres_database(template=template)
+        made.append(url)
+        return url
+
+    yield copy
+    for url in made:
+        if url.startswith("postgresql"):
+            _drop_postgres(url)
+
+
+@pytest.fixture
+def seeded_url(database_url: str, seeded_copy: Callable[[str], str]) -> str:
+    """A seeded database of the same kind as `database_url` (SQLite and PostgreSQL runs)."""
+    return seeded_copy("sqlite" if database_url.startswith("sqlite") else "postgresql")

@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 
 from diamond_model.evaluation import compare_models, summarise
-from diamond_model.model import PriceModel, linear_baseline
-from diamond_model.quote import quote_frame
+from diamond_model.model import PriceModel, PricingModel, encode, linear_baseline
+from diamond_model.kinds import Inputs
 from diamond_model.schema import CLARITIES, COLORS, CUTS, FOUR_C
-from diamond_model.training import PricingModel
+
+
+VARIANTS = {"full": Inputs.ALL, "reduced": Inputs.FOUR_C}
 
 
 def grid(carats: list[float]) -> pd.DataFrame:
@@ -42,7 +44,7 @@ def test_a_better_grade_never_lowers_the_price(
     pricing_model: PricingModel, variant: str, grade: str
 ) -> None:
     stones = grid([0.3, 0.7, 1.0, 1.5, 2.5])
-    stones["log_price"] = pricing_model.regressor(variant).predict_log(stones)
+    stones["log_price"] = pricing_model.regressor(VARIANTS[variant]).predict_log(stones)
     others = [c for c in ("carat", "cut", "color", "clarity") if c != grade]
     scale = {"cut": CUTS, "color": COLORS, "clarity": CLARITIES}[grade]
     stones["rank"] = stones[grade].map({g: i for i, g in enumerate(scale)})
@@ -60,34 +62,46 @@ def test_a_heavier_stone_never_gets_a_lower_price(
     # Hold the measurements fixed too: "everything else equal" means only the carat changes.
     for axis in ("x", "y", "z"):
         stones[axis] = 6.0 if axis != "z" else 3.7
-    stones["log_price"] = pricing_model.regressor(variant).predict_log(stones)
+    stones["log_price"] = pricing_model.regressor(VARIANTS[variant]).predict_log(stones)
     steps = stones.sort_values("carat").groupby(["cut", "color", "clarity"])["log_price"].diff()
     assert (steps.dropna() >= -1e-12).all()
 
 
 def test_contributions_add_up_to_the_prediction(
-    pricing_model: PricingModel, appraisals: pd.DataFrame
+    pricing_model: PricingModel, complete: pd.DataFrame
 ) -> None:
-    stones = appraisals.iloc[4000:4500]
-    for variant in ("full", "reduced"):
-        regressor = pricing_model.regressor(variant)
-        base, contributions = regressor.contributions(stones)
-        total = base + contributions.sum(axis=1)
-        np.testing.assert_allclose(total, regressor.predict_log(stones), rtol=0, atol=1e-6)
+    stones = complete.iloc[4000:4500]
+    for inputs in (Inputs.ALL, Inputs.FOUR_C):
+        regressor = pricing_model.regressor(inputs)
+        matrix = encode(stones, regressor.features)
+        explainer = pricing_model.explainer(inputs)
+        log_price, contributions = explainer.contributions(matrix)
+        total = explainer.base_log + contributions.sum(axis=1)
+        np.testing.assert_allclose(total, regressor.predict_log_matrix(matrix), rtol=0, atol=1e-9)
+        np.testing.assert_allclose(log_price, regressor.predict_log_matrix(matrix), atol=0)
         assert contributions.shape == (len(stones), len(regressor.features))
 
 
-def test_dollar_waterfall_adds_up_exactly_to_the_quoted_price(
-    pricing_model: PricingModel, appraisals: pd.DataFrame
-) -> None:
-    batch = quote_frame(pricing_model, appraisals.iloc[4000:4200].drop(columns="price"), 0.9)
-    for _, quote in batch:
-        explanation = quote.explanation
-        total = explanation.base_price + sum(step.dollars for step in explanation.steps)
-        assert total == pytest.approx(quote.price, abs=1e-6)
-        assert explanation.steps[-1].price_after == quote.price
-        sizes = [abs(step.log_effect) for step in explanation.steps]
-        assert sizes == sorted(sizes, reverse=True)
+def test_the_size_of_the_model_grows_with_the_data(complete: pd.DataFrame) -> None:
+    """Below the medium size's threshold only the small trees are tried; above it, both are,
+    by out-of-fold MAPE, and the budget stops the search when it would overrun."""
+    from diamond_model.model import CAPACITIES
+    from diamond_model.training import _folds, choose_capacity
+
+    small = complete.iloc[:1500]
+    prices = small["price"].to_numpy(float)
+    capacity, residuals, trials = choose_capacity(small, prices, _folds(len(small), 0), 60, 0)
+    assert capacity.name == "small" and [t.capacity for t in trials] == ["small"]
+    assert residuals.shape == (len(small),)
+    many = pd.concat([complete] * 2, ignore_index=True)  # 9,966 rows: past the medium threshold
+    many["carat"] = many["carat"] + np.repeat([0.0, 0.001], len(complete))
+    assert len(many) >= CAPACITIES[1].min_rows
+    prices = many["price"].to_numpy(float)
+    _, _, trials = choose_capacity(many, prices, _folds(len(many), 0), 0.0, 0)
+    assert [t.capacity for t in trials] == ["small"], "no budget: the larger size is not tried"
+    capacity, _, trials = choose_capacity(many, prices, _folds(len(many), 0), 600, 0)
+    assert [t.capacity for t in trials] == ["small", "medium"]
+    assert capacity.name == min(trials, key=lambda t: t.mape).capacity
 
 
 def test_unconstrained_variant_exists_for_comparison(appraisals: pd.DataFrame) -> None:
@@ -95,6 +109,7 @@ def test_unconstrained_variant_exists_for_comparison(appraisals: pd.DataFrame) -
     free = PriceModel(monotone=False, n_estimators=50).fit(sample, sample["price"])
     assert free._lgb_params()["monotone_constraints"] == [0] * 9
     assert PriceModel()._lgb_params()["monotone_constraints"] == [1, 1, 1, 1, 0, 0, 0, 0, 0]
+    assert PriceModel()._lgb_params()["objective"] == "huber"
 
 
 def test_linear_baseline_is_a_power_law_in_carat(appraisals: pd.DataFrame) -> None:
@@ -106,7 +121,13 @@ def test_linear_baseline_is_a_power_law_in_carat(appraisals: pd.DataFrame) -> No
 def test_model_comparison_reports_every_candidate(appraisals: pd.DataFrame) -> None:
     folds = compare_models(appraisals.iloc[:1500], n_splits=2)
     table = summarise(folds)
-    assert set(table.index) == {"linear_4c", "gbm_4c_monotone", "gbm_unconstrained", "gbm_monotone"}
+    assert set(table.index) == {
+        "linear_4c",
+        "gbm_4c_monotone",
+        "gbm_unconstrained",
+        "gbm_monotone_l2",
+        "gbm_monotone",
+    }
     assert table.loc["gbm_monotone", "shipped"]
     assert table.loc["gbm_monotone", "mape_mean"] < table.loc["linear_4c", "mape_mean"]
 

@@ -1,125 +1,223 @@
-"""The quote: intervals, missing inputs, extrapolation warnings, batch files."""
+"""The quote: conflicting inputs, set-aside measurements, confidence, fixed-order explanations
+that add up, and batch files with their output columns."""
 
 from __future__ import annotations
+
+import itertools
+from math import factorial
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from diamond_model.intervals import calibrate
-from diamond_model.quote import InvalidStoneError, neutralise_formulas, price_table, quote_stone
+from diamond_model.csvfile import neutralise_formulas
+from diamond_model.kinds import Confidence, Inputs
+from diamond_model.model import PricingModel
+from diamond_model.quote import OUTPUT_COLUMNS, InvalidStoneError, price_table, quote_stone
 from diamond_model.schema import EXAMPLE_STONE
-from diamond_model.training import PricingModel, evaluate
 
 STONE = EXAMPLE_STONE
+# 1.00 ct Very Good G VS1 with the millimetres of a 0.90 ct stone (the issue's example).
+SMALL_MM = {"depth": 62.0, "table": 57.0, "x": 6.10, "y": 6.15, "z": 3.80}
+FOUR_C = {"carat": 1.0, "cut": "Very Good", "color": "G", "clarity": "VS1"}
 
 
-def test_quote_has_price_interval_and_explanation(pricing_model: PricingModel) -> None:
+def test_quote_has_price_range_confidence_and_explanation(pricing_model: PricingModel) -> None:
     quote = quote_stone(pricing_model, STONE, 0.9)
     assert quote.low < quote.price < quote.high
-    assert quote.model == "all inputs"
-    assert quote.missing == ()
-    assert quote.warnings == ()
-    assert {step.feature for step in quote.explanation.steps} == {
-        "carat",
-        "cut",
-        "color",
-        "clarity",
-        "depth",
-        "table",
-        "measurements",
-    }
-    # Asymmetric in dollars: the range reaches further above the estimate than below.
-    assert quote.high - quote.price > quote.price - quote.low
+    assert quote.inputs_used == Inputs.ALL
+    assert quote.missing == () and quote.set_aside == () and quote.warnings == ()
+    assert quote.confidence == Confidence.HIGH
+    assert "of our appraisals are H SI2 stones between 1 and 1.5 ct" in quote.reasons[0]
+    assert quote.implied_carat == pytest.approx(1.1, abs=0.02)
+    assert quote.price_per_carat == pytest.approx(quote.price / 1.1, abs=0.01)
 
 
-def test_missing_measurements_use_the_4c_model_and_widen_the_range(
+def test_millimetres_of_a_smaller_stone_are_set_aside_not_priced(
     pricing_model: PricingModel,
 ) -> None:
-    full = quote_stone(pricing_model, STONE, 0.9)
-    partial = quote_stone(pricing_model, {**STONE, "depth": None, "x": ""}, 0.9)
-    assert partial.missing == ("depth", "x")
-    assert partial.model == "4Cs only"
-    assert "because depth, x are missing" in partial.warnings[0]
-    assert partial.high / partial.low > full.high / full.low
+    conflicting = quote_stone(pricing_model, {**FOUR_C, **SMALL_MM}, 0.9)
+    four_c = quote_stone(pricing_model, FOUR_C, 0.9)
+    with_own_mm = quote_stone(
+        pricing_model, {**FOUR_C, "depth": 61.9, "table": 57, "x": 6.37, "y": 6.41, "z": 3.96}, 0.9
+    )
+    # The conflicting millimetres do not pull the price: it is the 4Cs price, with a wider range.
+    assert conflicting.price == four_c.price
+    assert conflicting.inputs_used == Inputs.FOUR_C
+    assert set(conflicting.set_aside) == {"x", "y", "z"}
+    assert conflicting.confidence == Confidence.MEDIUM
+    assert any("they imply 0.87 ct" in reason for reason in conflicting.reasons)
+    assert any("the millimetres imply 0.87 ct, 13 % less than the 1 ct weighed" in w for w in conflicting.warnings)
+    assert (conflicting.high - conflicting.low) > 1.2 * (four_c.high - four_c.low)
+    # Consistent millimetres are used, and land near the 4Cs price (not 14 % below it).
+    assert with_own_mm.inputs_used == Inputs.ALL
+    assert abs(with_own_mm.price / four_c.price - 1) < 0.08
 
 
-def test_interval_coverage_is_measured_on_unseen_stones(
-    pricing_model: PricingModel, appraisals: pd.DataFrame
+def test_millimetres_of_a_bigger_stone_are_set_aside_too(pricing_model: PricingModel) -> None:
+    small = {"carat": 0.3, "cut": "Ideal", "color": "G", "clarity": "VS1"}
+    quote = quote_stone(pricing_model, {**small, "x": 9.0, "y": 9.0, "z": 5.5}, 0.9)
+    assert quote.price == quote_stone(pricing_model, small, 0.9).price
+    assert quote.implied_carat == pytest.approx(2.72, abs=0.01)
+    assert any("9.1 times the 0.3 ct weighed" in w for w in quote.warnings)
+
+
+@pytest.mark.parametrize(
+    ("measurements", "set_aside", "says"),
+    [
+        ({"x": 0, "y": 6.4, "z": 3.9}, ("x",), "Length x set aside: it must be more than 0 mm"),
+        ({"x": 6.4, "y": 6.45}, (), "priced from the 4Cs only because z is missing"),
+        ({"x": "six", "y": 6.4, "z": 3.9}, ("x",), "Length x 'six' set aside"),
+    ],
+)
+def test_unusable_measurements_never_refuse_a_stone_with_valid_4cs(
+    pricing_model: PricingModel, measurements: dict, set_aside: tuple, says: str
 ) -> None:
-    metrics = evaluate(pricing_model, appraisals.iloc[4000:], 0.9)
-    assert 85.0 <= metrics["coverage"] <= 95.0
-    assert 85.0 <= metrics["coverage_4c_only"] <= 95.0
+    quote = quote_stone(pricing_model, {**FOUR_C, **measurements}, 0.9)
+    assert quote.price == quote_stone(pricing_model, FOUR_C, 0.9).price
+    assert quote.set_aside == set_aside
+    assert any(says in w for w in quote.warnings), quote.warnings
 
 
-def test_extrapolation_is_flagged(pricing_model: PricingModel) -> None:
-    quote = quote_stone(
-        pricing_model, {"carat": 6.0, "cut": "Ideal", "color": "D", "clarity": "IF"}, 0.9
-    )
-    assert any(
-        "is outside what the model has seen" in w and "extrapolation" in w for w in quote.warnings
-    )
+def test_a_depth_that_disagrees_with_the_millimetres_is_set_aside(
+    pricing_model: PricingModel,
+) -> None:
+    quote = quote_stone(pricing_model, {**STONE, "depth": 58.0}, 0.9)
+    assert quote.inputs_used == Inputs.ALL, "the millimetres agree with the carat: still used"
+    assert quote.set_aside == ("depth",)
+    assert any("depth 58 % disagrees with the millimetres" in w for w in quote.warnings)
+    assert quote.confidence == Confidence.MEDIUM
 
 
-def test_invalid_stone_says_what_is_wrong(pricing_model: PricingModel) -> None:
+def test_only_a_bad_c_leaves_a_stone_unpriced(pricing_model: PricingModel) -> None:
     with pytest.raises(InvalidStoneError, match="'Superb' is not a cut grade") as caught:
-        quote_stone(pricing_model, {**STONE, "cut": "Superb", "carat": -1}, 0.9)
+        quote_stone(pricing_model, {**STONE, "cut": "Superb", "carat": -1, "x": 0}, 0.9)
     assert {field for field, _, _ in caught.value.problems} == {"cut", "carat"}
 
 
-def test_price_table_keeps_every_row_in_order(pricing_model: PricingModel) -> None:
+def test_a_stone_far_outside_the_data_is_low_confidence_with_a_wider_range(
+    pricing_model: PricingModel,
+) -> None:
+    rare = quote_stone(pricing_model, {"carat": 4.0, "cut": "Ideal", "color": "D", "clarity": "IF"}, 0.9)
+    common = quote_stone(pricing_model, {"carat": 1.0, "cut": "Ideal", "color": "G", "clarity": "VS2"}, 0.9)
+    assert rare.confidence == Confidence.LOW
+    assert any("none of our appraisals is a D IF stone above 2 ct" in r for r in rare.reasons)
+    assert (rare.high - rare.low) / rare.price > 1.4 * (common.high - common.low) / common.price
+    heavy = quote_stone(pricing_model, {"carat": 8.0, "cut": "Ideal", "color": "G", "clarity": "VS2"}, 0.9)
+    assert heavy.confidence == Confidence.LOW
+    assert any("the price is an extrapolation" in w for w in heavy.warnings)
+
+
+def test_a_thin_base_of_similar_stones_is_medium_confidence(pricing_model: PricingModel) -> None:
+    quote = quote_stone(pricing_model, {"carat": 1.2, "cut": "Ideal", "color": "D", "clarity": "VVS1"}, 0.9)
+    assert quote.confidence == Confidence.MEDIUM
+    assert any(r.startswith("only ") and "D VVS1 stones between 1 and 1.5 ct" in r for r in quote.reasons)
+
+
+# ---- explanations -----------------------------------------------------------------------------
+
+
+def test_steps_come_in_a_fixed_order_and_add_up_to_the_cent(
+    pricing_model: PricingModel, appraisals: pd.DataFrame
+) -> None:
+    stones = appraisals.iloc[4000:4150].drop(columns=["price", "appraised_on"])
+    for stone in stones.astype(object).to_dict("records"):
+        quote = quote_stone(pricing_model, stone, 0.9)
+        steps = quote.explanation.steps
+        assert [s.feature for s in steps[:4]] == ["size", "cut", "color", "clarity"]
+        assert all(s.feature in ("depth", "table", "market", "other") for s in steps[4:])
+        assert all(abs(s.percent) >= 1.0 for s in steps[4:] if s.feature != "other")
+        total = round(quote.explanation.base_price + sum(s.dollars for s in steps), 2)
+        assert total == quote.price == steps[-1].price_after
+        size = steps[0]
+        assert round(sum(p.dollars for p in size.parts), 2) == size.dollars
+        assert size.parts[0].feature == "carat"
+
+
+def test_the_starting_point_is_a_concrete_typical_stone(pricing_model: PricingModel) -> None:
+    explanation = quote_stone(pricing_model, STONE, 0.9).explanation
+    assert explanation.base_words.startswith("a typical stone in our appraisals (0.7")
+    assert " mm, depth " in explanation.base_words
+    assert explanation.sentences[0].startswith("Starting point: a typical stone")
+
+
+def test_a_better_grade_than_the_typical_stone_never_takes_money_off(
+    pricing_model: PricingModel,
+) -> None:
+    typical = pricing_model.typical
+    for color in ("D", "E", "F"):
+        quote = quote_stone(pricing_model, {"carat": 1.0, "cut": "Ideal", "color": color, "clarity": "IF"}, 0.9)
+        steps = {s.feature: s for s in quote.explanation.steps}
+        assert steps["color"].dollars > 0 and steps["clarity"].dollars > 0, typical
+
+
+def test_contributions_are_the_exact_shapley_values_against_the_typical_stone(
+    pricing_model: PricingModel,
+) -> None:
+    """Brute force: the average marginal effect over every order of the nine inputs."""
+    explainer = pricing_model.explainer(Inputs.ALL)
+    regressor = pricing_model.regressor(Inputs.ALL)
+    reference = pricing_model.reference(Inputs.ALL)
+    stone = np.array([1.1, 4, 2, 1, 62.0, 55.0, 6.61, 6.65, 4.11])
+    n = len(stone)
+
+    def value(members: tuple[int, ...]) -> float:
+        hybrid = reference.copy()
+        hybrid[list(members)] = stone[list(members)]
+        return float(regressor.predict_log_matrix(hybrid[None, :])[0])
+
+    values = {s: value(s) for k in range(n + 1) for s in itertools.combinations(range(n), k)}
+    exact = np.zeros(n)
+    for i in range(n):
+        for members, v in values.items():
+            if i not in members:
+                weight = factorial(len(members)) * factorial(n - len(members) - 1) / factorial(n)
+                exact[i] += weight * (values[tuple(sorted((*members, i)))] - v)
+    log_price, phi = explainer.contributions(stone[None, :])
+    np.testing.assert_allclose(phi[0], exact, atol=1e-7)
+    assert explainer.base_log + phi[0].sum() == pytest.approx(log_price[0], abs=1e-12)
+
+
+# ---- files ------------------------------------------------------------------------------------
+
+
+def test_price_table_keeps_every_row_in_order_with_the_output_columns(
+    pricing_model: PricingModel,
+) -> None:
     data = (
-        "carat,cut,color,clarity,price,note\n"
-        "1.1,Ideal,H,SI2,99999,first\n"
-        "1.1,Superb,H,SI2,1,second\n"
-        "0.5,Good,E,VS1,1,third,extra\n"
-        "0.7,good,e,vs1,,fourth\n"
+        "carat,cut,color,clarity,x,y,z,price,note\n"
+        "1.1,Ideal,H,SI2,6.61,6.65,4.11,99999,first\n"
+        "1.1,Superb,H,SI2,,,,1,second\n"
+        "0.5,Good,E,VS1,,,,1,third,extra\n"
+        "1.0,good,g,vs1,6.1,6.15,3.8,,fourth\n"
     )
     table = price_table(pricing_model, data, 0.9)
+    assert list(table.columns[-6:]) == list(OUTPUT_COLUMNS)
     assert table["note"].tolist() == ["first", "second", "third", "fourth"]
     assert table["error"].tolist()[0] == "" and table["error"].tolist()[3] == ""
     assert "not a cut grade" in table["error"][1]
-    assert "the row has 7 fields" in table["error"][2]
-    assert np.isnan(table["price_estimate"][1]) and np.isnan(table["price_estimate"][2])
-    assert table["price_low"][0] < table["price_estimate"][0] < table["price_high"][0]
-    # The input price (99999) is ignored: the same stone without it gets the same estimate.
-    alone = price_table(pricing_model, "carat,cut,color,clarity\n1.1,Ideal,H,SI2\n", 0.9)
-    assert alone["price_estimate"][0] == table["price_estimate"][0]
+    assert "the row has 10 fields but the header has 9: check" in table["error"][2]
+    assert np.isnan(table["price_estimate"][1]) and table["confidence"][1] == ""
+    assert table["confidence"][0] == "high"
+    assert table["warnings"][0] == f"table not given: the typical {pricing_model.typical['table']:g} % was assumed"
+    assert table["confidence"][3] == "medium"
+    assert "the millimetres imply 0.87 ct" in table["warnings"][3]
+    assert all(
+        not part.startswith(" ") and ";" not in part
+        for part in table["warnings"][3].split("; ")
+    ), "warnings are sentences separated by '; '"
+    alone = price_table(pricing_model, "carat,cut,color,clarity,x,y,z\n1.1,Ideal,H,SI2,6.61,6.65,4.11\n", 0.9)
+    assert alone["price_estimate"][0] == table["price_estimate"][0], "the input price is ignored"
 
 
-def test_formulas_are_neutralised_for_spreadsheets() -> None:
+def test_formulas_are_neutralised_in_cells_and_headers() -> None:
     frame = pd.DataFrame(
         {
             "note": ["=HYPERLINK(1)", "+1+1", "-2+3", "@SUM(A1)", "plain", "-5"],
-            "price": [1.0, 2, 3, 4, 5, 6],
+            "=cmd|' /C calc'!A0": [1.0, 2, 3, 4, 5, 6],
         }
     )
     safe = neutralise_formulas(frame)
     assert safe["note"].tolist() == ["'=HYPERLINK(1)", "'+1+1", "'-2+3", "'@SUM(A1)", "plain", "-5"]
-    assert safe["price"].tolist() == frame["price"].tolist()
-
-
-@pytest.mark.parametrize("level", [0.5, 0.8, 0.9, 0.95])
-def test_conformal_offsets_cover_the_requested_share(level: float) -> None:
-    rng = np.random.default_rng(0)
-    calibration = calibrate(rng.normal(0, 0.1, 5000), level)
-    fresh = rng.normal(0, 0.1, 20000)
-    inside = (fresh >= calibration.log_low) & (fresh <= calibration.log_high)
-    assert inside.mean() == pytest.approx(level, abs=0.015)
-
-
-def test_calibration_needs_residuals() -> None:
-    with pytest.raises(ValueError, match="at least two calibration residuals"):
-        calibrate(np.array([0.1]), 0.9)
-
-
-def test_small_steps_can_be_grouped_and_still_add_up(pricing_model: PricingModel) -> None:
-    from diamond_model.explain import group_small
-
-    explanation = quote_stone(pricing_model, STONE, 0.9).explanation
-    grouped = group_small(explanation, min_percent=5.0)
-    assert grouped.steps[-1].feature == "other"
-    assert all(abs(step.percent) >= 5.0 for step in grouped.steps[:-1])
-    assert len(grouped.steps) < len(explanation.steps)
-    total = grouped.base_price + sum(step.dollars for step in grouped.steps)
-    assert total == pytest.approx(explanation.price, abs=0.011)
+    assert list(safe.columns) == ["note", "'=cmd|' /C calc'!A0"]
+    assert safe.iloc[:, 1].tolist() == [1.0, 2, 3, 4, 5, 6]

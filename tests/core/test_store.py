@@ -1,53 +1,92 @@
-"""The SQL store on SQLite and PostgreSQL: atomic ingest, no doubles, export, locks."""
+"""The store on SQLite and PostgreSQL: atomic batches, one rule for duplicates, set-aside
+measurements kept as missing with notes, withdraw and restore, comparables, the lease."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from datetime import date
 
+import numpy as np
 import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
+from diamond_model.comparables import closest
 from diamond_model.pipeline import Pipeline
-from diamond_model.store import AlreadyIngestedError, FileTooLargeError, Store
-from diamond_model.tables import Appraisal, Batch, RejectedRow
+from diamond_model.store import FileTooLargeError, Store
+from diamond_model.tables import Appraisal, Batch, RejectedRow, SetAside
 from diamond_model.validation import UnusableFileError
+from tests.conftest import csv_bytes, dated
 
 
-def counts(store: Store) -> tuple[int, int, int]:
+def counts(store: Store) -> tuple[int, int, int, int]:
     with store.session() as session:
         return tuple(
             int(session.scalar(select(func.count()).select_from(t)))
-            for t in (Batch, Appraisal, RejectedRow)
+            for t in (Batch, Appraisal, RejectedRow, SetAside)
         )
 
 
-def test_ingest_stores_good_rows_and_rejections(pipeline: Pipeline, dataset_bytes: bytes) -> None:
-    report = pipeline.store.ingest(dataset_bytes, "diamonds.csv", "tester")
-    assert (report.rows_total, report.rows_accepted, report.rows_rejected) == (5000, 4985, 15)
-    assert counts(pipeline.store) == (1, 4985, 17)  # line 4323 has three bad cells
-    batch = pipeline.store.batch(report.batch_id)
-    assert batch.uploaded_by == "tester" and len(batch.sha256) == 64
-    rejected = pipeline.store.rejected_rows(report.batch_id)
-    zero = rejected.query("line == 4323")
-    assert set(zero["column"]) == {"x", "y", "z"}
-    assert zero["raw"].iloc[0] == "2.25,Premium,H,SI2,62.8,59.0,18034,0.0,0.0,0.0"
-    stored = pipeline.store.appraisals()
-    assert stored["cut"].cat.ordered and stored["price"].min() > 0
-    assert stored["line"].iloc[0] == 2
-
-
-def test_same_content_twice_is_refused_and_nothing_doubles(
-    pipeline: Pipeline, small_csv: bytes
+def test_the_bundled_file_is_stored_with_its_defects_reported(
+    pipeline: Pipeline, dataset_bytes: bytes
 ) -> None:
-    pipeline.store.ingest(small_csv, "a.csv")
-    before = counts(pipeline.store)
-    with pytest.raises(AlreadyIngestedError, match="already ingested as batch 1"):
-        pipeline.store.ingest(small_csv, "renamed.csv")
-    assert counts(pipeline.store) == before
+    submission = pipeline.ingest(dataset_bytes, "diamonds.csv", "tester")
+    preview = submission.preview
+    assert (preview.result.total_rows, preview.result.n_accepted) == (5000, 4990)
+    assert submission.stored == 4989, "line 4945 repeats line 2431"
+    assert preview.duplicate_of_line == {4945: 2431}
+    batches, stored, rejected, set_aside = counts(pipeline.store)
+    assert (batches, stored, rejected) == (1, 4989, 10)
+    notes = pipeline.store.set_aside_rows(submission.batch_id)
+    zero = notes.query("line == 4323")
+    assert set(zero["column"]) == {"x", "y", "z"} and (zero["value"] == "0.0").all()
+    row = pipeline.store.appraisals().set_index("line").loc[4323]
+    assert row["price"] == 18034 and np.isnan(row["x"]), "kept, its millimetres missing"
+    batch = pipeline.store.batch(submission.batch_id)
+    assert batch.uploaded_by == "tester" and batch.rows_set_aside == notes["line"].nunique() == 6
+    assert set_aside == len(notes) == 8
+    assert batch.rows_duplicate == 1
 
 
-def test_failure_midway_leaves_the_database_unchanged(
+@pytest.mark.parametrize(
+    "variant",
+    ["identical", "crlf", "semicolon", "one-extra-row", "reordered"],
+)
+def test_re_uploads_in_another_format_add_nothing_but_what_is_new(
+    pipeline: Pipeline, appraisals: pd.DataFrame, variant: str
+) -> None:
+    first = appraisals.iloc[:300]
+    pipeline.ingest(csv_bytes(first), "first.csv", "tester")
+    again = {
+        "identical": csv_bytes(first),
+        "crlf": csv_bytes(first, crlf=True),
+        "semicolon": csv_bytes(first, sep=";"),
+        "one-extra-row": csv_bytes(appraisals.iloc[:301]),
+        "reordered": csv_bytes(first.iloc[::-1][list(first.columns[::-1])]),
+    }[variant]
+    submission = pipeline.ingest(again, "again.csv", "tester")
+    expected = 1 if variant == "one-extra-row" else 0
+    assert pipeline.store.count_appraisals() == 300 + expected
+    assert submission.stored == expected
+    if variant != "identical":
+        table = submission.preview.duplicates_table()
+        assert len(table) == 300 and table["repeats"].str.startswith("batch 1, line ").all()
+    assert "already stored" in " ".join(submission.preview.sentences() + submission.sentences())
+
+
+def test_a_dated_reappraisal_is_a_new_appraisal_and_an_undated_repeat_is_not(
+    pipeline: Pipeline, appraisals: pd.DataFrame
+) -> None:
+    rows = appraisals.iloc[:50]
+    pipeline.ingest(csv_bytes(dated(rows, date(2026, 3, 1))), "march.csv", "tester")
+    later = pipeline.ingest(csv_bytes(dated(rows, date(2026, 4, 1))), "april.csv", "tester")
+    assert later.stored == 50, "same stones and prices, appraised again a month later"
+    undated = pipeline.ingest(csv_bytes(rows), "undated.csv", "tester")
+    assert undated.stored == 0, "no date in the file: the same stone at the same price"
+    kept = pipeline.ingest(csv_bytes(rows.assign(note="x")), "twins.csv", "tester", keep_duplicates=True)
+    assert kept.stored == 50, "kept explicitly"
+
+
+def test_a_failure_midway_leaves_the_database_unchanged(
     pipeline: Pipeline, small_csv: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = pipeline.store
@@ -59,54 +98,82 @@ def test_failure_midway_leaves_the_database_unchanged(
 
     monkeypatch.setattr(store, "_insert_rows", insert_then_fail)
     with pytest.raises(OSError, match="disk full"):
-        store.ingest(small_csv, "a.csv")
-    assert counts(store) == (0, 0, 0)
+        pipeline.ingest(small_csv, "a.csv", "tester")
+    assert counts(store) == (0, 0, 0, 0)
     monkeypatch.undo()
-    assert store.ingest(small_csv, "a.csv").rows_accepted == 1200, "the file can be sent again"
+    assert pipeline.ingest(small_csv, "a.csv", "tester").stored == 1200, "the file can be sent again"
 
 
 def test_unusable_file_writes_nothing(pipeline: Pipeline) -> None:
     with pytest.raises(UnusableFileError, match="Required column"):
-        pipeline.store.ingest(b"carat,cut\n1,Ideal\n", "bad.csv")
-    assert counts(pipeline.store) == (0, 0, 0)
+        pipeline.ingest(b"carat,cut\n1,Ideal\n", "bad.csv", "tester")
+    assert counts(pipeline.store) == (0, 0, 0, 0)
 
 
 def test_upload_limits(pipeline: Pipeline, small_csv: bytes) -> None:
     pipeline.store.max_upload_bytes = 1000
     with pytest.raises(FileTooLargeError, match="the limit is 1,000"):
-        pipeline.store.ingest(small_csv, "big.csv")
+        pipeline.ingest(small_csv, "big.csv", "tester")
     pipeline.store.max_upload_bytes, pipeline.store.max_rows = 10**9, 100
     with pytest.raises(FileTooLargeError, match="1,200 rows; the limit is 100"):
-        pipeline.store.ingest(small_csv, "big.csv")
-    assert counts(pipeline.store) == (0, 0, 0)
+        pipeline.ingest(small_csv, "big.csv", "tester")
+    assert counts(pipeline.store) == (0, 0, 0, 0)
 
 
-def test_export_writes_every_appraisal_and_rejection(
-    pipeline: Pipeline, dataset_bytes: bytes, tmp_path: Path
+def test_withdrawn_batches_stay_stored_but_are_not_used(
+    pipeline: Pipeline, appraisals: pd.DataFrame
 ) -> None:
-    pipeline.store.ingest(dataset_bytes, "diamonds.csv")
-    appraisals_path, rejected_path = pipeline.store.export(tmp_path / "out")
-    appraisals = pd.read_csv(appraisals_path)
-    rejected = pd.read_csv(rejected_path)
-    assert len(appraisals) == 4985 and (appraisals["batch_id"] == 1).all()
-    assert list(appraisals.columns[:2]) == ["batch_id", "line"]
-    assert len(rejected) == 17 and "reason" in rejected.columns
+    pipeline.ingest(csv_bytes(appraisals.iloc[:100]), "a.csv", "tester")
+    second = pipeline.ingest(csv_bytes(appraisals.iloc[100:160]), "b.csv", "tester")
+    version = pipeline.store.data_version()
+    pipeline.set_withdrawn(second.batch_id, True, note="wrong prices")
+    assert pipeline.store.count_appraisals() == 100
+    assert pipeline.store.count_appraisals(include_withdrawn=True) == 160
+    assert len(pipeline.store.appraisals(batch_id=second.batch_id)) == 60, "kept for audit"
+    assert pipeline.store.data_version() != version
+    batch = pipeline.store.batch(second.batch_id)
+    assert batch.withdrawn_at is not None and batch.withdrawn_note == "wrong prices"
+    stone = appraisals.iloc[130]
+    nearby = pipeline.store.comparables(stone.to_dict(), 0.25, 8)
+    assert (nearby["batch_id"] != second.batch_id).all(), "no comparables from a withdrawn batch"
+    again = pipeline.ingest(csv_bytes(appraisals.iloc[100:160]), "b.csv", "tester")
+    assert again.already_stored and "restore" in again.sentences()[0]
+    pipeline.set_withdrawn(second.batch_id, False)
+    assert pipeline.store.count_appraisals() == 160
+    assert pipeline.store.data_version() == (version[0], version[1])
+
+
+def test_comparables_are_the_nearest_stones_within_one_grade(
+    pipeline: Pipeline, appraisals: pd.DataFrame
+) -> None:
+    pipeline.ingest(csv_bytes(appraisals), "all.csv", "tester")
+    stone = {"carat": 1.0, "cut": "Ideal", "color": "G", "clarity": "VS2"}
+    nearby = closest(pipeline.store.comparables(stone, 0.25, 8), stone, 8)
+    assert len(nearby) == 8
+    assert nearby["carat"].between(0.8, 1.25).all()
+    assert nearby["color"].astype(str).isin(["H", "G", "F"]).all()
+    assert nearby["distance"].is_monotonic_increasing
+    assert "appraised_on" in nearby
 
 
 def test_appraisals_filter_by_batch_and_grade(pipeline: Pipeline, small_csv: bytes) -> None:
-    pipeline.store.ingest(small_csv, "a.csv")
+    pipeline.ingest(small_csv, "a.csv", "tester")
     ideal = pipeline.store.appraisals(grades={"cut": "Ideal"})
     assert len(ideal) > 0 and (ideal["cut"] == "Ideal").all()
+    assert len(pipeline.store.appraisals(grades={"cut": ["Ideal", "Fair"]})) > len(ideal)
     assert len(pipeline.store.appraisals(batch_id=2)) == 0
     page = pipeline.store.appraisals(limit=10, offset=5)
     assert page["line"].tolist() == list(range(7, 17))
 
 
-def test_lock_is_exclusive_until_released_or_expired(pipeline: Pipeline) -> None:
+def test_the_lease_is_exclusive_until_released_or_lapsed(pipeline: Pipeline) -> None:
     store = pipeline.store
-    token = store.acquire_lock("retrain", seconds=60)
+    token = store.acquire_lease("retrain", seconds=60)
     assert token is not None
-    assert store.acquire_lock("retrain", seconds=60) is None
-    store.release_lock("retrain", token)
-    assert store.acquire_lock("retrain", seconds=-1) is not None, "released: free again"
-    assert store.acquire_lock("retrain", seconds=60) is not None, "an expired lease is taken over"
+    assert store.acquire_lease("retrain", seconds=60) is None
+    assert store.request_follow_up("retrain")
+    assert not store.release_lease("retrain", token), "a follow-up was asked for: still held"
+    assert store.release_lease("retrain", token), "asked once: now released"
+    assert not store.request_follow_up("retrain"), "nobody holds it"
+    assert store.acquire_lease("retrain", seconds=-1) is not None
+    assert store.acquire_lease("retrain", seconds=60) is not None, "a lapsed lease is taken over"

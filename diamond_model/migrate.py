@@ -1,0 +1,79 @@
+"""Schema upgrades: every database is brought to the head of `migrations/` by Alembic.
+
+A database made by the first release (tables created directly, no Alembic record) is recognised
+and stamped at the baseline first. Concurrent starts (two API workers, the dashboard and a cron
+job) upgrade once: PostgreSQL serialises them with an advisory lock, SQLite with a file lock.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, inspect, text
+
+log = logging.getLogger(__name__)
+
+BASELINE = "0001"
+ADVISORY_LOCK = 72_131_905  # any constant shared by every process of this product
+
+
+def _config(connection: Connection) -> Config:
+    config = Config()
+    config.set_main_option("script_location", "diamond_model:migrations")
+    config.attributes["connection"] = connection
+    return config
+
+
+def head() -> str:
+    config = Config()
+    config.set_main_option("script_location", "diamond_model:migrations")
+    return ScriptDirectory.from_config(config).get_current_head() or BASELINE
+
+
+def current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+@contextmanager
+def _exclusive(engine: Engine) -> Iterator[None]:
+    if engine.dialect.name == "sqlite":
+        database = engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(Path(database).with_suffix(".migrate-lock"), "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK})
+            connection.commit()
+
+
+def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
+    """Bring the database to `target`; returns (revision before, revision after)."""
+    with _exclusive(engine), engine.begin() as connection:
+        before = current(connection)
+        if before is None and inspect(connection).has_table("appraisals"):
+            command.stamp(_config(connection), BASELINE)
+            before = BASELINE
+            log.info("first-release database recognised and stamped at the baseline")
+        if before != (head() if target == "head" else target):
+            command.upgrade(_config(connection), target)
+        return before, current(connection) or ""
