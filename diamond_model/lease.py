@@ -1,7 +1,8 @@
 """A database lease with a heartbeat: one retrain at a time across every process and machine.
 
-The holder renews the lease every HEARTBEAT seconds; a holder that dies (kill -9, power cut)
-stops renewing and its lease lapses within LEASE seconds, so nothing stays blocked for long.
+The holder renews the lease four times per lease period (45 s by default); a holder that dies
+(kill -9, power cut) stops renewing and its lease lapses within that period, so nothing stays
+blocked for long.
 `release` lets go only if no other process asked for one more run meanwhile (`pending`).
 """
 
@@ -18,7 +19,7 @@ from diamond_model.store import Store
 log = logging.getLogger(__name__)
 
 LEASE_SECONDS = 45.0
-HEARTBEAT_SECONDS = 10.0
+BEATS_PER_LEASE = 4
 
 
 class Lease:
@@ -30,7 +31,6 @@ class Lease:
         name: str,
         token: str,
         seconds: float = LEASE_SECONDS,
-        heartbeat: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.store = store
         self.name = name
@@ -39,7 +39,7 @@ class Lease:
         self.run_id: int | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(
-            target=self._beat, args=(heartbeat,), name=f"lease-{name}", daemon=True
+            target=self._beat, args=(seconds / BEATS_PER_LEASE,), name=f"lease-{name}", daemon=True
         )
         self._thread.start()
 

@@ -68,12 +68,29 @@ def _exclusive(engine: Engine) -> Iterator[None]:
 
 def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
     """Bring the database to `target`; returns (revision before, revision after)."""
-    with _exclusive(engine), engine.begin() as connection:
-        before = current(connection)
-        if before is None and inspect(connection).has_table("appraisals"):
-            command.stamp(_config(connection), BASELINE)
-            before = BASELINE
-            log.info("first-release database recognised and stamped at the baseline")
-        if before != (head() if target == "head" else target):
-            command.upgrade(_config(connection), target)
-        return before, current(connection) or ""
+    with _exclusive(engine), engine.connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite alters a table by copying it; the copy of a table other tables point at
+            # (model_versions) must not trip the foreign keys. They are checked after.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                before = current(connection)
+                if before is None and inspect(connection).has_table("appraisals"):
+                    command.stamp(_config(connection), BASELINE)
+                    before = BASELINE
+                    log.info("first-release database recognised and stamped at the baseline")
+                if before != (head() if target == "head" else target):
+                    command.upgrade(_config(connection), target)
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                    if broken:
+                        raise RuntimeError(f"the upgrade broke foreign keys: {broken[:5]}")
+                after = current(connection) or ""
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+        return before, after

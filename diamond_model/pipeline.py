@@ -332,7 +332,7 @@ class Pipeline:
 
     def begin(self, trigger: str = "manual", wait_seconds: float = 0.0) -> RunTicket:
         """Take the retraining lease and record a run; `execute` must follow."""
-        lease = Lease.take(self.store, RETRAIN_LOCK, wait_seconds)
+        lease = Lease.take(self.store, RETRAIN_LOCK, wait_seconds, self.settings.lease_seconds)
         if lease is None:
             state = self.store.lock_state(RETRAIN_LOCK)
             since = f" since {state.acquired_at:%Y-%m-%d %H:%M:%S} UTC" if state else ""
@@ -563,7 +563,7 @@ class Pipeline:
                     Batch.id > since_batch, Batch.withdrawn_at.is_(None), Batch.live.is_not(None)
                 )
             ).all()
-        scores = [(batch_id, LiveScore.from_dict(live)) for batch_id, live in rows]
+        scores = [(batch_id, LiveScore.from_dict(live)) for batch_id, live in rows if live]
         return [(batch_id, score) for batch_id, score in scores if not score.consistent]
 
     def _compare(

@@ -37,6 +37,13 @@ class Settings(BaseSettings):
         0.2, gt=0.05, lt=0.5, description="Share of appraisals kept out of training for evaluation."
     )
     auto_retrain: bool = Field(True, description="Retrain automatically after each ingested batch.")
+    lease_seconds: float = Field(
+        45.0,
+        ge=2.0,
+        le=600.0,
+        description="A retrain renews its lease four times in this period; a crashed one stops "
+        "blocking others after it.",
+    )
     size_search_seconds: float = Field(
         30.0,
         ge=0.0,

@@ -182,6 +182,26 @@ def seeded_copy(
 
 
 @pytest.fixture
+def empty_database(tmp_path: Path) -> Iterator[Callable[[str], str]]:
+    """A factory: empty_database("sqlite" | "postgresql") is the URL of a new empty database."""
+    made: list[str] = []
+
+    def create(kind: str) -> str:
+        url = (
+            f"sqlite:///{tmp_path / f'empty-{len(made)}.sqlite3'}"
+            if kind == "sqlite"
+            else _postgres_database()
+        )
+        made.append(url)
+        return url
+
+    yield create
+    for url in made:
+        if url.startswith("postgresql"):
+            _drop_postgres(url)
+
+
+@pytest.fixture
 def seeded_url(database_url: str, seeded_copy: Callable[[str], str]) -> str:
     """A seeded database of the same kind as `database_url` (SQLite and PostgreSQL runs)."""
     return seeded_copy("sqlite" if database_url.startswith("sqlite") else "postgresql")

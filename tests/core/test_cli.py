@@ -1,4 +1,4 @@
-"""The command line, as an operator or a cron job uses it."""
+"""The command line, as an operator or a cron job uses it: exit codes, messages, no tracebacks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from diamond_model import cli
 from diamond_model.settings import Settings
+from tests.conftest import csv_bytes
 
 
 @pytest.fixture
@@ -24,29 +25,42 @@ def run(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     return invoke
 
 
-def test_init_seeds_trains_and_is_idempotent(run, settings: Settings) -> None:
+def test_init_seeds_trains_and_is_idempotent(run) -> None:
     code, out, _ = run("init")
     assert code == 0
-    assert "4985 accepted, 15 rejected" in out and "champion v1" in out
+    assert "4,989 appraisals, 10 rows rejected, 6 with measurements set aside" in out
+    assert "champion v1" in out
     code, out, _ = run("init")
-    assert code == 0 and "ingested" not in out and "4,985 appraisals, champion v1" in out
+    assert code == 0 and "stored" not in out and "4,989 appraisals, champion v1" in out
     code, out, _ = run("models")
     assert "*       1" in out and "MAPE" in out
 
 
-def test_ingest_reports_rejections_and_refuses_a_second_copy(
+def test_ingest_reports_rejections_and_a_second_copy_is_a_no_op(
     run, tmp_path: Path, small_csv: bytes
 ) -> None:
     path = tmp_path / "batch.csv"
     frame = pd.read_csv(io.BytesIO(small_csv))
     frame.loc[4, "cut"] = "Perfect"  # data row 5 is file line 6
+    frame.loc[7, "x"] = 0
     frame.to_csv(path, index=False)
     code, out, _ = run("ingest", str(path), "--no-retrain")
     assert code == 0
-    assert "1200 rows, 1199 accepted, 1 rejected" in out
-    assert "line 6" in out and "not a cut grade" in out
-    code, _, err = run("ingest", str(path))
-    assert code == 1 and "already ingested as batch 1" in err
+    assert "1,200 rows, 1,199 accepted, 1 rejected" in out
+    assert "line 6 [cut] rejected: 'Perfect' is not a cut grade" in out
+    assert "line 9 [x] set aside: Length x set aside" in out
+    code, out, err = run("ingest", str(path))
+    assert code == 0, err
+    assert "Already stored as batch 1: nothing added." in out
+
+
+def test_dry_run_stores_nothing(run, tmp_path: Path, small_csv: bytes, settings: Settings) -> None:
+    path = tmp_path / "batch.csv"
+    path.write_bytes(small_csv)
+    code, out, _ = run("ingest", str(path), "--dry-run")
+    assert code == 0 and "1,200 accepted" in out
+    code, out, _ = run("batches")
+    assert "no batches stored yet" in out
 
 
 @pytest.mark.parametrize(
@@ -67,57 +81,99 @@ def test_ingest_of_a_missing_file(run, tmp_path: Path) -> None:
     assert code == 1 and "no file at" in err
 
 
+def test_withdraw_and_restore_a_batch(run, tmp_path: Path, appraisals: pd.DataFrame) -> None:
+    run("init")
+    path = tmp_path / "b.csv"
+    path.write_bytes(csv_bytes(appraisals.iloc[:10].assign(price=appraisals["price"].iloc[:10] * 1.01)))
+    run("ingest", str(path), "--no-retrain")
+    code, out, _ = run("withdraw", "2", "--note", "typo", "--no-retrain")
+    assert code == 0 and "batch 2 ('b.csv', 10 appraisals) withdrawn" in out
+    code, out, _ = run("batches")
+    assert "withdrawn" in out.splitlines()[-1]
+    code, out, _ = run("restore", "2", "--no-retrain")
+    assert code == 0 and "batch 2 ('b.csv', 10 appraisals) restored" in out
+    code, _, err = run("withdraw", "9")
+    assert code == 1 and "There is no batch 9" in err
+
+
 def test_predict_keeps_rows_and_adds_columns(run, tmp_path: Path) -> None:
     code, _, err = run("predict", str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv"))
     assert code == 4 and "no model is trained yet" in err
     run("init")
     source = tmp_path / "in.csv"
     source.write_text(
-        "id,carat,cut,color,clarity,price\n"
-        "a,1.1,Ideal,H,SI2,100\n"
-        "b,1.1,Ideal,Q,SI2,100\n"
-        "c,0.4,fair,j,i1,\n"
-        "=cmd,0.4,fair,j,i1,\n"
+        "id,carat,cut,color,clarity,x,y,z,price\n"
+        "a,1.1,Ideal,H,SI2,6.61,6.65,4.11,100\n"
+        "b,1.1,Ideal,Q,SI2,,,,100\n"
+        "c,0.4,fair,j,i1,,,,\n"
+        "=cmd,0.4,fair,j,i1,9,9,5,\n"
     )
     code, out, _ = run("predict", str(source), "-o", str(tmp_path / "out.csv"))
-    assert code == 0 and "priced 3 of 4 rows with model v1" in out
+    assert code == 0 and "priced 3 of 4 rows with model v1" in out and "market level 2026-01" in out
     priced = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
     assert priced["id"].tolist() == ["a", "b", "c", "'=cmd"]
-    assert list(priced.columns[-4:]) == ["price_estimate", "price_low", "price_high", "error"]
-    assert (
-        priced.loc[1, "price_estimate"] == ""
-        and "'Q' is not a color grade" in priced.loc[1, "error"]
-    )
-    assert (
-        float(priced.loc[0, "price_low"])
-        < float(priced.loc[0, "price_estimate"])
-        < float(priced.loc[0, "price_high"])
-    )
+    assert list(priced.columns[-6:]) == [
+        "price_estimate",
+        "price_low",
+        "price_high",
+        "confidence",
+        "warnings",
+        "error",
+    ]
+    assert priced.loc[1, "price_estimate"] == "" and "'Q' is not a color grade" in priced.loc[1, "error"]
+    assert "priced from the 4Cs only because x, y, z are missing" in priced.loc[2, "warnings"]
+    assert "the millimetres imply" in priced.loc[3, "warnings"]
+    assert priced.loc[3, "confidence"] == "low"
+    assert "none of our appraisals is a J I1 stone up to 0.5 ct" in priced.loc[3, "warnings"]
+    low, estimate, high = (float(priced.loc[0, c]) for c in ("price_low", "price_estimate", "price_high"))
+    assert low < estimate < high
 
 
-def test_retrain_promote_rollback_export(run, tmp_path: Path) -> None:
+def test_retrain_promote_rollback(run) -> None:
     run("init")
     code, out, _ = run("retrain")
     assert code == 0 and "skipped: no new appraisals" in out
     code, out, _ = run("retrain", "--force")
-    assert code == 0 and "candidate" in out and "champion" in out and "promoted" in out
+    assert code == 0 and "candidate" in out and "champion" in out
     code, out, _ = run("promote", "1")
     assert code == 0 and "version 1 is now the champion" in out
     code, _, err = run("promote", "7")
     assert code == 1 and "There is no model version 7" in err
-    code, out, _ = run("rollback")
-    assert code == 0 and "version 2 is now the champion" in out
+    code, out, _ = run("market")
+    assert code == 0 and "2026-01" in out
+
+
+def test_export_and_backup_refuse_bad_targets_without_a_traceback(run, tmp_path: Path) -> None:
+    run("init")
     code, out, _ = run("export", str(tmp_path / "export"))
     assert code == 0
-    assert len(pd.read_csv(tmp_path / "export" / "appraisals.csv")) == 4985
-    assert len(pd.read_csv(tmp_path / "export" / "rejected.csv")) == 17
+    assert len(pd.read_csv(tmp_path / "export" / "appraisals.csv")) == 4989
+    assert len(pd.read_csv(tmp_path / "export" / "rejected.csv")) == 10
+    code, _, err = run("export", str(tmp_path / "export"))
+    assert code == 1 and "exists already; use --force to replace it" in err
+    code, _, err = run("export", str(tmp_path / "export" / "appraisals.csv"))
+    assert code == 1 and "is a file, not a folder" in err
+    code, out, _ = run("backup", str(tmp_path / "b.zip"))
+    assert code == 0 and "4,989 appraisals, 1 batches" in out
+    code, _, err = run("backup", str(tmp_path / "b.zip"))
+    assert code == 1 and "exists already" in err
+    code, _, err = run("backup", str(tmp_path / "missing" / "b.zip"))
+    assert code == 1 and "does not exist" in err
+    code, _, err = run("restore", str(tmp_path / "b.zip"))
+    assert code == 1 and "The database is not empty" in err
+    code, _, err = run("restore", str(tmp_path / "export" / "appraisals.csv"))
+    assert code == 1 and "is not a backup" in err
 
 
 def test_retrain_while_another_runs_says_so(run, settings: Settings) -> None:
     from diamond_model.pipeline import Pipeline
 
     run("init")
-    store = Pipeline.from_settings(settings).store
-    store.acquire_lock("retrain", 60)
+    pipeline = Pipeline.from_settings(settings)
+    pipeline.store.acquire_lease("retrain", 60)
     code, _, err = run("retrain", "--force")
     assert code == 3 and "A retrain is already running" in err
+    code, out, _ = run("unlock")
+    assert code == 0 and "Cleared the retraining lease" in out
+    code, out, _ = run("unlock")
+    assert "nothing to clear" in out

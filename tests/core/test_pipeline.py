@@ -1,101 +1,170 @@
-"""Automated retraining on SQLite and PostgreSQL: gate, skip, lock, promote, rollback, pick-up."""
+"""The learning loop on SQLite and PostgreSQL: the gate follows a market move and refuses poison,
+retrains are skipped when they would repeat themselves, promote and rollback, and the champion
+reaches other processes."""
 
 from __future__ import annotations
 
 import threading
 import time
+from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from diamond_model.kinds import RunStatus, VersionStatus
 from diamond_model.pipeline import Pipeline, RetrainInProgressError
+from diamond_model.quote import quote_frame
 from diamond_model.registry import RegistryError
 from diamond_model.store import RETRAIN_LOCK
 from diamond_model.tables import TrainingRun
+from tests.conftest import csv_bytes, dated
+
+JANUARY, MARCH, APRIL, MAY = date(2026, 1, 1), date(2026, 3, 1), date(2026, 4, 1), date(2026, 5, 1)
 
 
-def shuffled_prices(appraisals: pd.DataFrame, rows: int, seed: int = 1) -> bytes:
-    """Real stones with their prices shuffled (carat nudged so no row duplicates a stored one)."""
+def repriced(stones: pd.DataFrame, factor: float, seed: int, n: int) -> pd.DataFrame:
+    """`n` of these stones appraised again: prices × factor, with a little appraiser noise."""
     rng = np.random.default_rng(seed)
-    corrupted = appraisals.iloc[:rows].copy()
-    corrupted["price"] = rng.permutation(corrupted["price"].to_numpy())
-    corrupted["carat"] = corrupted["carat"] + 0.001
-    return corrupted.to_csv(index=False).encode()
+    rows = stones.iloc[rng.integers(0, len(stones), n)].copy()
+    rows["price"] = (rows["price"] * factor * np.exp(rng.normal(0, 0.02, n))).round(0)
+    return rows
+
+
+def shuffled(stones: pd.DataFrame, seed: int, n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = stones.iloc[rng.integers(0, len(stones), n)].copy()
+    rows["price"] = rng.permutation(rows["price"].to_numpy())
+    return rows
 
 
 def two_versions(pipeline: Pipeline, appraisals: pd.DataFrame) -> None:
     """Two batches, a model after each: v2 (more data) is the champion."""
-    pipeline.store.ingest(appraisals.iloc[:1200].to_csv(index=False).encode(), "a.csv")
+    pipeline.ingest(csv_bytes(appraisals.iloc[:1200]), "a.csv", "tester")
     pipeline.retrain()
-    pipeline.store.ingest(appraisals.iloc[1200:2400].to_csv(index=False).encode(), "b.csv")
+    pipeline.ingest(csv_bytes(appraisals.iloc[1200:2400]), "b.csv", "tester")
     assert pipeline.retrain().promoted
+
+
+@pytest.mark.slow
+def test_the_model_follows_a_market_move_and_refuses_a_poisoned_batch(
+    pipeline: Pipeline, appraisals: pd.DataFrame
+) -> None:
+    base, fresh = appraisals.iloc[:4000], appraisals.iloc[4000:].dropna(subset=["x", "y", "z"])
+    pipeline.ingest(csv_bytes(dated(base, JANUARY)), "january.csv", "expert")
+    assert pipeline.retrain().promoted
+
+    march = pipeline.preview(csv_bytes(dated(repriced(base, 1.15, 1, 3000), MARCH)), "march.csv")
+    assert march.live is not None and march.live.verdict == "consistent"
+    words = " ".join(march.live.sentences())
+    assert "% above what the current model (v1) quotes" in words
+    assert 13.0 < march.live.level_pct < 17.0 and march.live.level_se_pct < 1.0
+    assert "a market move that the next model will follow" in words
+    pipeline.submit(march, "expert", retrain=False)
+    pipeline.ingest(csv_bytes(dated(repriced(base, 1.15, 2, 3000), APRIL)), "april.csv", "expert", retrain=False)
+
+    moved = pipeline.retrain()
+    assert moved.promoted, moved.reason
+    model = pipeline.registry.load(moved.candidate_version)
+    assert model.market.latest_label == "2026-04"
+    quotes = quote_frame(model, fresh.drop(columns=["price", "appraised_on"]), 0.9, explain_prices=False)
+    new_level = 1.15 * fresh["price"].to_numpy()
+    signed = np.median(np.array([q.price for q in quotes.quotes]) / new_level - 1)
+    assert abs(signed) <= 0.04, f"median signed error {100 * signed:.1f} % against the new level"
+    assert quotes.quotes[0].market.period == "2026-04"
+
+    poisoned = pipeline.preview(csv_bytes(dated(shuffled(base, 3, 3000), MAY)), "may.csv")
+    assert poisoned.live.verdict == "inconsistent" and poisoned.live.spread_ratio > 4
+    assert "do not follow the stones" in " ".join(poisoned.live.sentences())
+    submission = pipeline.submit(poisoned, "expert", retrain=True)
+    outcome = submission.outcome
+    assert not outcome.promoted and "Withdraw them" in outcome.reason
+    assert f"withdraw {submission.batch_id}" in outcome.reason
+    after = quote_frame(
+        pipeline.registry.load(pipeline.registry.champion_version()),
+        fresh.drop(columns=["price", "appraised_on"]).iloc[:300],
+        0.9,
+        explain_prices=False,
+    )
+    moved_by = np.abs(
+        np.array([q.price for q in after.quotes]) / np.array([q.price for q in quotes.quotes[:300]]) - 1
+    )
+    assert moved_by.max() < 0.01, "quotes do not move after the poisoned batch"
+
+    _, retraining = pipeline.set_withdrawn(submission.batch_id, True, retrain=True)
+    assert retraining.outcome.status == RunStatus.SKIPPED, retraining.outcome.reason
+    assert "no new appraisals since champion" in retraining.outcome.reason
 
 
 def test_first_retrain_promotes_and_records_the_run(pipeline: Pipeline, small_csv: bytes) -> None:
-    pipeline.store.ingest(small_csv, "a.csv")
+    pipeline.ingest(small_csv, "a.csv", "tester")
     outcome = pipeline.retrain()
-    assert outcome.promoted and outcome.status == "promoted"
+    assert outcome.promoted and outcome.status == RunStatus.PROMOTED
     assert pipeline.registry.champion_version() == outcome.candidate_version == 1
     run = pipeline.run(outcome.run_id)
-    assert run.status == "promoted" and run.finished_at is not None
+    assert run.status == RunStatus.PROMOTED and run.finished_at is not None
     assert run.candidate_metrics["mape"] == pytest.approx(outcome.candidate_metrics["mape"])
     info = pipeline.registry.info(1)
-    assert info.train_rows + info.holdout_rows == 1200
+    assert info.train_rows + info.holdout_rows == 1200 and info.servable
+    assert info.reference_metrics["n"] == info.holdout_rows, "batch 1's held-out rows"
     assert info.max_batch_id == 1 and len(info.data_fingerprint) == 64
+    assert outcome.headline == "v1 now prices every quote."
 
 
-def test_retrain_without_new_data_is_skipped(pipeline: Pipeline, small_csv: bytes) -> None:
-    pipeline.store.ingest(small_csv, "a.csv")
-    pipeline.retrain()
-    outcome = pipeline.retrain()
-    assert outcome.status == "skipped" and not outcome.promoted
-    assert len(pipeline.registry.versions()) == 1
-
-
-def test_candidate_trained_on_shuffled_prices_is_not_promoted(
+def test_a_retrain_that_would_repeat_itself_is_skipped(
     pipeline: Pipeline, appraisals: pd.DataFrame
 ) -> None:
-    pipeline.store.ingest(appraisals.iloc[:2000].to_csv(index=False).encode(), "good.csv")
-    assert pipeline.retrain().promoted
-    report, outcome = pipeline.ingest(
-        shuffled_prices(appraisals, 2000), "corrupted.csv", "tester", retrain=True
-    )
-    assert report.rows_accepted == 2000
-    assert not outcome.promoted and outcome.status == "rejected"
-    assert "not promoted" in outcome.reason
-    assert pipeline.registry.champion_version() == 1
-    known = outcome.comparisons[-1]
-    assert known.name == "held-out appraisals the champion knew"
-    assert known.candidate["mape"] > 2 * known.champion["mape"]
-    assert [v.status for v in pipeline.registry.versions()] == ["champion", "rejected"]
-
-
-def test_good_new_data_is_promoted_automatically(
-    pipeline: Pipeline, appraisals: pd.DataFrame
-) -> None:
-    pipeline.settings.auto_retrain = True
-    pipeline.store.ingest(appraisals.iloc[:1500].to_csv(index=False).encode(), "first.csv")
+    pipeline.ingest(csv_bytes(appraisals.iloc[:1200]), "a.csv", "tester")
     pipeline.retrain()
-    _, outcome = pipeline.ingest(
-        appraisals.iloc[1500:3500].to_csv(index=False).encode(), "second.csv", "tester"
-    )
-    assert outcome is not None, "ingest triggered a retrain by itself"
-    assert outcome.promoted, outcome.reason
-    assert pipeline.registry.champion_version() == 2
+    assert pipeline.retrain().status == RunStatus.SKIPPED
+    pipeline.ingest(csv_bytes(shuffled(appraisals.iloc[:1200], 5, 400)), "bad.csv", "tester")
+    first = pipeline.retrain()
+    assert first.status == RunStatus.REJECTED
+    again = pipeline.retrain()
+    assert again.status == RunStatus.SKIPPED
+    assert f"run {first.run_id} already trained on exactly these appraisals" in again.reason
+    assert len(pipeline.registry.versions()) == 2, "no identical rejected version every night"
+    assert pipeline.retrain(force=True).status == RunStatus.REJECTED
 
 
 def test_only_one_retrain_at_a_time(pipeline: Pipeline, small_csv: bytes) -> None:
-    pipeline.store.ingest(small_csv, "a.csv")
-    token = pipeline.store.acquire_lock(RETRAIN_LOCK, 60)
+    pipeline.ingest(small_csv, "a.csv", "tester")
+    token = pipeline.store.acquire_lease(RETRAIN_LOCK, 60)
     with pytest.raises(RetrainInProgressError, match="A retrain is already running since"):
         pipeline.retrain(wait_seconds=0.6)
-    pipeline.store.release_lock(RETRAIN_LOCK, token)
+    pipeline.store.release_lease(RETRAIN_LOCK, token)
     assert pipeline.retrain().promoted
 
 
+def test_a_batch_stored_while_a_retrain_runs_gets_a_follow_up(
+    pipeline: Pipeline, appraisals: pd.DataFrame
+) -> None:
+    pipeline.ingest(csv_bytes(appraisals.iloc[:1200]), "a.csv", "tester")
+    started, release = threading.Event(), threading.Event()
+
+    def progress(message: str, fraction: float) -> None:
+        if fraction >= 0.1 and not started.is_set():
+            started.set()
+            release.wait(60)
+
+    outcomes = []
+    worker = threading.Thread(target=lambda: outcomes.append(pipeline.retrain(progress=progress)))
+    worker.start()
+    assert started.wait(60)
+    submission = pipeline.ingest(csv_bytes(appraisals.iloc[1200:2400]), "b.csv", "tester", retrain=True)
+    assert "it will train once more with this data" in submission.retraining.note
+    release.set()
+    worker.join(120)
+    outcome = outcomes[0]
+    assert len(outcome.follow_ups) == 1
+    assert outcome.follow_ups[0].status in (RunStatus.PROMOTED, RunStatus.REJECTED)
+    last = pipeline.registry.info(outcome.last.candidate_version)
+    assert last.max_batch_id == 2, "the follow-up trained on the batch stored meanwhile"
+    assert pipeline.store.lock_state(RETRAIN_LOCK).holder is None
+
+
 def test_interrupted_retrain_leaves_nothing_half_done(pipeline: Pipeline, small_csv: bytes) -> None:
-    pipeline.store.ingest(small_csv, "a.csv")
+    pipeline.ingest(small_csv, "a.csv", "tester")
 
     class Interrupted(BaseException):
         """Stands in for Streamlit's StopException when a user clicks elsewhere."""
@@ -108,8 +177,8 @@ def test_interrupted_retrain_leaves_nothing_half_done(pipeline: Pipeline, small_
         pipeline.retrain(progress=progress)
     assert pipeline.registry.champion_version() is None
     assert pipeline.registry.versions() == []
-    assert pipeline.runs()[0].status == "abandoned"
-    assert pipeline.store.lock_state(RETRAIN_LOCK).holder is None, "no stuck lock"
+    assert pipeline.runs()[0].status == RunStatus.ABANDONED
+    assert pipeline.store.lock_state(RETRAIN_LOCK).holder is None, "no stuck lease"
     assert pipeline.retrain().promoted
 
 
@@ -119,49 +188,79 @@ def test_failed_retrain_is_recorded(pipeline: Pipeline) -> None:
     with pytest.raises(NotEnoughDataError, match="at least 50 appraisals"):
         pipeline.retrain()
     run: TrainingRun = pipeline.runs()[0]
-    assert run.status == "failed" and "NotEnoughDataError" in run.message
+    assert run.status == RunStatus.FAILED and "NotEnoughDataError" in run.message
+
+
+def test_unlock_clears_a_stale_lease_and_says_what(pipeline: Pipeline, small_csv: bytes) -> None:
+    pipeline.ingest(small_csv, "a.csv", "tester")
+    assert pipeline.unlock() == "The retraining lease was free: nothing to clear."
+    ticket = pipeline.begin("cli")
+    ticket.lease.stop()  # as if the process had died: no heartbeat, no release
+    message = pipeline.unlock()
+    assert f"by run {ticket.run_id}" in message and "1 run(s) marked abandoned" in message
+    assert pipeline.run(ticket.run_id).status == RunStatus.ABANDONED
+    assert "cleared by an operator" in pipeline.run(ticket.run_id).message
+    assert pipeline.retrain().promoted
 
 
 def test_promote_and_rollback_switch_the_champion(
     pipeline: Pipeline, appraisals: pd.DataFrame
 ) -> None:
     two_versions(pipeline, appraisals)
+    assert pipeline.registry.rollback_target().version == 1
     pipeline.registry.promote(1)
     assert pipeline.registry.champion_version() == 1
     pipeline.registry.promote(2)
     assert pipeline.registry.rollback() == 1
     assert pipeline.registry.champion_version() == 1
+    statuses = {v.version: v.status for v in pipeline.registry.versions()}
+    assert statuses == {1: VersionStatus.CHAMPION, 2: VersionStatus.ARCHIVED}
     with pytest.raises(RegistryError, match="There is no model version 99; stored versions: 1, 2"):
         pipeline.registry.promote(99)
 
 
 def test_rollback_needs_an_earlier_champion(pipeline: Pipeline, small_csv: bytes) -> None:
-    pipeline.store.ingest(small_csv, "a.csv")
+    pipeline.ingest(small_csv, "a.csv", "tester")
     pipeline.retrain()
     with pytest.raises(RegistryError, match="no earlier champion"):
         pipeline.registry.rollback()
 
 
-def test_another_process_picks_up_a_new_champion_without_restart(
+def test_versions_share_one_reference_set(pipeline: Pipeline, appraisals: pd.DataFrame) -> None:
+    two_versions(pipeline, appraisals)
+    first, second = pipeline.registry.versions()
+    assert first.reference_metrics["n"] == second.reference_metrics["n"] > 0
+    assert second.metrics["n"] > first.metrics["n"], "the held-out set grows, the reference not"
+
+
+def test_another_process_picks_up_a_new_champion_within_a_second(
     pipeline: Pipeline, appraisals: pd.DataFrame
 ) -> None:
     two_versions(pipeline, appraisals)
     other = Pipeline.from_settings(pipeline.settings)  # its own engine, like another process
     cache = other.cache()
-    assert cache.get()[0] == 2
-    model_before = cache.get()[1]
-    pipeline.registry.promote(1)
-    version, model = cache.get()
-    assert version == 1 and model is not model_before
-    other.store.dispose()
+    cache.watch()
+    try:
+        assert cache.get()[0] == 2
+        model_before = cache.get()[1]
+        pipeline.registry.promote(1)
+        deadline = time.monotonic() + 3
+        while cache.get()[0] != 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        version, model = cache.get()
+        assert version == 1 and model is not model_before
+        assert time.monotonic() < deadline
+    finally:
+        cache.close()
+        other.store.dispose()
 
 
 def test_pricing_keeps_serving_while_a_retrain_runs(
     pipeline: Pipeline, appraisals: pd.DataFrame
 ) -> None:
-    pipeline.store.ingest(appraisals.iloc[:1500].to_csv(index=False).encode(), "a.csv")
+    pipeline.ingest(csv_bytes(appraisals.iloc[:1500]), "a.csv", "tester")
     pipeline.retrain()
-    pipeline.store.ingest(appraisals.iloc[1500:3000].to_csv(index=False).encode(), "b.csv")
+    pipeline.ingest(csv_bytes(appraisals.iloc[1500:3000]), "b.csv", "tester")
     cache = pipeline.cache()
     started, served = threading.Event(), []
 
@@ -182,7 +281,9 @@ def test_pricing_keeps_serving_while_a_retrain_runs(
 
 def test_initialise_is_idempotent(pipeline: Pipeline) -> None:
     first = pipeline.initialise()
-    assert any("4985 accepted" in m for m in first)
+    assert any("4,989 appraisals, 10 rows rejected, 6 with measurements set aside" in m for m in first)
     assert pipeline.registry.champion_version() == 1
+    stored = pipeline.store.appraisals()
+    assert (stored["appraised_on"] == pd.Timestamp(JANUARY)).all(), "the documented date"
     assert pipeline.initialise() == []
-    assert pipeline.store.count_appraisals() == 4985
+    assert pipeline.store.count_appraisals() == 4989
