@@ -1,7 +1,8 @@
 """REST API: `uvicorn app.api:app`. Quotes, explanations, comparables, data and models under /v1.
 
 Route bodies read the request, make one or two calls into `diamond_model`, and shape the answer;
-every error leaves as an RFC 9457 problem document.
+every error leaves as an RFC 9457 problem document. The docs pages are served with their own
+scripts (no CDN), so they work on a network without internet.
 """
 
 from __future__ import annotations
@@ -9,28 +10,46 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from importlib import resources
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.problems import install_error_handlers, problem_response, problem_responses
-from app.routes import install_routes
+from app.routes import ROUTERS
 from app.services import Services
 from diamond_model.settings import Settings, get_settings
 
 MULTIPART_SLACK = 64_000  # multipart framing around an upload of the maximum size
+DOCS_ASSETS = "/docs-assets"
 
 DESCRIPTION = """
-Prices for round diamonds from their 4Cs and measurements, with a likely range and an exact
-explanation in dollars. Writes (uploading appraisals, retraining, promoting a model) need the
-expert's key in the `X-API-Key` header. Every error is a JSON
-[problem document](https://www.rfc-editor.org/rfc/rfc9457) naming the field, what was wrong and
-what is accepted.
+Prices for round diamonds from their 4Cs and measurements, with a likely range for this stone,
+a confidence level with its reasons, the market level the price is set at, and an exact
+explanation in dollars. Every quote has an id (`GET /v1/quotes/{quote_id}`) and can be
+reproduced with the model version it names (`?model_version=`).
+
+**Keys.** Send a client key in the `X-API-Key` header (the server's operator creates it:
+`python -m diamond_model keys create NAME --scopes quote`). Scopes: `quote` (prices, comparables,
+market level), `data:write` (uploads, withdrawals), `models:write` (retrain, promote, roll back).
+Keys may carry limits in requests per minute and stones per day; over a limit the answer is 429
+with `Retry-After`. Your usage per hour: `GET /v1/usage`.
+
+**Errors** are JSON [problem documents](https://www.rfc-editor.org/rfc/rfc9457) naming the
+field, what was wrong and what is accepted.
 """
 
 
 class BodyLimit:
-    """Refuse request bodies over the limit with 413, whether or not Content-Length is sent."""
+    """Refuse request bodies over the limit with 413 and stop reading them.
+
+    A declared Content-Length over the limit is refused before any byte is read. A body without
+    one (chunked) is read up to the limit before the app sees it; one byte more and the answer is
+    413 with `Connection: close`, so the server drops the connection instead of draining the rest.
+    """
 
     def __init__(self, app: ASGIApp, limit: Callable[[], int]) -> None:
         self.app = app
@@ -41,59 +60,46 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         limit = self.limit()
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
         too_big = problem_response(
             413,
             "Request too large",
             f"The request body is over the limit of {limit:,} bytes; split the file or batch.",
+            headers={"Connection": "close"},
         )
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await too_big(scope, receive, send)
+        if declared is not None:
+            if declared.isdigit() and int(declared) > limit:
+                await too_big(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
             return
-        received = 0
-
-        async def counting_receive() -> Message:
-            nonlocal received
+        if headers.get(b"transfer-encoding", b"").lower() != b"chunked":
+            await self.app(scope, receive, send)
+            return
+        chunks, size = [], 0
+        while True:
             message = await receive()
-            received += len(message.get("body", b""))
-            if received > limit:
-                raise _TooLarge()
-            return message
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > limit:
+                await too_big(scope, receive, send)
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        delivered = False
 
-        try:
-            await self.app(scope, counting_receive, send)
-        except _TooLarge:
-            await too_big(scope, receive, send)
+        async def replay() -> Message:
+            nonlocal delivered
+            if not delivered:
+                delivered = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
 
-
-class _TooLarge(Exception):
-    pass
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the API; services (database, model cache) are created at startup, not import."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.services = Services.create(settings or get_settings())
-        yield
-        app.state.services.close()
-
-    app = FastAPI(
-        title="Diamond Price API",
-        version="1.0.0",
-        description=DESCRIPTION,
-        lifespan=lifespan,
-        responses=problem_responses(400, 413, 422, 500),
-    )
-    app.add_middleware(
-        BodyLimit, limit=lambda: (settings or get_settings()).max_upload_bytes + MULTIPART_SLACK
-    )
-    install_error_handlers(app)
-    install_routes(app)
-
-    app.add_middleware(WorkerHeader)
-    return app
+        await self.app(scope, replay, send)
 
 
 class WorkerHeader:
@@ -119,7 +125,61 @@ class WorkerHeader:
         await self.app(scope, receive, send_with_header)
 
 
-# ---- dependencies ------------------------------------------------------------------------------
+def _docs(app: FastAPI) -> None:
+    """Swagger UI and ReDoc with their scripts served by this server (fastapi-offline's copies)."""
+    assets = resources.files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} — docs",
+            swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+            swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title=f"{app.title} — ReDoc",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+            redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
+        )
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API; services (database, model cache) are created at startup, not import."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services.create(settings or get_settings())
+        services.start()
+        app.state.services = services
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="Diamond Price API",
+        version="2.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        responses=problem_responses(400, 413, 422, 500),
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(
+        BodyLimit, limit=lambda: (settings or get_settings()).max_upload_bytes + MULTIPART_SLACK
+    )
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    _docs(app)
+    app.add_middleware(WorkerHeader)
+    return app
 
 
 app = create_app()

@@ -1,22 +1,37 @@
-"""Request dependencies: the process's services, the expert's key for writes (and reads when
-configured), and path ids that fit every database."""
+"""Request dependencies: the process's services, who is calling (client key, scopes, limits), and
+path ids that fit every database.
+
+A router declares one `access(scope, open_methods)` dependency: a presented key must be a valid,
+unrevoked key of this server with the router's scope; without a key, the open methods (reads,
+and quotes on a local install) are served unless `DIAMOND_API_REQUIRE_KEY_FOR_READS` is set,
+and writes never are. A keyed caller is held to its requests-per-minute limit here and to its
+stones-per-day limit by the route (which knows how many stones); usage is counted on the way out.
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi import Path as FastApiPath
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import APIKeyHeader
 
-from app.problems import AuthError
+from app.problems import AuthError, RateLimited
 from app.services import Services
-from diamond_model.access import check_access_code
+from diamond_model.keys import ClientKey
+from diamond_model.kinds import Scope
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in every supported database
 Id = Annotated[int, FastApiPath(ge=1, le=MAX_ID)]
 
-api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The expert's key.")
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="A client key (`python -m diamond_model keys create NAME --scopes ...`).",
+)
 
 
 async def services(request: Request) -> Services:
@@ -26,19 +41,108 @@ async def services(request: Request) -> Services:
 Svc = Annotated[Services, Depends(services)]
 
 
-async def require_key(svc: Svc, key: Annotated[str | None, Depends(api_key_header)]) -> None:
-    """Writes need the expert's key: 401 when absent, 403 when wrong (constant-time compare)."""
-    if not key:
-        raise AuthError(401, "This operation needs the expert's key in the X-API-Key header.")
-    if not check_access_code(svc.settings, key):
-        raise AuthError(403, "The X-API-Key is not valid for this server.")
+@dataclass
+class Caller:
+    """Who is calling: their key (None without one) and address; stones priced so far."""
+
+    client: ClientKey | None
+    address: str
+    stones: int = 0
 
 
-async def read_access(svc: Svc, key: Annotated[str | None, Depends(api_key_header)]) -> None:
-    """Reads and quotes are open unless DIAMOND_API_REQUIRE_KEY_FOR_READS is set."""
-    if svc.settings.api_require_key_for_reads:
-        await require_key(svc, key)
+SCOPE_WORDS = {
+    Scope.QUOTE: "prices, comparables and the market level",
+    Scope.DATA_WRITE: "uploads and withdrawals",
+    Scope.MODELS_WRITE: "retraining, promotion and rollback",
+}
 
 
-WRITE = [Depends(require_key)]
-READ = [Depends(read_access)]
+async def _identify(request: Request, svc: Services, key: str | None) -> ClientKey:
+    """The key's record, or an AuthError (429 once a client keeps sending wrong keys)."""
+    client = svc.ring.check(key) if key else None
+    if client is None and key:
+        client = await run_in_threadpool(svc.keys.verify, key)  # created after the last refresh
+    address = request.client.host if request.client else "unknown"
+    if client is None:
+        wait = await run_in_threadpool(svc.attempts.failed, address)
+        if wait is not None:
+            raise RateLimited(
+                "Too many wrong keys from this address; try again later.", wait
+            )
+        raise AuthError(401, "The X-API-Key is not a key of this server. Check it, or ask for one.")
+    if not client.active:
+        raise AuthError(
+            403,
+            f"The key '{client.name}' was revoked on {client.revoked_at:%Y-%m-%d}; ask for a new one.",
+        )
+    return client
+
+
+async def admit(svc: Services, caller: Caller, stones: int, requests: int = 0) -> None:
+    """Hold a keyed caller to its limits for this request and its stones (429 when over)."""
+    client = caller.client
+    if client is None:
+        caller.stones += stones
+        return
+    refusal = (
+        svc.meter.admit(client, requests, stones)
+        if svc.meter.covered(client, requests, stones)
+        else await run_in_threadpool(svc.meter.admit, client, requests, stones)
+    )
+    if refusal is not None:
+        raise RateLimited(refusal.detail, refusal.retry_after)
+    caller.stones += stones
+
+
+def access(
+    scope: Scope | None, open_methods: frozenset[str]
+) -> Callable[..., AsyncIterator[Caller]]:
+    """The dependency a router declares: authentication, scope (None: any valid key), the
+    per-minute limit, and usage counted on the way out."""
+
+    async def check(
+        request: Request,
+        svc: Svc,
+        key: Annotated[str | None, Depends(api_key_header)],
+    ) -> AsyncIterator[Caller]:
+        address = request.client.host if request.client else "unknown"
+        if not key:
+            if request.method in open_methods and not svc.settings.api_require_key_for_reads:
+                caller = Caller(None, address)
+                request.state.caller = caller
+                yield caller
+                return
+            needs = f"with the '{scope}' scope ({SCOPE_WORDS[scope]}) " if scope else ""
+            raise AuthError(401, f"This needs a client key {needs}in the X-API-Key header.")
+        client = await _identify(request, svc, key)
+        if scope is None:
+            pass
+        elif scope not in client.scopes and request.method not in open_methods:
+            raise AuthError(
+                403,
+                f"The key '{client.name}' may do: {', '.join(sorted(client.scopes))}. This needs "
+                f"'{scope}' ({SCOPE_WORDS[scope]}).",
+            )
+        elif scope not in client.scopes and svc.settings.api_require_key_for_reads:
+            raise AuthError(403, f"The key '{client.name}' does not have the '{scope}' scope.")
+        caller = Caller(client, address)
+        request.state.caller = caller
+        await admit(svc, caller, 0, requests=1)
+        try:
+            yield caller
+        except Exception:
+            svc.meter.record(client, caller.stones, error=True)
+            raise
+        svc.meter.record(client, caller.stones)
+
+    return check
+
+
+def current_caller(request: Request) -> Caller:
+    """The caller the router's `access` dependency identified."""
+    return request.state.caller
+
+
+CallerDep = Annotated[Caller, Depends(current_caller)]
+READS = frozenset({"GET", "HEAD"})
+QUOTING = frozenset({"GET", "HEAD", "POST"})

@@ -1,5 +1,5 @@
 """Every error as an RFC 9457 problem document: one JSON shape naming the field, what was wrong
-and what is accepted."""
+and what is accepted, sent as application/problem+json and declared so in the OpenAPI document."""
 
 from __future__ import annotations
 
@@ -8,25 +8,36 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
 from app.schemas import FieldError, Problem
+from app.schemas.common import printable
 from app.services import NoModelError
+from diamond_model.backup import BackupError
+from diamond_model.csvfile import UnusableFileError
+from diamond_model.keys import ClientKeyError
 from diamond_model.pipeline import RetrainInProgressError
 from diamond_model.quote import InvalidStoneError
 from diamond_model.registry import RegistryError
-from diamond_model.store import AlreadyIngestedError, FileTooLargeError
-from diamond_model.validation import UnusableFileError
+from diamond_model.store import AlreadyIngestedError, FileTooLargeError, UnknownBatchError
 
 PROBLEM = "application/problem+json"
 
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {code: {"model": Problem, "content": {PROBLEM: {}}} for code in codes}
+    return {
+        code: {"model": Problem, "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        for code in codes
+    }
 
 
 def problem_response(
-    status: int, title: str, detail: str, errors: list[FieldError] | None = None
+    status: int,
+    title: str,
+    detail: str,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
     """A problem document response (media type application/problem+json)."""
     body = Problem(
@@ -36,47 +47,77 @@ def problem_response(
         detail=detail,
         errors=errors or [],
     )
-    return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM)
+    return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM, headers=headers)
 
 
 class AuthError(Exception):
+    """401 (no or unknown key) or 403 (revoked, or without the scope)."""
+
     def __init__(self, status: int, detail: str) -> None:
         self.status, self.detail = status, detail
+
+
+class RateLimited(Exception):
+    """429 with Retry-After."""
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        self.detail, self.retry_after = detail, retry_after
+
+
+def _field_errors(error: RequestValidationError) -> list[FieldError]:
+    errors = []
+    for item in error.errors():
+        kind = item.get("type", "")
+        location = [
+            str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")
+        ]
+        raw = item.get("input")
+        value = None if isinstance(raw, bytes | bytearray) else printable(raw)
+        reason = printable(item.get("msg", "invalid"), 500) or "invalid"
+        if kind == "enum" and item.get("ctx", {}).get("expected"):
+            reason = f"not an accepted value: use one of {item['ctx']['expected']}"
+        elif kind in ("float_type", "int_type") and isinstance(raw, bool | str):
+            reason = "must be a number (true/false and text are not numbers)"
+        if kind in ("json_invalid", "model_attributes_type", "dict_type", "missing") and (
+            not location or location[0].isdigit()
+        ):
+            location = []
+            reason = (
+                "the body must be a JSON object: send Content-Type: application/json and, for "
+                "example, {\"carat\": 1.1, \"cut\": \"Ideal\", \"color\": \"H\", \"clarity\": \"SI2\"}"
+            )
+            value = None
+        errors.append(FieldError(field=".".join(location) or "body", value=value, reason=reason))
+    return errors
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
-        errors = []
-        for item in error.errors():
-            location = [
-                str(part) for part in item.get("loc", ()) if part not in ("body", "query", "path")
-            ]
-            raw = item.get("input")
-            value = None if raw is None or isinstance(raw, dict | list) else str(raw)[:200]
-            reason = item.get("msg", "invalid")
-            if item.get("type") == "enum" and item.get("ctx", {}).get("expected"):
-                reason = f"not an accepted value; use one of {item['ctx']['expected']}"
-            errors.append(
-                FieldError(field=".".join(location) or "body", value=value, reason=reason)
-            )
+        errors = _field_errors(error)
         detail = "; ".join(f"{e.field}: {e.reason}" for e in errors)
         return problem_response(422, "Invalid input", detail, errors)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed"}
+        titles = {404: "Not found", 405: "Method not allowed", 413: "Request too large"}
         detail = str(error.detail)
         if detail in ("Not Found", "Method Not Allowed"):
             detail = f"No such endpoint or method: {request.method} {request.url.path}. See /docs."
-        return problem_response(error.status_code, titles.get(error.status_code, "Error"), detail)
+        return problem_response(
+            error.status_code, titles.get(error.status_code, "Error"), detail, headers=error.headers
+        )
 
     mapping: list[tuple[type[Exception], int, str]] = [
         (NoModelError, 503, "No model"),
         (UnusableFileError, 422, "Unusable file"),
+        (ClientKeyError, 422, "Invalid input"),
+        (BackupError, 422, "Invalid input"),
         (AlreadyIngestedError, 409, "Already ingested"),
         (FileTooLargeError, 413, "Request too large"),
         (RetrainInProgressError, 409, "Retrain in progress"),
+        (UnknownBatchError, 404, "Not found"),
+        (RegistryError, 404, "Not found"),
     ]
     for kind, status, title in mapping:
 
@@ -87,23 +128,34 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(AuthError)
     async def auth_error(_: Request, error: AuthError) -> JSONResponse:
-        title = "Missing API key" if error.status == 401 else "Invalid API key"
-        response = problem_response(error.status, title, error.detail)
-        if error.status == 401:
-            response.headers["WWW-Authenticate"] = "APIKey"
-        return response
+        title = "Missing or unknown key" if error.status == 401 else "Not allowed"
+        headers = {"WWW-Authenticate": "APIKey"} if error.status == 401 else None
+        return problem_response(error.status, title, error.detail, headers=headers)
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(_: Request, error: RateLimited) -> JSONResponse:
+        return problem_response(
+            429, "Too many requests", error.detail, headers={"Retry-After": str(error.retry_after)}
+        )
 
     @app.exception_handler(InvalidStoneError)
     async def invalid_stone(_: Request, error: InvalidStoneError) -> JSONResponse:
-        errors = [FieldError(field=f or "stone", value=v, reason=r) for f, v, r in error.problems]
+        errors = [
+            FieldError(field=f or "stone", value=printable(v), reason=r) for f, v, r in error.problems
+        ]
         return problem_response(422, "Invalid input", str(error), errors)
+
+    @app.exception_handler(SQLAlchemyError)
+    async def database_error(_: Request, error: SQLAlchemyError) -> JSONResponse:
+        return problem_response(
+            503,
+            "Database unavailable",
+            "The database cannot be reached just now; quotes still work. Try again shortly.",
+            headers={"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, error: Exception) -> JSONResponse:
         return problem_response(
             500, "Server error", f"Unexpected {type(error).__name__}; it was logged."
         )
-
-    @app.exception_handler(RegistryError)
-    async def registry_error(_: Request, error: RegistryError) -> JSONResponse:
-        return problem_response(404, "Not found", str(error))

@@ -300,6 +300,11 @@ class ChampionCache:
     def healthy(self) -> bool:
         return self.last_error is None
 
+    @property
+    def current(self) -> tuple[int, PricingModel] | None:
+        """What is loaded now (memory only)."""
+        return self._current
+
     def refresh(self) -> tuple[int, PricingModel] | None:
         """Read the champion row; load the model when it changed. Never raises for a database
         outage: the current model stays and `last_error` records why."""

@@ -54,11 +54,19 @@ class Settings(BaseSettings):
     max_batch_stones: int = Field(10_000, ge=1, description="Most stones priced in one API call.")
     access_code: SecretStr | None = Field(
         None,
-        description="The expert's access code (dashboard writes, API key). Generated at `init` "
-        "and stored in the instance folder when not set.",
+        description="The expert's access code for the dashboard (not an API key). Generated at "
+        "`init` and stored in the instance folder when not set.",
     )
     api_require_key_for_reads: bool = Field(
-        False, description="Require the API key for read endpoints and quotes too."
+        False,
+        description="Require a client key for quotes and reads too (a business deployment). "
+        "Writes always need a key with the right scope.",
+    )
+    quote_retention_days: int = Field(
+        90, ge=1, le=3650, description="How long quote records are kept for reproduction."
+    )
+    shop_name: str = Field(
+        "Don Francesco Jewellers", max_length=80, description="Printed on one-page quotes."
     )
 
     @field_validator("instance_dir")

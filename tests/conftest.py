@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from diamond_model.model import PricingModel
 from diamond_model.pipeline import BUNDLED_DATASET, Pipeline
+from diamond_model.schema import BUNDLED_APPRAISED_ON
 from diamond_model.settings import Settings
 from diamond_model.training import fit_pricing_model
 from diamond_model.validation import validate_csv
@@ -135,7 +136,13 @@ def _seed(url: str, appraisals: pd.DataFrame) -> None:
     settings = make_settings(url, Path("/tmp"))
     pipeline = Pipeline.from_settings(settings)
     pipeline.store.create_schema()
-    pipeline.ingest(csv_bytes(appraisals.iloc[:SEED_ROWS]), "seed.csv", "seed", retrain=False)
+    pipeline.ingest(
+        csv_bytes(appraisals.iloc[:SEED_ROWS]),
+        "seed.csv",
+        "seed",
+        retrain=False,
+        upload_date=BUNDLED_APPRAISED_ON,
+    )
     assert pipeline.retrain().promoted
     pipeline.store.dispose()
 

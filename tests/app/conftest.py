@@ -1,24 +1,25 @@
-"""API fixtures: a database seeded and trained once, copied fresh for every test."""
+"""API fixtures: a copy of the seeded database per test, client keys, a TestClient."""
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
-from diamond_model.pipeline import Pipeline
+from diamond_model.keys import KeyStore
+from diamond_model.kinds import Scope
 from diamond_model.settings import Settings
+from diamond_model.store import Store
+from tests.conftest import make_settings
 
-API_KEY = "expert-key-for-tests"
+EVERY_SCOPE = frozenset(Scope)
 
 
-def wait_for_run(client: object, url: str, timeout: float = 90) -> dict:
+def wait_for_run(client: object, url: str, timeout: float = 120) -> dict:
     """Poll a training run (TestClient or httpx.Client) until it is no longer running."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -29,39 +30,39 @@ def wait_for_run(client: object, url: str, timeout: float = 90) -> dict:
     raise AssertionError(f"run at {url} still running after {timeout}s")
 
 
-@pytest.fixture(scope="session")
-def seeded_database(tmp_path_factory: pytest.TempPathFactory, appraisals: pd.DataFrame) -> Path:
-    """An SQLite file with 2,000 bundled appraisals (batch 1) and a trained champion v1."""
-    folder = tmp_path_factory.mktemp("seed")
-    settings = Settings(instance_dir=folder, auto_retrain=False)
-    pipeline = Pipeline.from_settings(settings)
-    pipeline.store.create_schema()
-    pipeline.store.ingest(appraisals.iloc[:2000].to_csv(index=False).encode(), "seed.csv", "seed")
-    assert pipeline.retrain().promoted
-    pipeline.store.dispose()
-    return folder / "diamonds.sqlite3"
+def make_keys(url: str) -> dict[str, str]:
+    """An expert key (every scope), a quoting client, and a limited client."""
+    store = Store(url)
+    keys = KeyStore(store)
+    made = {
+        "expert": keys.create("expert", EVERY_SCOPE)[0],
+        "client": keys.create("client", frozenset({Scope.QUOTE}))[0],
+        "limited": keys.create(
+            "limited", frozenset({Scope.QUOTE}), stones_per_day=5, requests_per_minute=4
+        )[0],
+    }
+    store.dispose()
+    return made
 
 
 @pytest.fixture
-def api_settings(seeded_database: Path, tmp_path: Path) -> Settings:
-    database = tmp_path / "api.sqlite3"
-    shutil.copy(seeded_database, database)
-    return Settings(
-        instance_dir=tmp_path,
-        database_url=f"sqlite:///{database}",
-        access_code=API_KEY,
-        auto_retrain=False,
-    )
+def api_settings(seeded_copy, tmp_path: Path) -> Settings:
+    return make_settings(seeded_copy("sqlite"), tmp_path)
 
 
 @pytest.fixture
-def client(api_settings: Settings) -> Iterator[TestClient]:
+def keys(api_settings: Settings) -> dict[str, str]:
+    return make_keys(api_settings.resolved_database_url)
+
+
+@pytest.fixture
+def client(api_settings: Settings, keys: dict[str, str]) -> Iterator[TestClient]:
     with TestClient(create_app(api_settings)) as test_client:
         yield test_client
 
 
 @pytest.fixture
 def empty_client(tmp_path: Path) -> Iterator[TestClient]:
-    settings = Settings(instance_dir=tmp_path / "empty", access_code=API_KEY, auto_retrain=False)
+    settings = make_settings(f"sqlite:///{tmp_path / 'empty.sqlite3'}", tmp_path)
     with TestClient(create_app(settings)) as test_client:
         yield test_client

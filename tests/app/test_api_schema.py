@@ -20,8 +20,8 @@ from schemathesis.specs.openapi.checks import (
 
 from app.api import create_app
 from app.openapi_export import SCHEMA_PATH, render
-from diamond_model.settings import Settings
-from tests.app.conftest import API_KEY
+from tests.app.conftest import make_keys
+from tests.conftest import make_settings
 
 
 def test_published_openapi_file_is_in_sync() -> None:
@@ -43,23 +43,20 @@ def test_every_route_documents_its_problems() -> None:
 # Schemathesis builds its tests at collection time, so the app is built here; its database is
 # filled (a copy of the seeded one) and its lifespan started by the autouse fixture below.
 _FOLDER = Path(tempfile.mkdtemp(prefix="schemathesis-"))
-_SETTINGS = Settings(
-    instance_dir=_FOLDER,
-    database_url=f"sqlite:///{_FOLDER / 'api.sqlite3'}",
-    access_code=API_KEY,
-    auto_retrain=False,
-)
+_SETTINGS = make_settings(f"sqlite:///{_FOLDER / 'api.sqlite3'}", _FOLDER)
 _APP = create_app(_SETTINGS)
 schema = schemathesis.openapi.from_asgi("/openapi.json", _APP)
+_KEYS: dict[str, str] = {}
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _served(seeded_database: Path) -> Iterator[None]:
+def _served(seeded_sqlite: Path) -> Iterator[None]:
     # Loading the schema above already ran the app once on an empty database: drop its files
     # (including the WAL, which would otherwise shadow the copied pages).
     for stale in _FOLDER.glob("api.sqlite3*"):
         stale.unlink()
-    shutil.copy(seeded_database, _FOLDER / "api.sqlite3")
+    shutil.copy(seeded_sqlite, _FOLDER / "api.sqlite3")
+    _KEYS.update(make_keys(_SETTINGS.resolved_database_url))
     with TestClient(_APP):  # runs the lifespan: services exist for every generated call
         yield
         _APP.state.services.wait_for_background()
@@ -70,7 +67,7 @@ def _served(seeded_database: Path) -> Iterator[None]:
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_generated_requests_get_no_server_error_and_match_the_schema(case) -> None:  # noqa: ANN001
     case.call_and_validate(
-        headers={"X-API-Key": API_KEY},
+        headers={"X-API-Key": _KEYS["expert"]},
         checks=[
             not_a_server_error,
             status_code_conformance,

@@ -1,0 +1,43 @@
+"""Liveness (never touches the database), readiness (does, at most once a second), and a
+summary from memory."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+
+from app.dependencies import Svc
+from app.schemas import Health, Liveness, Readiness
+
+router = APIRouter(tags=["service"])
+
+
+@router.get("/health/live", response_model=Liveness, summary="Is the process up")
+async def live() -> Liveness:
+    return Liveness(status="alive")
+
+
+@router.get("/health/ready", response_model=Readiness, summary="Can it reach its database")
+async def ready(svc: Svc) -> Readiness:
+    ok, detail = await run_in_threadpool(svc.readiness.check)
+    return Readiness(ready=ok, detail=detail)
+
+
+@router.get("/health", response_model=Health, summary="Serving model and database, from memory")
+async def health(svc: Svc) -> Health:
+    current = svc.cache.current
+    database = svc.readiness.ok if svc.cache.healthy else False
+    loaded = current is not None
+    if not loaded:
+        detail = "no model loaded: train one (`python -m diamond_model init`)"
+    elif not svc.cache.healthy:
+        detail = f"serving the loaded model v{current[0]}; the database is unreachable"
+    else:
+        detail = f"serving v{current[0]}"
+    return Health(
+        status="ok" if loaded and svc.cache.healthy else "degraded",
+        champion_version=current[0] if current else None,
+        model_loaded=loaded,
+        database=database,
+        detail=detail,
+    )

@@ -1,0 +1,66 @@
+"""Request and response models of the REST API: units, grade scales and examples in the docs."""
+
+from app.schemas.common import Clarity, Color, Cut, FieldError, Problem, UtcDatetime
+from app.schemas.data import (
+    AppraisalOut,
+    AppraisalPage,
+    BatchDetail,
+    BatchInfo,
+    IngestOut,
+    PreviewOut,
+    RejectionOut,
+    WithdrawIn,
+)
+from app.schemas.models import (
+    Health,
+    Liveness,
+    ModelOut,
+    Readiness,
+    TrainingRunIn,
+    TrainingRunOut,
+    UsageOut,
+)
+from app.schemas.quotes import (
+    BatchIn,
+    BatchItem,
+    BatchOut,
+    ComparableOut,
+    MarketIndexOut,
+    QuoteOut,
+    QuoteRecordOut,
+    ServingModelOut,
+    Stone,
+)
+
+__all__ = [
+    "AppraisalOut",
+    "AppraisalPage",
+    "BatchDetail",
+    "BatchIn",
+    "BatchInfo",
+    "BatchItem",
+    "BatchOut",
+    "Clarity",
+    "Color",
+    "ComparableOut",
+    "Cut",
+    "FieldError",
+    "Health",
+    "IngestOut",
+    "Liveness",
+    "MarketIndexOut",
+    "ModelOut",
+    "PreviewOut",
+    "Problem",
+    "QuoteOut",
+    "QuoteRecordOut",
+    "Readiness",
+    "RejectionOut",
+    "ServingModelOut",
+    "Stone",
+    "TrainingRunIn",
+    "TrainingRunOut",
+    "UsageOut",
+    "UtcDatetime",
+    "WithdrawIn",
+]

@@ -1,0 +1,59 @@
+"""Shapes every part of the API shares: grades, times, problem documents."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+
+from diamond_model.schema import CLARITIES, COLORS, CUTS
+
+# Stored times are naive UTC (SQLite keeps no zone); the API says so explicitly.
+UtcDatetime = Annotated[
+    datetime, AfterValidator(lambda d: d.replace(tzinfo=UTC) if d.tzinfo is None else d)
+]
+
+Cut = Enum("Cut", {name.upper().replace(" ", "_"): name for name in CUTS}, type=str)
+Color = Enum("Color", {name: name for name in COLORS}, type=str)
+Clarity = Enum("Clarity", {name: name for name in CLARITIES}, type=str)
+
+
+def grade(scale: tuple[str, ...]) -> BeforeValidator:
+    """Accept a grade in any letter case and spacing ('very  good' is Very Good)."""
+    lookup = {" ".join(g.split()).casefold(): g for g in scale}
+
+    def normalise(value: Any) -> Any:
+        if isinstance(value, str):
+            return lookup.get(" ".join(value.split()).casefold(), value)
+        return value
+
+    return BeforeValidator(normalise)
+
+
+def printable(value: object, limit: int = 200) -> str | None:
+    """A received value as text safe to send back (no lone surrogates), or None."""
+    if value is None or isinstance(value, dict | list):
+        return None
+    return str(value)[:limit].encode("utf-8", "replace").decode("utf-8")
+
+
+class FieldError(BaseModel):
+    """One problem with one input field."""
+
+    field: str = Field(description="Which field (for a batch row: the stone's field).")
+    value: str | None = Field(None, description="The value received, as text.")
+    reason: str = Field(description="What is wrong and what is accepted.")
+
+
+class Problem(BaseModel):
+    """Every error, in the RFC 9457 'problem details' shape (application/problem+json)."""
+
+    type: str = Field(
+        description="A URI naming the kind of problem.", examples=["/problems/invalid-input"]
+    )
+    title: str = Field(examples=["Invalid input"])
+    status: int = Field(examples=[422])
+    detail: str = Field(examples=["cut: 'Excelent' is not a cut grade: use one of Fair, ..."])
+    errors: list[FieldError] = Field(default_factory=list)

@@ -1,0 +1,104 @@
+"""Uploads, batches and stored appraisals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from app.schemas.common import UtcDatetime
+
+
+class RejectionOut(BaseModel):
+    line: int = Field(description="Line in the uploaded file.")
+    column: str
+    value: str = Field(description="The cell as uploaded.")
+    reason: str
+
+
+class BatchInfo(BaseModel):
+    """One uploaded file and what became of it."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    filename: str
+    sha256: str
+    uploaded_by: str
+    uploaded_at: UtcDatetime
+    rows_total: int
+    rows_accepted: int = Field(description="Appraisals stored from it.")
+    rows_rejected: int
+    rows_duplicate: int = Field(description="Rows already stored, not added again.")
+    rows_set_aside: int = Field(description="Rows stored with measurements set aside.")
+    ignored_columns: list[str]
+    withdrawn_at: UtcDatetime | None = Field(
+        description="When it was withdrawn (kept, no longer used), if it was."
+    )
+    live: dict[str, Any] | None = Field(
+        description="The serving model's reading of it at upload (see the preview)."
+    )
+
+    @field_validator("ignored_columns", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return [c for c in value.split(",") if c] if isinstance(value, str) else value
+
+
+class BatchDetail(BatchInfo):
+    rejections: list[RejectionOut]
+    set_aside: list[RejectionOut] = Field(description="Measurements stored as missing, and why.")
+
+
+class PreviewOut(BaseModel):
+    """What the upload holds, before anything is stored."""
+
+    sentences: list[str] = Field(description="The preview in plain words.")
+    rows_total: int
+    rows_accepted: int
+    rows_rejected: int
+    rows_duplicate: int
+    rejections: list[RejectionOut]
+    set_aside: list[RejectionOut]
+    duplicates: list[dict[str, Any]] = Field(description="line and which appraisal it repeats.")
+    level_percent: float | None = Field(None, description="Its prices against the model (%).")
+    level_se_percent: float | None = None
+    verdict: str | None = Field(None, description="consistent, inconsistent, implausible level.")
+    drift: list[dict[str, Any]] = Field(description="Per feature: typical values and PSI.")
+
+
+class IngestOut(BaseModel):
+    preview: PreviewOut
+    stored: bool = Field(description="False for a dry run or a file already stored.")
+    batch: BatchInfo | None = None
+    batch_url: str | None = None
+    training_run_url: str | None = Field(None, description="Set when a retrain was started.")
+    training_note: str | None = None
+
+
+class WithdrawIn(BaseModel):
+    note: str = Field("", max_length=500, description="Why (kept with the batch).")
+
+
+class AppraisalOut(BaseModel):
+    id: int
+    batch_id: int
+    line: int
+    appraised_on: str
+    carat: float
+    cut: str
+    color: str
+    clarity: str
+    depth: float | None
+    table: float | None
+    price: float
+    x: float | None
+    y: float | None
+    z: float | None
+
+
+class AppraisalPage(BaseModel):
+    total: int
+    limit: int
+    offset: int
+    items: list[AppraisalOut]

@@ -1,0 +1,81 @@
+"""Models, training runs, health and usage."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.schemas.common import UtcDatetime
+
+
+class ModelOut(BaseModel):
+    """A model version, read from the registry's record."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    version: int
+    created_at: UtcDatetime
+    status: str
+    is_champion: bool
+    servable: bool = Field(description="False for versions an earlier release trained.")
+    algorithm: str
+    train_rows: int
+    holdout_rows: int
+    metrics: dict[str, float | None] = Field(description="On its held-out appraisals.")
+    reference_metrics: dict[str, float | None] | None = Field(
+        description="On the fixed reference set every version is compared on."
+    )
+
+
+class TrainingRunIn(BaseModel):
+    force: bool = Field(False, description="Retrain even when no appraisal changed.")
+
+
+class TrainingRunOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    status: str = Field(description="running, promoted, rejected, skipped, failed or abandoned.")
+    trigger: str
+    started_at: UtcDatetime
+    finished_at: UtcDatetime | None
+    promoted: bool
+    message: str = Field(description="Why it was promoted or not, in words.")
+    candidate_version: int | None
+    champion_version: int | None
+    candidate_metrics: dict[str, float | None] | None
+    champion_metrics: dict[str, float | None] | None
+    url: str = ""
+
+
+class Liveness(BaseModel):
+    status: str = Field(examples=["alive"])
+
+
+class Readiness(BaseModel):
+    ready: bool
+    detail: str
+
+
+class Health(BaseModel):
+    """From memory: never waits on the database."""
+
+    status: str = Field(description="ok, or degraded (no model, or the database unreachable).")
+    champion_version: int | None
+    model_loaded: bool
+    database: bool | None = Field(description="The last readiness check (at most 1 s old).")
+    detail: str
+
+
+class UsageHour(BaseModel):
+    hour: UtcDatetime
+    requests: int
+    stones: int
+    errors: int
+
+
+class UsageOut(BaseModel):
+    key: str
+    scopes: list[str]
+    stones_per_day: int | None
+    requests_per_minute: int | None
+    hours: list[UsageHour]
