@@ -151,6 +151,27 @@ def _docs(app: FastAPI) -> None:
         )
 
 
+def _openapi(app: FastAPI) -> Callable[[], dict]:
+    """The generated document, with uploaded files also marked `format: binary`.
+
+    FastAPI describes a file part the OpenAPI 3.1 way (`contentMediaType`) only; client
+    generators that read the 3.0 way (`format: binary`) would send the file as text.
+    """
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            schema = build()
+            for component in schema.get("components", {}).get("schemas", {}).values():
+                for field in component.get("properties", {}).values():
+                    if field.get("contentMediaType") == "application/octet-stream":
+                        field["format"] = "binary"
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    return openapi
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API; services (database, model cache) are created at startup, not import."""
 
@@ -178,6 +199,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in ROUTERS:
         app.include_router(router)
     _docs(app)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(WorkerHeader)
     return app
 

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from tests.app.conftest import API_KEY, seeded_database  # noqa: F401 - shared session fixture
+from tests.app.conftest import make_keys
+from tests.conftest import ACCESS_CODE
+
+
+def server_environment(url: str, folder: Path, **extra: str) -> dict[str, str]:
+    return {
+        "DIAMOND_INSTANCE_DIR": str(folder),
+        "DIAMOND_DATABASE_URL": url,
+        "DIAMOND_ACCESS_CODE": ACCESS_CODE,
+        **extra,
+    }
 
 
 @pytest.fixture
-def server_env(seeded_database: Path, tmp_path: Path) -> dict[str, str]:  # noqa: F811
-    database = tmp_path / "served.sqlite3"
-    shutil.copy(seeded_database, database)
-    return {
-        "DIAMOND_INSTANCE_DIR": str(tmp_path),
-        "DIAMOND_DATABASE_URL": f"sqlite:///{database}",
-        "DIAMOND_ACCESS_CODE": API_KEY,
-        "DIAMOND_AUTO_RETRAIN": "true",
-    }
+def server_env(seeded_copy, tmp_path: Path) -> dict[str, str]:
+    return server_environment(seeded_copy("sqlite"), tmp_path, DIAMOND_AUTO_RETRAIN="true")
+
+
+@pytest.fixture
+def server_keys(server_env: dict[str, str]) -> dict[str, str]:
+    return make_keys(server_env["DIAMOND_DATABASE_URL"])
