@@ -2,8 +2,10 @@
 
 import streamlit as st
 
-from app.dashboard import services
+from app import views
+from app.dashboard import expert_gate, services
 from diamond_model.metrics import plain_words
+from diamond_model.pipeline import BUNDLED_DATASET
 
 st.set_page_config(page_title="Diamond appraisals", page_icon="💎", layout="wide")
 
@@ -16,26 +18,41 @@ APPRAISALS = st.Page(
 PERFORMANCE = st.Page("pages/3_Performance.py", title="Performance", icon=":material/monitoring:")
 
 
+def first_model() -> None:
+    """An empty database: shop staff read a sentence; the expert loads the bundled appraisals."""
+    st.warning(
+        "No price can be given yet: no appraisals are stored and no model is trained. The "
+        "expert can load the bundled appraisals and train the first model here."
+    )
+    svc = services()
+    if expert_gate(svc):
+        label = "Load the bundled appraisals and train the first model"
+        if st.button(label, key="bootstrap", type="primary"):
+            with st.status("Loading the appraisals and training (a few seconds)…") as status:
+                for message in svc.pipeline.initialise(BUNDLED_DATASET):
+                    st.write(message[0].upper() + message[1:])
+                status.update(label="The first model is ready.", state="complete")
+            svc.cache.refresh()
+            st.rerun()
+
+
 def home() -> None:
     st.title("Diamond appraisals")
     st.write(
         "Prices for round diamonds from their 4Cs and measurements, learned from the expert's "
-        "appraisals: an estimate, a likely range, and the reasons in dollars."
+        "appraisals: an estimate, a likely range for this stone, how sure it is, and the reasons "
+        "in dollars."
     )
-
     svc = services()
-    champion = svc.registry.champion_version()
+    champion = svc.cache.get()
     if champion is None:
-        st.warning(
-            "No price model is trained yet. Run `make run` (it loads the bundled appraisals and "
-            "trains the first model), or upload appraisals on the **Appraisals and retraining** "
-            "page."
-        )
+        first_model()
     else:
-        info = svc.registry.info(champion)
+        version, model = champion
+        info = svc.registry.info(version)
         st.subheader(
-            f"Model v{info.version}, trained {info.created_at:%d %B %Y} "
-            f"on {info.train_rows:,} appraisals"
+            f"Model v{info.version}, trained {info.created_at:%d %B %Y} on {info.train_rows:,} "
+            "appraisals"
         )
         columns = st.columns(4)
         metrics = info.metrics
@@ -48,14 +65,22 @@ def home() -> None:
         for sentence in plain_words(metrics):
             st.markdown(f"- {sentence}")
         st.caption(
-            f"Measured on {info.holdout_rows:,} appraisals the model never saw. "
-            f"{svc.store.count_appraisals():,} appraisals are stored."
+            f"Measured on {info.holdout_rows:,} appraisals the model never saw. Prices are set at "
+            f"the {model.market.latest_label} market level. "
+            f"{svc.store.count_appraisals():,} appraisals are in use."
         )
+        batches = svc.store.batches()
+        live = batches[batches["live"].notna()].tail(3)
+        if len(live):
+            st.markdown(
+                "**How the serving model read the latest uploads, before training on them:**"
+            )
+            st.dataframe(views.batches(live), hide_index=True, width="stretch", key="home_live")
 
     st.subheader("Where to go")
-    st.page_link(PRICE, label="Price a stone — for the shop")
-    st.page_link(APPRAISALS, label="Appraisals and retraining — for the expert: uploads and models")
-    st.page_link(PERFORMANCE, label="Performance — charts for Francesco")
+    st.page_link(PRICE, label="Price a stone — for the counter")
+    st.page_link(APPRAISALS, label="Appraisals and retraining — the expert's desk")
+    st.page_link(PERFORMANCE, label="Performance — is the model good, and getting better?")
 
 
 st.navigation(

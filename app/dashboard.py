@@ -1,25 +1,32 @@
-"""Streamlit glue: per-process cached services, cached data reads, the expert's access gate."""
+"""Streamlit glue: per-process services, reads cached by data and model version, the expert's
+access gate, background retrains the pages poll, and the small formatting every page shares."""
 
 from __future__ import annotations
 
 import os
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
 from app.services import Services
 from diamond_model.access import check_access_code, current_access_code
-from diamond_model.analysis import holdout_predictions
+from diamond_model.analysis import holdout_predictions, reliance
+from diamond_model.evaluation import learning_curve
+from diamond_model.pipeline import RetrainInProgressError
+from diamond_model.plots import NO_TOOLBAR
 from diamond_model.settings import Settings
 
 EXPERT_KEY = "expert_unlocked"
-ROUNDING = {"mape": 2, "mae": 0, "rmse": 0, "r2": 4, "coverage": 1}
+RUN_KEY = "retrain_run"
+NOTICE_KEY = "notice"
+EXPERT_STATE = ("appraisal_files", "previews", "confirm", RUN_KEY)
 
 
 @st.cache_resource(show_spinner=False)
 def _services(database_url: str, instance_dir: str) -> Services:
-    """One Services per database per server process (model cache, engine pool)."""
+    """One Services per database per server process (model cache, engine pool, retrains)."""
     code = _secret_code()
     overrides = {} if code is None else {"access_code": code}
     return Services.create(
@@ -44,70 +51,144 @@ def services() -> Services:
     return _services(settings.resolved_database_url, str(settings.instance_dir))
 
 
+def _key(svc: Services) -> tuple[str, str]:
+    return svc.settings.resolved_database_url, str(svc.settings.instance_dir)
+
+
 def data_version(svc: Services) -> tuple[int, int]:
-    """Changes whenever appraisals are added: (latest batch id, stored appraisals)."""
-    return svc.store.max_batch_id(), svc.store.count_appraisals()
+    return svc.store.data_version()
 
 
 @st.cache_data(show_spinner=False, max_entries=4)
-def _appraisals(database_url: str, instance_dir: str, version: tuple[int, int]) -> pd.DataFrame:
-    return _services(database_url, instance_dir).store.appraisals()
+def _appraisals(url: str, folder: str, version: tuple[int, int]) -> pd.DataFrame:
+    return _services(url, folder).store.appraisals()
 
 
 def appraisals(svc: Services) -> pd.DataFrame:
-    """All stored appraisals, read once per data version (not on every rerun)."""
-    return _appraisals(
-        svc.settings.resolved_database_url, str(svc.settings.instance_dir), data_version(svc)
+    """Active appraisals, read once per data version (not on every rerun)."""
+    return _appraisals(*_key(svc), data_version(svc))
+
+
+@st.cache_data(show_spinner="Pricing the appraisals the model never saw…", max_entries=4)
+def _holdout(url: str, folder: str, version: int, data: tuple[int, int]) -> pd.DataFrame:
+    svc = _services(url, folder)
+    return holdout_predictions(
+        svc.registry.load(version),
+        svc.store.appraisals(),
+        svc.settings.holdout_fraction,
+        svc.settings.interval_level,
     )
+
+
+def holdout(svc: Services, version: int) -> pd.DataFrame:
+    return _holdout(*_key(svc), version, data_version(svc))
+
+
+@st.cache_data(show_spinner="Measuring what the model relies on…", max_entries=4)
+def _reliance(url: str, folder: str, version: int, data: tuple[int, int]) -> pd.DataFrame:
+    svc = _services(url, folder)
+    return reliance(svc.registry.load(version), svc.store.appraisals())
+
+
+def relies_on(svc: Services, version: int) -> pd.DataFrame:
+    return _reliance(*_key(svc), version, data_version(svc))
+
+
+@st.cache_data(show_spinner="Training on growing shares of the data (once per data version)…")
+def _learning(url: str, folder: str, data: tuple[int, int]) -> pd.DataFrame:
+    stored = _services(url, folder).store.appraisals()
+    sizes = tuple(s for s in (250, 500, 1000, 2000, 3000, 6000, 12000) if s < 0.8 * len(stored))
+    return learning_curve(stored, sizes=sizes, n_splits=3)
+
+
+def learning(svc: Services) -> pd.DataFrame:
+    return _learning(*_key(svc), data_version(svc))
+
+
+# ---- the expert's gate ------------------------------------------------------------------------
+
+
+def _address() -> str:
+    address = getattr(st.context, "ip_address", None)
+    return f"dashboard:{address or 'local'}"
+
+
+def expert_gate(svc: Services) -> bool:
+    """True when this browser session has entered the expert's access code. Locking clears
+    every expert widget and pending preview, so nothing written stays reachable."""
+    if st.session_state.get(EXPERT_KEY):
+        with st.sidebar:
+            st.success("Expert mode: uploads, retraining and promotions are enabled.")
+            if st.button("Lock expert mode", key="lock"):
+                st.session_state[EXPERT_KEY] = False
+                for key in EXPERT_STATE:
+                    st.session_state.pop(key, None)
+                st.rerun()
+        return True
+    if current_access_code(svc.settings) is None:
+        st.info(
+            "Expert mode is not set up on this installation yet: ask whoever installed it for "
+            "the access code."
+        )
+        return False
+    wait = svc.attempts.waiting(_address())
+    if wait is not None:
+        st.error(f"Too many wrong codes: try again in {max(1, wait // 60)} minute(s).")
+        return False
+    with st.form("expert_code", clear_on_submit=True):
+        code = st.text_input("Expert access code", type="password", key="code")
+        if st.form_submit_button("Unlock expert mode"):
+            if check_access_code(svc.settings, code):
+                st.session_state[EXPERT_KEY] = True
+                st.rerun()
+            wait = svc.attempts.failed(_address())
+            if wait is not None:
+                st.error(f"Too many wrong codes: try again in {max(1, wait // 60)} minute(s).")
+            else:
+                st.error("That access code is not right. Staff can still view the history below.")
+    return False
+
+
+# ---- background retrains ----------------------------------------------------------------------
+
+
+def start_retrain(svc: Services, trigger: str, force: bool = False) -> int | None:
+    """Start a retrain in the server process (it survives this page) and remember its run."""
+    try:
+        run_id = svc.start_retrain(trigger, force)
+    except RetrainInProgressError as error:
+        st.session_state[NOTICE_KEY] = ("warning", str(error))
+        return None
+    st.session_state[RUN_KEY] = run_id
+    return run_id
+
+
+def notice(kind: str, text: str) -> None:
+    """A message that stays on screen after the rerun that follows an action."""
+    st.session_state[NOTICE_KEY] = (kind, text)
+
+
+def show_notice() -> None:
+    kind, text = st.session_state.get(NOTICE_KEY, (None, None))
+    if kind:
+        getattr(st, kind)(text)
+
+
+# ---- shared formatting ------------------------------------------------------------------------
+
+
+def chart(figure: go.Figure, key: str | None = None) -> None:
+    """A figure at full width, without Plotly's toolbar (it covered titles, and on phones)."""
+    st.plotly_chart(figure, width="stretch", config=NO_TOOLBAR, key=key)
 
 
 def money(value: float) -> str:
     return f"${value:,.0f}"
 
 
-def expert_gate(svc: Services) -> bool:
-    """True when this browser session has entered the expert's access code."""
-    if st.session_state.get(EXPERT_KEY):
-        with st.sidebar:
-            st.success("Expert mode: uploads, retraining and promotions are enabled.")
-            if st.button("Lock expert mode"):
-                st.session_state[EXPERT_KEY] = False
-                st.rerun()
-        return True
-    if current_access_code(svc.settings) is None:
-        st.info(
-            "No expert access code is set yet. Run `make run` (or `python -m diamond_model init`) "
-            "once, or set DIAMOND_ACCESS_CODE, to enable uploads and retraining."
-        )
-        return False
-    with st.form("expert_code", clear_on_submit=True):
-        code = st.text_input(
-            "Expert access code",
-            type="password",
-            help="Printed by `make run` the first time; also in instance/access_code.",
-        )
-        if st.form_submit_button("Unlock expert mode"):
-            if check_access_code(svc.settings, code):
-                st.session_state[EXPERT_KEY] = True
-                st.rerun()
-            st.error("That access code is not right. Staff can still view the history below.")
-    return False
+def signed_money(value: float) -> str:
+    return f"{'+' if value >= 0 else '−'}${abs(value):,.0f}"
 
 
-@st.cache_data(show_spinner="Scoring the held-out appraisals…", max_entries=4)
-def _holdout(
-    database_url: str, instance_dir: str, version: int, data: tuple[int, int]
-) -> pd.DataFrame:
-    svc = _services(database_url, instance_dir)
-    model = svc.registry.load(version)
-    return holdout_predictions(
-        model, svc.store.appraisals(), svc.settings.holdout_fraction, svc.settings.interval_level
-    )
-
-
-def holdout(svc: Services, version: int) -> pd.DataFrame:
-    """The champion's held-out predictions, computed once per (model version, data version)."""
-    settings = svc.settings
-    return _holdout(
-        settings.resolved_database_url, str(settings.instance_dir), version, data_version(svc)
-    )
+def sentence(text: str) -> str:
+    return text[0].upper() + text[1:] if text else text

@@ -66,9 +66,7 @@ async def _identify(request: Request, svc: Services, key: str | None) -> ClientK
     if client is None:
         wait = await run_in_threadpool(svc.attempts.failed, address)
         if wait is not None:
-            raise RateLimited(
-                "Too many wrong keys from this address; try again later.", wait
-            )
+            raise RateLimited("Too many wrong keys from this address; try again later.", wait)
         raise AuthError(401, "The X-API-Key is not a key of this server. Check it, or ask for one.")
     if not client.active:
         raise AuthError(

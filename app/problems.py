@@ -27,7 +27,10 @@ PROBLEM = "application/problem+json"
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     return {
-        code: {"model": Problem, "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        code: {
+            "model": Problem,
+            "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
         for code in codes
     }
 
@@ -84,7 +87,7 @@ def _field_errors(error: RequestValidationError) -> list[FieldError]:
             location = []
             reason = (
                 "the body must be a JSON object: send Content-Type: application/json and, for "
-                "example, {\"carat\": 1.1, \"cut\": \"Ideal\", \"color\": \"H\", \"clarity\": \"SI2\"}"
+                'example, {"carat": 1.1, "cut": "Ideal", "color": "H", "clarity": "SI2"}'
             )
             value = None
         errors.append(FieldError(field=".".join(location) or "body", value=value, reason=reason))
@@ -141,7 +144,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(InvalidStoneError)
     async def invalid_stone(_: Request, error: InvalidStoneError) -> JSONResponse:
         errors = [
-            FieldError(field=f or "stone", value=printable(v), reason=r) for f, v, r in error.problems
+            FieldError(field=f or "stone", value=printable(v), reason=r)
+            for f, v, r in error.problems
         ]
         return problem_response(422, "Invalid input", str(error), errors)
 

@@ -44,7 +44,12 @@ def what_if(model: PricingModel, stone: dict[str, object], level: float) -> pd.D
         for step, direction in ((-1, "one grade down"), (1, "one grade up")):
             if 0 <= rank + step < len(scale):
                 rows.append(
-                    {"grade": grade, "change": direction, "from": scale[rank], "to": scale[rank + step]}
+                    {
+                        "grade": grade,
+                        "change": direction,
+                        "from": scale[rank],
+                        "to": scale[rank + step],
+                    }
                 )
                 variants.append({**stone, grade: scale[rank + step]})
     columns = ["grade", "change", "from", "to", "price", "difference", "percent"]

@@ -61,9 +61,7 @@ def _encode(value: object) -> object:
 def _rows(store: Store, table: Table) -> Iterator[dict[str, object]]:
     key = list(table.primary_key.columns)
     with store.engine.connect() as connection:
-        result = connection.execution_options(yield_per=CHUNK).execute(
-            select(table).order_by(*key)
-        )
+        result = connection.execution_options(yield_per=CHUNK).execute(select(table).order_by(*key))
         for row in result.mappings():
             yield {name: _encode(value) for name, value in row.items()}
 
@@ -72,7 +70,12 @@ def manifest(store: Store) -> dict[str, object]:
     """Counts of every table, the sum of all prices, and the champion: what a restore must match."""
     with store.engine.connect() as connection:
         counts = {
-            name: int(connection.execute(select(func.count()).select_from(Base.metadata.tables[name])).scalar() or 0)
+            name: int(
+                connection.execute(
+                    select(func.count()).select_from(Base.metadata.tables[name])
+                ).scalar()
+                or 0
+            )
             for name in TABLES
         }
         price_sum = float(connection.execute(select(func.sum(Appraisal.price))).scalar() or 0.0)
@@ -142,7 +145,9 @@ def restore(store: Store, path: Path) -> list[str]:
         try:
             expected = json.loads(archive.read("manifest.json"))
         except KeyError as error:
-            raise BackupError(f"{path} has no manifest.json: not a backup of this product") from error
+            raise BackupError(
+                f"{path} has no manifest.json: not a backup of this product"
+            ) from error
         store.create_schema()
         if any(manifest(store)["counts"][name] for name in ("batches", "model_versions")):
             raise BackupError(
@@ -227,4 +232,3 @@ def export_csv(store: Store, folder: Path, overwrite: bool = False) -> list[Path
                 handle.write(chunk)
         written.append(target)
     return written
-

@@ -17,9 +17,9 @@ from types import FrameType
 
 from diamond_model.access import ensure_access_code
 from diamond_model.backup import BackupError
-from diamond_model.keys import ClientKeyError
 from diamond_model.csvfile import UnusableFileError, neutralise_formulas
 from diamond_model.files import TargetError, write_atomically
+from diamond_model.keys import ClientKeyError
 from diamond_model.pipeline import Pipeline, RetrainInProgressError, RetrainOutcome
 from diamond_model.quote import price_table
 from diamond_model.registry import RegistryError
@@ -132,8 +132,11 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     if all(t.isdigit() for t in targets):
         clash = [t for t in targets if Path(t).exists()]
         if clash:
-            print(f"error: '{clash[0]}' is both a batch number and a file; write ./{clash[0]} "
-                  "for the file", file=sys.stderr)
+            print(
+                f"error: '{clash[0]}' is both a batch number and a file; write ./{clash[0]} "
+                "for the file",
+                file=sys.stderr,
+            )
             return EXIT_INPUT
         args.batch = [int(t) for t in targets]
         return cmd_withdraw(args, settings, withdrawn=False)
@@ -254,7 +257,9 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
         key, client = keys.create(
             args.name, parse_scopes(args.scopes), args.stones_per_day, args.requests_per_minute
         )
-        print(f"key '{client.name}' ({', '.join(sorted(client.scopes))}) created. It is shown once:")
+        print(
+            f"key '{client.name}' ({', '.join(sorted(client.scopes))}) created. It is shown once:"
+        )
         print(key)
         return EXIT_OK
     if args.action == "revoke":
@@ -265,7 +270,9 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
         since = datetime.fromisoformat(args.since) if args.since else None
         usage = keys.usage(args.name, since)
         if usage.empty:
-            print(f"no usage recorded for '{args.name}'" + (f" since {args.since}" if since else ""))
+            print(
+                f"no usage recorded for '{args.name}'" + (f" since {args.since}" if since else "")
+            )
         else:
             print(usage.to_string(index=False))
             totals = usage[["requests", "stones", "errors"]].sum()
@@ -287,7 +294,11 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             if value
         )
         state = f"revoked {client.revoked_at:%Y-%m-%d}" if client.revoked_at else "active"
-        used = f"last used {client.last_used_at:%Y-%m-%d %H:%M}" if client.last_used_at else "never used"
+        used = (
+            f"last used {client.last_used_at:%Y-%m-%d %H:%M}"
+            if client.last_used_at
+            else "never used"
+        )
         print(
             f"{client.name:20} dk_{client.prefix}_…  {' '.join(sorted(client.scopes)):35} "
             f"{limits or 'no limits':30} {state:18} {used}"

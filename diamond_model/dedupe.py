@@ -80,4 +80,3 @@ def data_fingerprint(keys: np.ndarray, dates: np.ndarray) -> str:
 def held_out(keys: np.ndarray, fraction: float) -> np.ndarray:
     """The same appraisals are held out by every retrain: by their key, whatever the batch."""
     return (np.asarray(keys).astype(np.uint64) % np.uint64(10_000)) < int(round(fraction * 10_000))
-

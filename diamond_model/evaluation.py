@@ -116,20 +116,33 @@ def band(values: pd.Series, edges: tuple[float, ...], unit: str) -> pd.Series:
     for low, high in zip(edges[:-1], edges[1:], strict=True):
         if unit == "$":
             labels.append(
-                f"< ${high:,.0f}" if low == 0 else f"> ${low:,.0f}" if np.isinf(high)
+                f"< ${high:,.0f}"
+                if low == 0
+                else f"> ${low:,.0f}"
+                if np.isinf(high)
                 else f"${low:,.0f}–{high:,.0f}"
             )
         else:
             labels.append(
-                f"≤ {high:g} ct" if low == 0 else f"> {low:g} ct" if np.isinf(high)
+                f"≤ {high:g} ct"
+                if low == 0
+                else f"> {low:g} ct"
+                if np.isinf(high)
                 else f"{low:g}–{high:g} ct"
             )
     return pd.cut(values, list(edges), labels=labels)
 
 
 def _side_scale(features: np.ndarray, target: np.ndarray) -> lgb.Booster:
-    params = {"objective": "regression", "learning_rate": 0.05, "num_leaves": 7,
-              "min_data_in_leaf": 50, "verbose": -1, "num_threads": 1, "seed": 0}
+    params = {
+        "objective": "regression",
+        "learning_rate": 0.05,
+        "num_leaves": 7,
+        "min_data_in_leaf": 50,
+        "verbose": -1,
+        "num_threads": 1,
+        "seed": 0,
+    }
     return lgb.train(params, lgb.Dataset(features, label=target), num_boost_round=150)
 
 
@@ -153,9 +166,16 @@ def _quantile_regression(
     tail = (1 - level) / 2
 
     def fit(x: np.ndarray, y: np.ndarray, alpha: float) -> lgb.Booster:
-        params = {"objective": "quantile", "alpha": alpha, "learning_rate": 0.05,
-                  "num_leaves": 7, "min_data_in_leaf": 50, "verbose": -1, "num_threads": 1,
-                  "seed": 0}
+        params = {
+            "objective": "quantile",
+            "alpha": alpha,
+            "learning_rate": 0.05,
+            "num_leaves": 7,
+            "min_data_in_leaf": 50,
+            "verbose": -1,
+            "num_threads": 1,
+            "seed": 0,
+        }
         return lgb.train(params, lgb.Dataset(x, label=y), num_boost_round=150)
 
     low, high = np.empty(len(residuals)), np.empty(len(residuals))

@@ -128,7 +128,9 @@ def explain(
         present = [m for m in members if m in phi]
         parts = tuple((m, shown(m, values[m]), phi[m]) for m in present)
         value = _size_words(values) if key == "size" else shown(key, values[key])
-        moves.append((key, label, value, sum(phi[m] for m in present), parts if key == "size" else ()))
+        moves.append(
+            (key, label, value, sum(phi[m] for m in present), parts if key == "size" else ())
+        )
     rest = [
         (key, label, shown(key, values[key]), sum(phi[m] for m in members if m in phi), ())
         for key, label, members in REST_STEPS

@@ -86,8 +86,7 @@ def parse_scopes(values: list[str]) -> frozenset[Scope]:
     unknown = [v for v in values if v not in known]
     if unknown or not values:
         raise ClientKeyError(
-            f"Unknown scope(s): {', '.join(unknown)}. Use one or more of: "
-            + ", ".join(known)
+            f"Unknown scope(s): {', '.join(unknown)}. Use one or more of: " + ", ".join(known)
             if unknown
             else f"Give at least one scope: {', '.join(known)}."
         )
@@ -112,9 +111,14 @@ class KeyStore:
             raise ClientKeyError(
                 f"'{name}' cannot name a key: use letters, digits, '.', '_' or '-' (up to 80)."
             )
-        for limit, what in ((stones_per_day, "stones per day"), (requests_per_minute, "requests per minute")):
+        for limit, what in (
+            (stones_per_day, "stones per day"),
+            (requests_per_minute, "requests per minute"),
+        ):
             if limit is not None and limit < 1:
-                raise ClientKeyError(f"The limit of {what} must be at least 1 (or left out: no limit).")
+                raise ClientKeyError(
+                    f"The limit of {what} must be at least 1 (or left out: no limit)."
+                )
         prefix = secrets.token_hex(4)
         key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
         row = ApiKey(
@@ -132,7 +136,9 @@ class KeyStore:
                 session.flush()
                 created = _client(row)
         except IntegrityError as error:
-            raise ClientKeyError(f"A key named '{name}' exists already; choose another name.") from error
+            raise ClientKeyError(
+                f"A key named '{name}' exists already; choose another name."
+            ) from error
         return key, created
 
     def list(self) -> list[ClientKey]:
@@ -205,7 +211,9 @@ class KeyRing:
         try:
             self._digests = self.keys.digests()
         except SQLAlchemyError as error:  # keep the last known keys while the database is away
-            log.warning("key refresh failed, keeping %d known prefixes: %s", len(self._digests), error)
+            log.warning(
+                "key refresh failed, keeping %d known prefixes: %s", len(self._digests), error
+            )
 
     def check(self, key: str) -> ClientKey | None:
         """The key's record (revoked ones included) or None; constant-time comparison."""

@@ -86,7 +86,9 @@ class MarketIndex:
         )
 
 
-def estimate(months: np.ndarray, residuals: np.ndarray, smoothing: float = SMOOTHING) -> MarketIndex:
+def estimate(
+    months: np.ndarray, residuals: np.ndarray, smoothing: float = SMOOTHING
+) -> MarketIndex:
     """The index from each appraisal's month and its log residual under the stone model."""
     months = np.asarray(months, dtype=np.int64)
     unique, inverse, counts = np.unique(months, return_inverse=True, return_counts=True)

@@ -8,6 +8,7 @@ priced (from what remains) and an appraisal is still stored, with a note saying 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,8 +79,8 @@ def screen(columns: dict[str, np.ndarray]) -> Screened:
     trusted = ~np.isnan(out["x"]) & ~np.isnan(out["y"]) & ~np.isnan(out["z"])
     with np.errstate(invalid="ignore", divide="ignore"):
         depth_from_mm = 200.0 * out["z"] / (out["x"] + out["y"])
-        depth_conflict = (
-            trusted & (np.abs(depth_from_mm - columns["depth"]) > DEPTH_TOLERANCE_POINTS)
+        depth_conflict = trusted & (
+            np.abs(depth_from_mm - columns["depth"]) > DEPTH_TOLERANCE_POINTS
         )
     for position in np.flatnonzero(depth_conflict).tolist():
         notes.append(
@@ -127,3 +128,22 @@ def complete(
         if assumed.any():
             out["table"] = np.where(assumed, typical_table, columns["table"])
     return out, derived, assumed
+
+
+_NUMBER = r"(\d+(?:[.,]\d+)?)"
+_REPORT = re.compile(
+    rf"\s*{_NUMBER}\s*[-–—x×*]\s*{_NUMBER}\s*[x×*]\s*{_NUMBER}\s*(?:mm)?\s*", re.IGNORECASE
+)
+
+
+def parse_report(text: str) -> tuple[float, float, float]:
+    """(x, y, z) from measurements as a grading report writes them: '6.10 – 6.15 × 3.80 mm'
+    (smallest and largest girdle diameter, then total depth), or '6.10 x 6.15 x 3.80'."""
+    match = _REPORT.fullmatch(text)
+    if match is None:
+        raise ValueError(
+            f"'{text.strip()}' is not read as measurements: write them as a report does, "
+            "e.g. 6.10 – 6.15 × 3.80 mm (length – width × depth)"
+        )
+    x, y, z = (float(group.replace(",", ".")) for group in match.groups())
+    return x, y, z

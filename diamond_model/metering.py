@@ -162,7 +162,9 @@ class Meter:
             if not self._take(key, need, limit, end):
                 wait = max(1, math.ceil((end - now).total_seconds()))
                 if need > limit:
-                    detail = f"This request has {need:,} stones; the key's limit is {limit:,} {what}."
+                    detail = (
+                        f"This request has {need:,} stones; the key's limit is {limit:,} {what}."
+                    )
                 else:
                     detail = (
                         f"The key '{client.name}' has used its {limit:,} {what}; the window resets "
@@ -208,7 +210,11 @@ class Meter:
         with self._lock:
             usage, self._usage = self._usage, defaultdict(lambda: [0, 0, 0])
             last_used, self._last_used = self._last_used, {}
-            stale = [k for k in self._allowance if not k.endswith(_minute(utcnow())[0]) and k.startswith("rpm")]
+            stale = [
+                k
+                for k in self._allowance
+                if not k.endswith(_minute(utcnow())[0]) and k.startswith("rpm")
+            ]
             for key in stale:
                 del self._allowance[key]
         if not usage and not last_used:
@@ -230,7 +236,9 @@ class Meter:
                         )
                     )
                 for key_id, when in last_used.items():
-                    session.execute(update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when))
+                    session.execute(
+                        update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=when)
+                    )
         except SQLAlchemyError as error:  # keep the counts for the next flush
             log.warning("usage flush failed, keeping the counts: %s", error)
             with self._lock:
@@ -261,7 +269,9 @@ class Meter:
 class Attempts:
     """Failed keys or access codes per client: after ten in ten minutes, wait for the window."""
 
-    def __init__(self, store: Store, limit: int = FAILED_ATTEMPTS, window: timedelta = FAILED_WINDOW) -> None:
+    def __init__(
+        self, store: Store, limit: int = FAILED_ATTEMPTS, window: timedelta = FAILED_WINDOW
+    ) -> None:
         self.counters = Counters(store)
         self.limit = limit
         self.window = window
@@ -286,7 +296,9 @@ class Attempts:
         now = now or utcnow()
         label, end = self._window(now)
         with self.counters.store.session() as session:
-            count = session.scalar(select(Counter.count).where(Counter.key == f"fail:{client}:{label}"))
+            count = session.scalar(
+                select(Counter.count).where(Counter.key == f"fail:{client}:{label}")
+            )
         if count is not None and count >= self.limit:
             return max(1, math.ceil((end - now).total_seconds()))
         return None

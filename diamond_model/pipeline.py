@@ -204,7 +204,9 @@ class Pipeline:
             max_upload_bytes=settings.max_upload_bytes,
             max_rows=settings.max_upload_rows,
         )
-        return cls(store, Registry(store, settings.holdout_fraction, settings.interval_level), settings)
+        return cls(
+            store, Registry(store, settings.holdout_fraction, settings.interval_level), settings
+        )
 
     def cache(self) -> ChampionCache:
         return ChampionCache(self.registry)
@@ -324,7 +326,9 @@ class Pipeline:
         batch = self.store.set_withdrawn(batch_id, withdrawn, note)
         should = self.settings.auto_retrain if retrain is None else retrain
         if not should:
-            return batch, Retraining("Not retrained: automatic retraining is off; retrain to apply.")
+            return batch, Retraining(
+                "Not retrained: automatic retraining is off; retrain to apply."
+            )
         verb = "withdrawn" if withdrawn else "restored"
         return batch, self._retrain_after(f"batch {batch_id} {verb}", start)
 
@@ -487,7 +491,10 @@ class Pipeline:
         notify("comparing the candidate with the champion", 0.8)
         comparisons = self._compare(appraisals, result.model, champion_row)
         if champion_row is None:
-            ok = math.isfinite(result.metrics["mape"]) and result.metrics["mape"] < FIRST_MODEL_MAX_MAPE
+            ok = (
+                math.isfinite(result.metrics["mape"])
+                and result.metrics["mape"] < FIRST_MODEL_MAX_MAPE
+            )
             reason = (
                 f"promoted: first model of this release, held-out MAPE {result.metrics['mape']:.2f}%"
                 if ok
@@ -615,8 +622,12 @@ class Pipeline:
         return (
             f"Cleared the retraining lease taken {state.acquired_at:%Y-%m-%d %H:%M:%S} UTC"
             + (f" by run {state.run_id}" if state.run_id else "")
-            + (" (it had already lapsed)" if lapsed else " (it was still being renewed: "
-               "if that retrain is alive, it will notice and stop renewing)")
+            + (
+                " (it had already lapsed)"
+                if lapsed
+                else " (it was still being renewed: "
+                "if that retrain is alive, it will notice and stop renewing)"
+            )
             + f"; {abandoned} run(s) marked abandoned."
         )
 

@@ -14,9 +14,9 @@ GRADE_ORDERS = {grade: list(scale) for grade, scale in GRADES.items()}
 
 
 def _finish(figure: go.Figure, title: str, height: int = 420) -> go.Figure:
-    figure.update_layout(
-        title=title, template=TEMPLATE, height=height, margin={"l": 60, "r": 20, "t": 60, "b": 50}
-    )
+    figure.update_layout(title=title, template=TEMPLATE, height=height, font={"size": 13})
+    if not figure.layout.margin.l:
+        figure.update_layout(margin={"l": 60, "r": 20, "t": 60, "b": 50})
     return figure
 
 
@@ -25,9 +25,22 @@ def axis_title(column: str) -> str:
     return f"{LABELS.get(column, column)} ({unit})" if unit else LABELS.get(column, column)
 
 
+INK = "#1f2933"  # body text: 15:1 on white
+MUTED = "#4b5563"  # secondary text: 7.6:1 on white (the old grey #999 was 2.8:1)
+UP, DOWN, TOTAL = "#1b7f5a", "#b4412f", "#1f3b57"
+FONT = {"size": 13, "color": INK}
+NO_TOOLBAR = {"displayModeBar": False, "displaylogo": False}
+
+
 def waterfall(explanation: Explanation) -> go.Figure:
-    """From a typical stone's price to this stone's, one bar per feature, in dollars."""
-    labels = ["Typical stone", *[f"{s.label} {s.value}" for s in explanation.steps], "This stone"]
+    """From the typical stone's price to this stone's, one horizontal bar per step, in dollars,
+    in the fixed order (size, cut, colour, clarity, then the rest)."""
+    base = explanation.base_words.removeprefix("a typical stone in our appraisals ")
+    labels = [
+        f"Typical stone<br>{base.strip('()')}",
+        *[f"{s.label}: {s.value}" for s in explanation.steps],
+        "This stone",
+    ]
     values = [explanation.base_price, *[s.dollars for s in explanation.steps], explanation.price]
     texts = [
         f"${explanation.base_price:,.0f}",
@@ -39,20 +52,26 @@ def waterfall(explanation: Explanation) -> go.Figure:
     ]
     figure = go.Figure(
         go.Waterfall(
-            orientation="v",
+            orientation="h",
             measure=["absolute", *["relative"] * len(explanation.steps), "total"],
-            x=labels,
-            y=values,
+            y=labels,
+            x=values,
             text=texts,
             textposition="outside",
-            connector={"line": {"color": "#999"}},
-            increasing={"marker": {"color": "#2a9d8f"}},
-            decreasing={"marker": {"color": "#e76f51"}},
-            totals={"marker": {"color": "#264653"}},
+            textfont={"size": 13, "color": INK},
+            cliponaxis=False,
+            connector={"line": {"color": MUTED}},
+            increasing={"marker": {"color": UP}},
+            decreasing={"marker": {"color": DOWN}},
+            totals={"marker": {"color": TOTAL}},
         )
     )
-    figure.update_yaxes(title="Price ($)", tickprefix="$", separatethousands=True)
-    return _finish(figure, "Why this price: each feature's effect in dollars", height=460)
+    figure.update_yaxes(autorange="reversed", tickfont=FONT)
+    figure.update_xaxes(
+        title="Price ($)", tickprefix="$", separatethousands=True, tickfont=FONT, rangemode="tozero"
+    )
+    figure.update_layout(font=FONT, margin={"l": 10, "r": 90, "t": 60, "b": 50})
+    return _finish(figure, "Why this price: from a typical stone to this one", height=420)
 
 
 def carat_curve(curve: pd.DataFrame, current_carat: float | None = None) -> go.Figure:
@@ -116,6 +135,11 @@ def price_vs_carat(appraisals: pd.DataFrame, colour: str = "clarity") -> go.Figu
         labels={"carat": "Carat (ct)", "price": "Price ($)", colour: LABELS[colour]},
     )
     figure.update_traces(marker={"size": 4})
+    carats = [0.2, 0.3, 0.5, 0.7, 1, 1.5, 2, 3, 4, 5]
+    prices = [300, 500, 1_000, 2_000, 5_000, 10_000, 20_000]
+    # Explicit ticks: plotly's log axes label 0.3 ct as "3" and $20k as "2" between decades.
+    figure.update_xaxes(tickvals=carats, ticktext=[f"{c:g}" for c in carats])
+    figure.update_yaxes(tickvals=prices, ticktext=[f"${p:,}" for p in prices])
     return _finish(figure, f"Price against carat (log scales), by {colour}", height=480)
 
 
@@ -173,170 +197,6 @@ def data_volume(batches: pd.DataFrame) -> go.Figure:
     figure.update_xaxes(title="Batch")
     figure.update_yaxes(title="Appraisals")
     return _finish(figure, "Data volume over batches")
-
-
-def predicted_vs_actual(predictions: pd.DataFrame) -> go.Figure:
-    """Held-out predictions against the expert's prices, with the perfect line."""
-    top = float(max(predictions["price"].max(), predictions["predicted"].max()))
-    figure = go.Figure(
-        [
-            go.Scatter(
-                x=predictions["price"],
-                y=predictions["predicted"],
-                mode="markers",
-                marker={"size": 4, "opacity": 0.5, "color": "#2a9d8f"},
-                name="held-out stone",
-            ),
-            go.Scatter(
-                x=[0, top],
-                y=[0, top],
-                mode="lines",
-                line={"dash": "dash", "color": "#999"},
-                name="perfect",
-            ),
-        ]
-    )
-    figure.update_xaxes(title="Expert's price ($)", tickprefix="$", separatethousands=True)
-    figure.update_yaxes(title="Model's estimate ($)", tickprefix="$", separatethousands=True)
-    return _finish(figure, "Predicted vs actual on appraisals the model never saw", height=480)
-
-
-def residuals_by(predictions: pd.DataFrame, column: str) -> go.Figure:
-    """Percentage errors by price band or by grade."""
-    orders = (
-        {"price_band": list(predictions["price_band"].cat.categories)}
-        if column == "price_band"
-        else {column: GRADE_ORDERS[column]}
-    )
-    figure = px.box(
-        predictions.astype({column: str}),
-        x=column,
-        y="error_pct",
-        category_orders=orders,
-        points=False,
-        labels={
-            "error_pct": "Error (% of the expert's price)",
-            "price_band": "Price band",
-            **({column: LABELS[column]} if column in LABELS else {}),
-        },
-    )
-    figure.add_hline(y=0, line_dash="dot", line_color="#999")
-    name = "price band" if column == "price_band" else column
-    return _finish(figure, f"Errors by {name} (held out)")
-
-
-def coverage_by_band(table: pd.DataFrame, level: float) -> go.Figure:
-    """Share of real prices inside the quoted range, per price band, against the target level."""
-    figure = go.Figure(
-        go.Bar(
-            x=table["price_band"].astype(str),
-            y=table["coverage"],
-            text=[f"{c:.0f}% (n={n})" for c, n in zip(table["coverage"], table["n"], strict=True)],
-            marker_color="#2a9d8f",
-        )
-    )
-    figure.add_hline(y=100 * level, line_dash="dash", annotation_text=f"target {100 * level:.0f}%")
-    figure.update_xaxes(title="Price band")
-    figure.update_yaxes(title="Prices inside the range (%)", range=[0, 105])
-    return _finish(figure, "Range coverage by price band (held out)")
-
-
-def feature_importance(importance: pd.Series) -> go.Figure:
-    """Share of the model's total split gain per feature."""
-    ordered = importance.sort_values()
-    figure = go.Figure(
-        go.Bar(
-            x=100 * ordered.values,
-            y=[LABELS.get(i, i) for i in ordered.index],
-            orientation="h",
-            marker_color="#264653",
-        )
-    )
-    figure.update_xaxes(title="Share of total gain (%)")
-    return _finish(figure, "What the model relies on")
-
-
-def metrics_history(versions: pd.DataFrame) -> go.Figure:
-    """Held-out MAPE and training rows of every model version: does more data help?"""
-    figure = go.Figure(
-        [
-            go.Scatter(
-                x=versions["version"],
-                y=versions["mape"],
-                mode="lines+markers",
-                name="held-out MAPE (%)",
-                line={"color": "#e76f51"},
-            ),
-            go.Bar(
-                x=versions["version"],
-                y=versions["train_rows"],
-                name="training rows",
-                yaxis="y2",
-                opacity=0.3,
-                marker_color="#264653",
-            ),
-        ]
-    )
-    figure.update_layout(
-        xaxis={"title": "Model version", "dtick": 1},
-        yaxis={"title": "MAPE (%)"},
-        yaxis2={"title": "Training rows", "overlaying": "y", "side": "right", "showgrid": False},
-    )
-    return _finish(figure, "Accuracy of every model version")
-
-
-def learning_curve(curve: pd.DataFrame) -> go.Figure:
-    """Held-out MAPE against training size (mean and spread over folds)."""
-    summary = curve.groupby("train_size")["mape"].agg(["mean", "std"]).reset_index()
-    figure = go.Figure(
-        go.Scatter(
-            x=summary["train_size"],
-            y=summary["mean"],
-            error_y={"type": "data", "array": summary["std"]},
-            mode="lines+markers",
-            line={"color": "#e76f51"},
-        )
-    )
-    figure.update_xaxes(title="Training appraisals")
-    figure.update_yaxes(title="Held-out MAPE (%)")
-    return _finish(figure, "More appraisals, smaller errors")
-
-
-def model_comparison(summary: pd.DataFrame) -> go.Figure:
-    """Cross-validated MAPE of each candidate model with its spread across folds."""
-    ordered = summary.sort_values("mape_mean", ascending=False)
-    figure = go.Figure(
-        go.Bar(
-            x=ordered["mape_mean"],
-            y=ordered.index,
-            orientation="h",
-            error_x={"type": "data", "array": ordered["mape_std"]},
-            marker_color=["#e76f51" if s else "#2a9d8f" for s in ordered["shipped"]],
-        )
-    )
-    figure.update_xaxes(title="Cross-validated MAPE (%), mean ± sd over folds")
-    return _finish(figure, "Model comparison (shipped model highlighted)")
-
-
-def interval_calibration(table: pd.DataFrame) -> go.Figure:
-    """Nominal vs measured coverage of the ranges."""
-    figure = go.Figure(
-        [
-            go.Scatter(
-                x=table["level"], y=table["coverage"], mode="lines+markers", name="measured"
-            ),
-            go.Scatter(
-                x=[45, 100],
-                y=[45, 100],
-                mode="lines",
-                line={"dash": "dash", "color": "#999"},
-                name="perfect calibration",
-            ),
-        ]
-    )
-    figure.update_xaxes(title="Requested level (%)")
-    figure.update_yaxes(title="Measured coverage (%)")
-    return _finish(figure, "Are the ranges honest?")
 
 
 def price_per_carat_curve(table: pd.DataFrame) -> go.Figure:

@@ -82,7 +82,8 @@ class LiveScore:
             more = len(self.far_off_lines) - SHOWN_LINES
             out.append(
                 f"{len(self.far_off_lines)} rows are more than {100 * FAR_OFF:.0f} % off the "
-                f"model's price after that shift: lines {shown}" + (f" and {more} more" if more > 0 else "")
+                f"model's price after that shift: lines {shown}"
+                + (f" and {more} more" if more > 0 else "")
             )
         out.append(_verdict_words(self))
         return out

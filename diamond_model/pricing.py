@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from diamond_model.confidence import Assessment, assess
+from diamond_model.intervals import SPREAD_FEATURES
 from diamond_model.kinds import Inputs
 from diamond_model.measurements import complete, has_size
 from diamond_model.model import PricingModel, encode_columns
-from diamond_model.intervals import SPREAD_FEATURES
 
 
 @dataclass(frozen=True)

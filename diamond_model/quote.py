@@ -16,7 +16,6 @@ import pandas as pd
 from diamond_model.csvfile import read_csv
 from diamond_model.explain import Explanation, explain, stone_words
 from diamond_model.kinds import Confidence, Inputs
-from diamond_model.market import month_label
 from diamond_model.measurements import Finding
 from diamond_model.model import PricingModel
 from diamond_model.pricing import Estimates, estimate

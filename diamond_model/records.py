@@ -28,7 +28,9 @@ PURGE_EVERY = timedelta(hours=1)
 class QuoteLog:
     """This process's quote records: pending ones in memory, the rest in the database."""
 
-    def __init__(self, store: Store, retention_days: int, flush_every: float = FLUSH_SECONDS) -> None:
+    def __init__(
+        self, store: Store, retention_days: int, flush_every: float = FLUSH_SECONDS
+    ) -> None:
         self.store = store
         self.retention = timedelta(days=retention_days)
         self.flush_every = flush_every

@@ -137,7 +137,9 @@ class Store:
 
     # ---- uploads ------------------------------------------------------------------------------
 
-    def read_upload(self, data: bytes, today: date | None = None) -> tuple[RawTable, ValidationResult]:
+    def read_upload(
+        self, data: bytes, today: date | None = None
+    ) -> tuple[RawTable, ValidationResult]:
         """Validate an appraisal file within the size and row limits, writing nothing."""
         if len(data) > self.max_upload_bytes:
             raise FileTooLargeError(
@@ -481,7 +483,12 @@ class Store:
                 pending=before.pending,
                 run_id=before.run_id,
             )
-            before.holder, before.expires_at, before.pending, before.run_id = None, None, False, None
+            before.holder, before.expires_at, before.pending, before.run_id = (
+                None,
+                None,
+                False,
+                None,
+            )
         return state
 
     def lock_state(self, name: str) -> Lock | None:

@@ -18,14 +18,21 @@ from sklearn.base import clone
 from sklearn.model_selection import KFold
 
 from diamond_model.confidence import Domain
-from diamond_model.drift import Profile
 from diamond_model.dedupe import data_fingerprint, held_out, stone_keys
+from diamond_model.drift import Profile
 from diamond_model.intervals import SPREAD_FEATURES, fit_spread
 from diamond_model.kinds import Inputs
 from diamond_model.market import MarketIndex, estimate, month_number, robust_sd
 from diamond_model.measurements import complete, has_size
 from diamond_model.metrics import coverage, price_metrics
-from diamond_model.model import CAPACITIES, FULL_FEATURES, Capacity, PriceModel, PricingModel, encode
+from diamond_model.model import (
+    CAPACITIES,
+    FULL_FEATURES,
+    Capacity,
+    PriceModel,
+    PricingModel,
+    encode,
+)
 from diamond_model.pricing import estimate as price_estimate
 from diamond_model.schema import APPRAISED_ON, FOUR_C, GRADES, STONE_COLUMNS
 

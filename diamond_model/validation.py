@@ -259,7 +259,9 @@ def check(
             numbers[outside] = np.nan
             typed[column] = numbers
         if column in required:
-            problems += _findings(blank, column, values, f"{label} is required but the cell is empty")
+            problems += _findings(
+                blank, column, values, f"{label} is required but the cell is empty"
+            )
 
     if purpose == "appraisal":
         problems += _price_per_carat(typed, cells["price"])

@@ -1,15 +1,22 @@
-"""Price a stone: estimate, likely range and why; what-if grades; comparables; price a list."""
+"""Price a stone: one stone (price, range, confidence, why, what if, the trade's grid,
+comparables, a printable quote) or a list of stones."""
+
+from datetime import date
 
 import streamlit as st
 
-from app.dashboard import money, services
+from app import views
+from app.dashboard import chart, money, sentence, services
 from app.services import NoModelError
 from diamond_model import plots
-from diamond_model.analysis import carat_curve, what_if
-from diamond_model.comparables import closest
-from diamond_model.quote import InvalidStoneError, neutralise_formulas, price_table, quote_stone
-from diamond_model.schema import GRADE_HELP, GRADES, RANGES
-from diamond_model.validation import UnusableFileError
+from diamond_model.analysis import carat_curve, price_per_carat_grid, what_if
+from diamond_model.comparables import CARAT_WINDOW, closest
+from diamond_model.csvfile import UnusableFileError, neutralise_formulas
+from diamond_model.kinds import Confidence
+from diamond_model.measurements import parse_report
+from diamond_model.quote import InvalidStoneError, price_table, quote_stone
+from diamond_model.report import QuoteSheet, quote_pdf
+from diamond_model.schema import CLARITIES, COLORS, CUTS, GRADE_HELP
 
 st.set_page_config(page_title="Price a stone", page_icon="💰", layout="wide")
 st.title("Price a stone")
@@ -17,127 +24,217 @@ st.title("Price a stone")
 svc = services()
 try:
     version, model = svc.champion()
-except NoModelError as error:
-    st.warning(str(error))
+except NoModelError:
+    st.warning(
+        "No price can be given yet: no model has been trained. The expert can load the "
+        "appraisals and train one on the Home page."
+    )
     st.stop()
 level = svc.settings.interval_level
-low_ct, high_ct = model.domain.ranges["carat"]
+MEASURED = ("mm_x", "mm_y", "mm_z", "depth", "table")
+BADGES = {Confidence.HIGH: "green", Confidence.MEDIUM: "orange", Confidence.LOW: "red"}
 
-left, right = st.columns([1, 2], gap="large")
-with left:
-    carat = st.number_input(
-        "Carat (ct)",
-        min_value=0.01,
-        max_value=RANGES["carat"].high,
-        value=1.0,
-        step=0.01,
-        format="%.2f",
-        help=f"Weight; 1 ct = 0.2 g. The model has seen {low_ct:g}–{high_ct:g} ct.",
-    )
-    grades = {}
-    for grade, default in (("cut", "Ideal"), ("color", "G"), ("clarity", "VS2")):
-        scale = GRADES[grade]
-        grades[grade] = st.selectbox(
-            f"{grade.capitalize()} (worst → best)",
-            scale,
-            index=scale.index(default),
-            format_func=lambda g, c=grade: f"{g} — {GRADE_HELP[c][g]}",
-        )
-    with st.expander("Measurements (optional: they narrow the range)", expanded=False):
-        st.caption("Leave empty when not measured; the price then comes from the 4Cs alone.")
-        measured = {
-            "depth": st.number_input(
-                "Depth (%)", 40.0, 80.0, value=None, step=0.1, placeholder="not measured"
-            ),
-            "table": st.number_input(
-                "Table (%)", 40.0, 100.0, value=None, step=0.5, placeholder="not measured"
-            ),
-            "x": st.number_input(
-                "Length x (mm)", 0.01, 30.0, value=None, step=0.01, placeholder="not measured"
-            ),
-            "y": st.number_input(
-                "Width y (mm)", 0.01, 30.0, value=None, step=0.01, placeholder="not measured"
-            ),
-            "z": st.number_input(
-                "Depth z (mm)", 0.01, 30.0, value=None, step=0.01, placeholder="not measured"
-            ),
-        }
 
-stone = {"carat": carat, **grades, **measured}
-if not low_ct <= carat <= high_ct:
-    st.warning(
-        f"The model has seen stones from {low_ct:g} to {high_ct:g} carats; "
-        "this estimate is an extrapolation."
-    )
-try:
-    quote = quote_stone(model, stone, level)
-except InvalidStoneError as error:
-    for field, _, reason in error.problems:
-        st.error(f"**{field or 'stone'}**: {reason}")
-    st.stop()
-
-with right:
-    a, b = st.columns(2)
-    a.metric("Estimated price", money(quote.price))
-    b.metric(
-        f"Likely range ({100 * level:.0f}% of real prices fall inside)",
-        f"{money(quote.low)} – {money(quote.high)}",
-    )
-    st.caption(f"Model v{version}, priced from {quote.model}.")
-    for warning in quote.warnings:
-        if not warning.startswith("Carat") or low_ct <= carat <= high_ct:
-            st.info(warning[0].upper() + warning[1:])
-    st.plotly_chart(plots.waterfall(quote.explanation), width="stretch")
-    st.markdown("\n".join(f"- {sentence}" for sentence in quote.explanation.sentences))
-
-st.subheader("What if the grades were different?")
-changes = what_if(model, stone, level)
-st.dataframe(
-    changes.assign(
-        price=changes["price"].map(money),
-        difference=changes["difference"].map(lambda d: f"{'+' if d >= 0 else '−'}${abs(d):,.0f}"),
-        percent=changes["percent"].map(lambda p: f"{p:+.1f}%"),
-    ),
-    hide_index=True,
-    width="stretch",
-)
-st.plotly_chart(plots.carat_curve(carat_curve(model, stone, level), carat), width="stretch")
-
-st.subheader("Comparable stones the expert appraised")
-nearby = closest(svc.store.appraisals_near(carat), stone, 8)
-if nearby.empty:
-    st.info("No stored appraisal is within ±25% carat and one grade of this stone.")
-else:
-    st.dataframe(
-        nearby[
-            ["carat", "cut", "color", "clarity", "price", "uploaded_at", "batch_id", "line"]
-        ].rename(columns={"uploaded_at": "appraised (uploaded)", "batch_id": "batch"}),
-        hide_index=True,
-        width="stretch",
-        column_config={"price": st.column_config.NumberColumn("price", format="$%d")},
-    )
-
-st.subheader("Price a list of stones")
-st.caption(
-    "A CSV with at least carat, cut, color, clarity (measurements optional). "
-    "You get the same columns as the command line's `predict`."
-)
-uploaded = st.file_uploader("CSV of stones to price", type=["csv", "txt"], key="price_list")
-if uploaded is not None:
+def read_report() -> None:
+    """Fill x, y and z from measurements pasted as a grading report writes them."""
+    text = st.session_state.get("report_mm", "")
+    if not text.strip():
+        return
     try:
-        priced = price_table(model, uploaded.getvalue(), level)
-    except UnusableFileError as error:
-        st.error(str(error))
-    else:
-        failed = int((priced["error"] != "").sum())
-        st.write(
-            f"Priced {len(priced) - failed:,} of {len(priced):,} rows"
-            + (f"; {failed} could not be priced (see the error column)." if failed else ".")
+        x, y, z = parse_report(text)
+    except ValueError as error:
+        st.session_state["report_error"] = str(error)
+        return
+    st.session_state.pop("report_error", None)
+    st.session_state.update(mm_x=x, mm_y=y, mm_z=z)
+
+
+def carat_changed() -> None:
+    if any(st.session_state.get(key) is not None for key in MEASURED[:3]):
+        st.session_state["carat_after_mm"] = True
+
+
+def clear_measurements() -> None:
+    for key in MEASURED:
+        st.session_state[key] = None
+    st.session_state["report_mm"] = ""
+    st.session_state.pop("carat_after_mm", None)
+
+
+one, many = st.tabs(["One stone", "A list of stones"])
+
+with one:
+    left, right = st.columns([1, 2], gap="large")
+    with left:
+        carat = st.number_input(
+            "Carat (ct)",
+            value=1.0,
+            step=0.01,
+            format="%.2f",
+            key="carat",
+            on_change=carat_changed,
+            help="The weighed carat; 1 ct = 0.2 g.",
         )
-        st.dataframe(priced, hide_index=True, width="stretch")
+        cut = st.selectbox(
+            "Cut (best first)",
+            CUTS[::-1],
+            key="cut",
+            format_func=lambda g: f"{g} — {GRADE_HELP['cut'][g]}",
+            help="The five cut grades of these appraisals (Ideal, Premium, Very Good, Good, Fair). "
+            "They are not GIA's Excellent…Poor grades, and GIA names are not accepted.",
+        )
+        color = st.selectbox(
+            "Colour (D best → J)",
+            COLORS[::-1],
+            index=COLORS[::-1].index("G"),
+            key="color",
+            format_func=lambda g: f"{g} — {GRADE_HELP['color'][g]}",
+        )
+        clarity = st.selectbox(
+            "Clarity (IF best → I1)",
+            CLARITIES[::-1],
+            index=CLARITIES[::-1].index("VS2"),
+            key="clarity",
+            format_func=lambda g: f"{g} — {GRADE_HELP['clarity'][g]}",
+        )
+        with st.expander("Measurements (optional)", expanded=False):
+            st.text_input(
+                "Paste them as the report writes them",
+                key="report_mm",
+                placeholder="6.10 – 6.15 × 3.80 mm",
+                on_change=read_report,
+            )
+            if st.session_state.get("report_error"):
+                st.error(st.session_state["report_error"])
+            a, b, c = st.columns(3)
+            x = a.number_input("Length x (mm)", value=None, step=0.01, key="mm_x")
+            y = b.number_input("Width y (mm)", value=None, step=0.01, key="mm_y")
+            z = c.number_input("Total depth z (mm)", value=None, step=0.01, key="mm_z")
+            d, t = st.columns(2)
+            depth = d.number_input(
+                "Depth %",
+                value=None,
+                step=0.1,
+                key="depth",
+                help="Total depth as a share of the width; computed from x, y, z when empty.",
+            )
+            table = t.number_input("Table %", value=None, step=0.5, key="table")
+            st.button("Clear the measurements", key="clear_mm", on_click=clear_measurements)
+
+    stone = {
+        "carat": carat,
+        "cut": cut,
+        "color": color,
+        "clarity": clarity,
+        "depth": depth,
+        "table": table,
+        "x": x,
+        "y": y,
+        "z": z,
+    }
+    with right:
+        try:
+            quote = quote_stone(model, stone, level)
+        except InvalidStoneError as error:
+            st.error(
+                "No price: " + "; ".join(sentence(reason) for _, _, reason in error.problems) + "."
+            )
+            st.stop()
+        if st.session_state.get("carat_after_mm") and quote.set_aside:
+            st.warning(
+                f"The carat changed after the measurements were entered: they now imply "
+                f"{quote.implied_carat:g} ct, not {carat:g} ct, so they are set aside. Clear "
+                "them if they belong to another stone."
+            )
+        a, b, c = st.columns(3)
+        a.metric("Estimated price", money(quote.price))
+        b.metric("Price per carat", money(quote.price_per_carat))
+        c.metric(
+            f"Likely range ({100 * level:.0f}% of real prices)",
+            f"{money(quote.low)} – {money(quote.high)}",
+        )
+        st.badge(f"Confidence: {quote.confidence}", color=BADGES[quote.confidence])
+        for reason in quote.reasons:
+            st.markdown(f"- {sentence(reason)}")
+        if any("extrapolation" in r for r in quote.reasons):
+            st.warning(
+                "This stone is outside what our appraisals cover: the price is an extrapolation, "
+                "and the range is wider for it."
+            )
+        for warning in quote.warnings:
+            if "extrapolation" not in warning:
+                st.info(sentence(warning))
+        if {"x", "y", "z"} & set(quote.set_aside):
+            st.button(
+                "Clear the measurements",
+                key="clear_conflict",
+                on_click=clear_measurements,
+                type="primary",
+            )
+        st.caption(
+            f"Model v{version}, priced from {quote.inputs_used}, at the {quote.market.period} "
+            "market level."
+        )
+        chart(plots.waterfall(quote.explanation), key="waterfall")
+        st.markdown("\n".join(f"- {s}" for s in quote.explanation.sentences))
+        nearby = closest(svc.store.comparables(stone, CARAT_WINDOW, 8), stone, 8)
+        pdf = quote_pdf(
+            QuoteSheet(
+                shop=svc.settings.shop_name,
+                stone=views.stone_title(stone),
+                quote=quote,
+                model_version=version,
+                comparables=nearby,
+                on=date.today(),
+            )
+        )
         st.download_button(
-            "Download the priced list (CSV)",
-            neutralise_formulas(priced).to_csv(index=False, float_format="%.2f"),
-            file_name=f"priced-{uploaded.name}",
-            mime="text/csv",
+            "Download a one-page quote (PDF)",
+            pdf,
+            f"quote-{carat:.2f}ct-{color}-{clarity}.pdf",
+            "application/pdf",
+            key="pdf",
         )
+
+    st.subheader("What if the grades were different?")
+    changes = what_if(model, stone, level)
+    st.dataframe(views.what_if_table(changes), hide_index=True, width="stretch", key="what_if")
+    st.subheader(f"Price per carat for a {carat:.2f} ct {cut} stone, by colour and clarity")
+    grid = price_per_carat_grid(model, carat, cut, level)
+    st.dataframe(views.highlighted_grid(grid, color, clarity), width="stretch", key="grid")
+    st.caption("The model's prices for this weight and cut; this stone's cell is highlighted.")
+    chart(plots.carat_curve(carat_curve(model, stone, level), carat), key="curve")
+    st.subheader("Comparable stones our expert appraised")
+    if nearby.empty:
+        st.info("No stored appraisal is within 25% of the weight and one grade of this stone.")
+    else:
+        st.dataframe(
+            views.comparables_table(nearby), hide_index=True, width="stretch", key="comparables"
+        )
+
+with many:
+    st.write(
+        "Upload a CSV file with the columns carat, cut, color and clarity (measurements "
+        "optional). You get the same list back with an estimate, a range, a confidence level "
+        "and notes for each stone; stones that cannot be priced come first, with the reason."
+    )
+    uploaded = st.file_uploader("File of stones to price", type=["csv", "txt"], key="price_list")
+    if uploaded is not None:
+        try:
+            priced = price_table(model, uploaded.getvalue(), level)
+        except UnusableFileError as error:
+            st.error(str(error))
+        else:
+            failed = int((priced["error"] != "").sum())
+            st.write(
+                f"Priced {len(priced) - failed:,} of {len(priced):,} stones"
+                + (f"; {failed} could not be priced (listed first)." if failed else ".")
+            )
+            st.dataframe(views.priced_list(priced), hide_index=True, width="stretch", key="priced")
+            st.download_button(
+                "Download the priced list (CSV)",
+                neutralise_formulas(priced).to_csv(index=False, float_format="%.2f"),
+                file_name=f"priced-{uploaded.name}",
+                mime="text/csv",
+                key="priced_csv",
+            )

@@ -1,182 +1,225 @@
-"""Appraisals and retraining: upload (expert), retrain, promote or roll back, browse data."""
-
-import hashlib
+"""The expert's desk: upload and preview appraisals, store them, retrain, promote or roll back,
+withdraw a batch, browse and export the data. Everyone else sees the history."""
 
 import pandas as pd
 import streamlit as st
 
-from app.dashboard import ROUNDING, appraisals, expert_gate, services
-from diamond_model.analysis import distribution_shift
-from diamond_model.pipeline import RetrainInProgressError, RetrainOutcome
+from app import views
+from app.dashboard import (
+    NOTICE_KEY,
+    RUN_KEY,
+    appraisals,
+    expert_gate,
+    notice,
+    services,
+    show_notice,
+    start_retrain,
+)
+from diamond_model.csvfile import UnusableFileError, neutralise_formulas
 from diamond_model.registry import RegistryError
-from diamond_model.schema import APPRAISAL_COLUMNS, EXAMPLE_APPRAISAL, GRADES
-from diamond_model.store import AlreadyIngestedError, FileTooLargeError
-from diamond_model.training import NotEnoughDataError
-from diamond_model.validation import UnusableFileError
+from diamond_model.schema import APPRAISAL_COLUMNS, APPRAISED_ON, EXAMPLE_APPRAISAL, GRADES
+from diamond_model.store import FileTooLargeError
 
 st.set_page_config(page_title="Appraisals and retraining", page_icon="📥", layout="wide")
 st.title("Appraisals and retraining")
 svc = services()
 expert = expert_gate(svc)
-
-METRICS = {
-    "mape": "MAPE (%)",
-    "median_ape": "Median error (%)",
-    "mae": "MAE ($)",
-    "rmse": "RMSE ($)",
-    "r2": "R²",
-    "coverage": "Range coverage (%)",
-    "n": "Held-out stones",
-}
-
-
-def show_outcome(outcome: RetrainOutcome) -> None:
-    (st.success if outcome.promoted else st.warning)(f"Run {outcome.run_id}: {outcome.reason}")
-    for comparison in outcome.comparisons:
-        table = pd.DataFrame({"candidate": comparison.candidate, "champion": comparison.champion})
-        table = table.loc[[k for k in METRICS if k in table.index]].rename(index=METRICS)
-        st.markdown(f"**{comparison.name.capitalize()}** ({comparison.n} stones)")
-        st.dataframe(table.round(3), width="stretch")
-    if not outcome.comparisons and outcome.candidate_metrics:
-        table = pd.Series(outcome.candidate_metrics).reindex(list(METRICS)).rename(index=METRICS)
-        st.dataframe(table.round(3).to_frame("candidate"), width="stretch")
-
-
-def retrain(trigger: str, force: bool = False) -> None:
-    with st.status("Retraining on every stored appraisal…", expanded=True) as status:
-        bar = st.progress(0.0, text="starting")
-        try:
-            outcome = svc.pipeline.retrain(
-                trigger=trigger,
-                force=force,
-                progress=lambda message, fraction: bar.progress(fraction, text=message),
-            )
-        except (RetrainInProgressError, NotEnoughDataError) as error:
-            status.update(label=str(error), state="error")
-            return
-        status.update(label=outcome.reason.split(" — ")[0].capitalize(), state="complete")
-    st.session_state["last_outcome"] = outcome
-
+show_notice()
+st.session_state.pop(NOTICE_KEY, None)
 
 # ---- upload ------------------------------------------------------------------------------------
 st.header("Upload appraisals")
-template = pd.DataFrame([EXAMPLE_APPRAISAL])[list(APPRAISAL_COLUMNS)]
-st.download_button(
-    "Download a template CSV", template.to_csv(index=False), "appraisals-template.csv", "text/csv"
-)
-files = st.file_uploader(
-    "CSV files of new appraisals (UTF-8, `,` or `;`, columns in any order)",
-    type=["csv", "txt"],
-    accept_multiple_files=True,
-    disabled=not expert,
-    key="appraisal_files",
-)
 if not expert:
-    st.caption("Enter the expert's access code above to upload, retrain and promote.")
-for uploaded in files or []:
-    data = uploaded.getvalue()
-    existing = svc.store.find_batch_by_hash(hashlib.sha256(data).hexdigest())
-    if existing is not None:
-        st.info(
-            f"**{uploaded.name}** is stored as batch {existing.id} "
-            f"({existing.rows_accepted:,} appraisals); uploading it again adds nothing."
-        )
-        continue
-    try:
-        _, result = svc.store.preview(data)
-    except (UnusableFileError, FileTooLargeError) as error:
-        st.error(f"**{uploaded.name}** cannot be used: {error}")
-        continue
-    with st.container(border=True):
-        st.markdown(f"#### Preview of {uploaded.name}")
-        c1, c2, c3 = st.columns(3)
-        c1.metric("Rows accepted", f"{result.n_accepted:,}")
-        c2.metric("Rows rejected", f"{result.n_rejected:,}")
-        c3.metric("Columns ignored", len(result.ignored_columns))
-        if result.ignored_columns:
-            st.caption("Ignored columns: " + ", ".join(result.ignored_columns))
-        if not result.rejections.empty:
-            st.markdown("Rejected rows (line in the file, column, value, reason):")
-            st.dataframe(result.rejections, hide_index=True, width="stretch")
-        known = appraisals(svc)
-        if result.n_accepted and not known.empty:
-            shift = distribution_shift(known, result.accepted)
-            if shift["large shift"].any():
-                st.warning(
-                    "This batch differs a lot from the data the model knows in: "
-                    + ", ".join(shift.loc[shift["large shift"], "feature"])
-                )
-            st.dataframe(shift, hide_index=True, width="stretch")
-        if result.n_accepted and st.button(
-            f"Store {result.n_accepted:,} appraisals from {uploaded.name}",
-            key=f"store-{uploaded.file_id}",
-            type="primary",
-        ):
+    st.caption("Uploading, retraining and promoting need the expert's access code (above).")
+else:
+    template = pd.DataFrame([{**EXAMPLE_APPRAISAL, APPRAISED_ON: "2026-11-20"}])
+    st.download_button(
+        "Download a template CSV",
+        template[[*APPRAISAL_COLUMNS, APPRAISED_ON]].to_csv(index=False),
+        "appraisals-template.csv",
+        "text/csv",
+        key="template",
+    )
+    files = st.file_uploader(
+        "CSV files of new appraisals (UTF-8, `,` or `;`, columns in any order; appraised_on optional)",
+        type=["csv", "txt"],
+        accept_multiple_files=True,
+        key="appraisal_files",
+    )
+    previews = st.session_state.setdefault("previews", {})
+    for uploaded in files or []:
+        if uploaded.file_id not in previews:
             try:
-                report = svc.store.ingest(data, uploaded.name, "dashboard")
-            except AlreadyIngestedError as error:
-                st.info(str(error))
-            else:
-                st.success(
-                    f"Stored batch {report.batch_id}: {report.rows_accepted:,} appraisals "
-                    f"({report.rows_rejected:,} rejected rows recorded)."
+                previews[uploaded.file_id] = svc.pipeline.preview(
+                    uploaded.getvalue(), uploaded.name, champion=svc.cache.get()
                 )
-                if svc.settings.auto_retrain:
-                    retrain(f"batch {report.batch_id}")
+            except (UnusableFileError, FileTooLargeError) as error:
+                st.error(f"**{uploaded.name}** cannot be used: {error}")
+                continue
+        preview = previews[uploaded.file_id]
+        result = preview.result
+        with st.container(border=True):
+            st.markdown(f"#### {uploaded.name}")
+            c1, c2, c3, c4 = st.columns(4)
+            c1.metric("Appraisals to store", f"{len(preview.rows_to_store(False)):,}")
+            c2.metric("Rows rejected", f"{result.n_rejected:,}")
+            c3.metric("Already stored", f"{preview.n_duplicates:,}")
+            c4.metric(
+                "Measurements set aside",
+                f"{result.notes['line'].nunique() if len(result.notes) else 0:,}",
+            )
+            st.markdown("\n".join(f"- {line}" for line in preview.sentences()[1:]))
+            if not result.rejections.empty:
+                st.markdown(
+                    "**Rejected rows** (the line in your file, the column, the value, why):"
+                )
+                st.dataframe(
+                    result.rejections,
+                    hide_index=True,
+                    width="stretch",
+                    key=f"rej-{uploaded.file_id}",
+                )
+            if not result.notes.empty:
+                st.markdown("**Measurements set aside** (stored as missing; the row is kept):")
+                st.dataframe(
+                    result.notes, hide_index=True, width="stretch", key=f"notes-{uploaded.file_id}"
+                )
+            if preview.n_duplicates:
+                st.markdown("**Rows already stored** (not stored again):")
+                st.dataframe(
+                    preview.duplicates_table(),
+                    hide_index=True,
+                    width="stretch",
+                    key=f"dup-{uploaded.file_id}",
+                )
+            if preview.drift is not None:
+                with st.expander("How its stones differ from the data the model learned from"):
+                    st.caption(
+                        "For each input, the typical value in the model's training data and in "
+                        "this batch, and the population stability index (PSI): about 0 when the "
+                        "distributions match, above 0.1 a moderate shift, above 0.25 a large one."
+                    )
+                    st.dataframe(
+                        preview.drift,
+                        hide_index=True,
+                        width="stretch",
+                        key=f"drift-{uploaded.file_id}",
+                    )
+            if (
+                preview.existing_batch is None
+                and len(preview.rows_to_store(False)) + preview.n_duplicates
+            ):
+                keep = st.checkbox(
+                    "Store rows identical to stored appraisals too (different stones that share every number)",
+                    key=f"keep-{uploaded.file_id}",
+                )
+                count = len(preview.rows_to_store(keep))
+                if count and st.button(
+                    f"Store {count:,} appraisals from {uploaded.name}",
+                    key=f"store-{uploaded.file_id}",
+                    type="primary",
+                ):
+                    submission = svc.pipeline.submit(
+                        preview,
+                        "dashboard",
+                        keep_duplicates=keep,
+                        start=lambda why: start_retrain(svc, why),
+                    )
+                    previews.pop(uploaded.file_id, None)
+                    notice("success", " ".join(submission.sentences()))
+                    st.rerun()
 
-# ---- retrain and models ------------------------------------------------------------------------
+# ---- retraining --------------------------------------------------------------------------------
 st.header("Model")
+
+
+@st.fragment(run_every=2)
+def latest_run() -> None:
+    """The latest retrain, refreshed every two seconds: it runs in the server, so it goes on when
+    the expert leaves this page and its result is here when she comes back."""
+    runs = svc.pipeline.runs()
+    mine = st.session_state.get(RUN_KEY)
+    run = next((r for r in runs if r.id == mine), runs[0] if runs else None)
+    if run is None:
+        st.info("No retrain has run yet.")
+        return
+    if run.status == "running":
+        st.status(views.headline(run), state="running")
+        return
+    (st.success if run.promoted else st.warning)(views.headline(run))
+    if run.candidate_metrics:
+        st.dataframe(views.comparison(run), hide_index=True, width="stretch", key="comparison")
+        st.caption("Measured on the appraisals no model ever trained on (the held-out ones).")
+
+
+latest_run()
 if expert:
     left, right = st.columns(2)
     if left.button(
         "Retrain now",
-        help="Train a candidate on every stored appraisal; it replaces the "
-        "champion only if it is not worse on held-out appraisals.",
+        key="retrain",
+        help="Train a new model on every stored appraisal; it replaces the serving one only if "
+        "it is not worse on appraisals neither has seen.",
     ):
-        retrain("dashboard")
-    if right.button("Retrain even if no data changed"):
-        retrain("dashboard", force=True)
-if "last_outcome" in st.session_state:
-    show_outcome(st.session_state["last_outcome"])
+        start_retrain(svc, "dashboard")
+        st.rerun()
+    if right.button("Retrain even if nothing changed", key="retrain_force"):
+        start_retrain(svc, "dashboard", force=True)
+        st.rerun()
 
-versions = svc.registry.versions_frame()
-if versions.empty:
+infos = svc.registry.versions()
+if not infos:
     st.info("No model versions yet.")
 else:
-    st.dataframe(versions.round(ROUNDING), hide_index=True, width="stretch")
+    st.dataframe(views.versions(infos), hide_index=True, width="stretch", key="versions")
     if expert:
+        confirm = st.session_state.get("confirm")
+        candidates = [v for v in reversed(infos) if v.servable and not v.is_champion]
+        target = svc.registry.rollback_target()
         col1, col2 = st.columns(2)
-        chosen = col1.selectbox("Version to serve", versions["version"].tolist()[::-1])
-        if col1.button(f"Promote version {chosen}"):
-            svc.registry.promote(int(chosen), note="promoted in the dashboard")
-            st.success(f"Version {chosen} is now the champion; the next quote uses it.")
+        if candidates:
+            chosen = col1.selectbox(
+                "Serve another version",
+                candidates,
+                format_func=views.version_label,
+                key="promote_choice",
+            )
+            if col1.button(f"Serve v{chosen.version}…", key="promote"):
+                st.session_state["confirm"] = ("promote", chosen.version)
+                st.rerun()
+        if target is not None and col2.button(
+            f"Roll back to {views.version_label(target)}…", key="rollback"
+        ):
+            st.session_state["confirm"] = ("rollback", target.version)
             st.rerun()
-        if col2.button("Roll back to the previous champion"):
-            try:
-                st.success(f"Rolled back: version {svc.registry.rollback()} is now the champion.")
-            except RegistryError as error:
-                st.warning(str(error))
+        if confirm:
+            action, version = confirm
+            info = svc.registry.info(version)
+            with st.container(border=True):
+                st.markdown(
+                    f"**{'Roll back to' if action == 'rollback' else 'Serve'} "
+                    f"{views.version_label(info)}?** Every quote will use it at once."
+                )
+                yes, no = st.columns(2)
+                if yes.button(f"Yes, serve v{version}", key="confirm_yes", type="primary"):
+                    try:
+                        if action == "rollback":
+                            svc.registry.rollback()
+                        else:
+                            svc.registry.promote(version, note="promoted in the dashboard")
+                        notice("success", f"v{version} now prices every quote.")
+                    except RegistryError as error:
+                        notice("error", str(error))
+                    st.session_state.pop("confirm", None)
+                    st.rerun()
+                if no.button("Cancel", key="confirm_no"):
+                    st.session_state.pop("confirm", None)
+                    st.rerun()
 
 runs = svc.pipeline.runs()
 if runs:
-    st.markdown("**Training runs**")
-    st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "run": r.id,
-                    "started": r.started_at,
-                    "trigger": r.trigger,
-                    "status": r.status,
-                    "candidate": r.candidate_version,
-                    "message": r.message,
-                }
-                for r in runs
-            ]
-        ),
-        hide_index=True,
-        width="stretch",
-    )
+    with st.expander("Every retrain"):
+        st.dataframe(views.runs(runs), hide_index=True, width="stretch", key="runs")
 
 # ---- stored data -------------------------------------------------------------------------------
 st.header("Stored data")
@@ -184,38 +227,72 @@ batches = svc.store.batches()
 if batches.empty:
     st.info("No appraisals stored yet.")
     st.stop()
-st.dataframe(batches.drop(columns=["sha256"]), hide_index=True, width="stretch")
-batch_id = st.selectbox(
-    "Batch",
-    batches["id"].tolist()[::-1],
-    format_func=lambda i: f"#{i} — " + batches.set_index("id").loc[i, "filename"],
-)
-filters = {}
-columns = st.columns(3)
-for column, grade in zip(columns, GRADES, strict=True):
-    picked = column.multiselect(grade.capitalize(), GRADES[grade], key=f"filter-{grade}")
-    if picked:
-        filters[grade] = picked
-rows = appraisals(svc)
-rows = rows[rows["batch_id"] == batch_id]
-for grade, picked in filters.items():
-    rows = rows[rows[grade].isin(picked)]
-st.dataframe(rows.drop(columns=["id"]), hide_index=True, width="stretch", height=300)
-rejected = svc.store.rejected_rows(batch_id)
+st.dataframe(views.batches(batches), hide_index=True, width="stretch", key="batches")
+ids = batches["id"].tolist()[::-1]
+names = dict(zip(batches["id"], batches["filename"], strict=True))
+batch_id = st.selectbox("Batch", ids, format_func=lambda i: f"#{i} — {names[i]}", key="batch")
+if expert:
+    row = batches.set_index("id").loc[batch_id]
+    withdrawn = pd.notna(row["withdrawn_at"])
+    verb = "Restore" if withdrawn else "Withdraw"
+    if st.button(f"{verb} batch {batch_id}…", key="withdraw"):
+        st.session_state["confirm_batch"] = batch_id
+        st.rerun()
+    if st.session_state.get("confirm_batch") == batch_id:
+        with st.container(border=True):
+            what = (
+                "It will be used again for training and comparables"
+                if withdrawn
+                else "It stays stored for the record but is no longer used for training or comparables"
+            )
+            st.markdown(
+                f"**{verb} batch {batch_id} ({row['filename']}, {row['rows_accepted']:,} appraisals)?** "
+                f"{what}; a retrain follows."
+            )
+            yes, no = st.columns(2)
+            if yes.button(f"Yes, {verb.lower()} it", key="withdraw_yes", type="primary"):
+                _, retraining = svc.pipeline.set_withdrawn(
+                    batch_id,
+                    not withdrawn,
+                    "withdrawn in the dashboard",
+                    start=lambda why: start_retrain(svc, why),
+                )
+                notice(
+                    "success",
+                    f"Batch {batch_id} {'restored' if withdrawn else 'withdrawn'}. {retraining.note}",
+                )
+                st.session_state.pop("confirm_batch", None)
+                st.rerun()
+            if no.button("Cancel", key="withdraw_no"):
+                st.session_state.pop("confirm_batch", None)
+                st.rerun()
+filters = {
+    grade: column.multiselect(grade.capitalize(), GRADES[grade], key=f"filter-{grade}")
+    for column, grade in zip(st.columns(3), GRADES, strict=True)
+}
+shown = views.filter_appraisals(svc.store.appraisals(batch_id=batch_id), None, filters)
+st.dataframe(shown, hide_index=True, width="stretch", height=300, key="rows")
+rejected, set_aside = svc.store.rejected_rows(batch_id), svc.store.set_aside_rows(batch_id)
 st.markdown(
-    f"Rejected rows of batch #{batch_id}: {rejected['line'].nunique() if len(rejected) else 0}"
+    f"Batch #{batch_id}: {rejected['line'].nunique() if len(rejected) else 0} rows rejected, "
+    f"{set_aside['line'].nunique() if len(set_aside) else 0} with measurements set aside."
 )
 if len(rejected):
-    st.dataframe(rejected, hide_index=True, width="stretch")
-st.download_button(
-    "Export every appraisal (CSV)",
-    appraisals(svc).drop(columns=["id"]).to_csv(index=False),
-    "appraisals.csv",
-    "text/csv",
-)
-st.download_button(
-    "Export every rejected row (CSV)",
-    svc.store.rejected_rows().to_csv(index=False),
-    "rejected.csv",
-    "text/csv",
-)
+    st.dataframe(rejected.drop(columns="raw"), hide_index=True, width="stretch", key="rejected")
+if len(set_aside):
+    st.dataframe(set_aside, hide_index=True, width="stretch", key="set_aside")
+if expert:
+    st.download_button(
+        "Export every appraisal (CSV)",
+        neutralise_formulas(views.filter_appraisals(appraisals(svc), None, {})).to_csv(index=False),
+        "appraisals.csv",
+        "text/csv",
+        key="export_appraisals",
+    )
+    st.download_button(
+        "Export every rejected row (CSV)",
+        neutralise_formulas(svc.store.rejected_rows()).to_csv(index=False),
+        "rejected.csv",
+        "text/csv",
+        key="export_rejected",
+    )

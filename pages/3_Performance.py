@@ -1,77 +1,119 @@
-"""Performance: the data, the champion's diagnostics on held-out appraisals, and its history."""
+"""Performance: is the model good, and is it getting better? Then how it prices, then the
+analyst's view of the data."""
 
 import streamlit as st
 
-from app.dashboard import ROUNDING, appraisals, holdout, services
-from diamond_model import plots
-from diamond_model.analysis import coverage_by_band, grade_effect
-from diamond_model.metrics import price_metrics
+from app import views
+from app.dashboard import appraisals, chart, holdout, learning, relies_on, services
+from diamond_model import performance, plots
+from diamond_model.analysis import coverage_by_band, grade_effect, signed_error_by_predicted_band
 
 st.set_page_config(page_title="Performance", page_icon="📈", layout="wide")
 st.title("Performance")
 svc = services()
-data = appraisals(svc)
-if data.empty:
-    st.info("No appraisals stored yet: run `make run` or upload a batch on the Appraisals page.")
+champion = svc.cache.get()
+if champion is None:
+    st.info("No model has been trained yet, so there is nothing to measure.")
     st.stop()
+version, model = champion
+level = svc.settings.interval_level
+infos = svc.registry.versions()
+current = next(v for v in infos if v.version == version)
 
-# One view at a time: the browser then draws a handful of charts instead of a dozen.
-view = st.radio("Show", ["Data exploration", "Model diagnostics", "History"], horizontal=True)
+st.header("Is the model good, and is it getting better?")
+reference = (current.reference_metrics or {}).get("mape")
+a, b, c = st.columns(3)
+a.metric("Typical error on appraisals it never saw", f"{current.metrics['median_ape']:.1f}%")
+b.metric("Average error in dollars", f"${current.metrics['mae']:,.0f}")
+c.metric(f"Real prices inside the {100 * level:.0f}% range", f"{current.metrics['coverage']:.0f}%")
+chart(performance.history(views.history_frame(infos)), key="history")
+st.caption(
+    "Every version is measured on the same reference appraisals (held out from the first "
+    "batch, never trained on), each priced at its own month's market level, so the bars "
+    f"compare like with like. v{version} serves now"
+    + (f", {reference:.2f}% average error on that set." if reference else ".")
+)
+batches = svc.store.batches()
+live = batches[batches["live"].notna()].tail(5)
+if len(live):
+    st.subheader("The latest batches, as the serving model read them before training")
+    st.dataframe(views.batches(live), hide_index=True, width="stretch", key="live")
+    st.caption(
+        "Each upload is priced by the model that was serving at the time, before any training "
+        "on it: a market move or a drift shows here first."
+    )
+if len(model.market.months) > 1:
+    chart(performance.market_index(model.market.frame()), key="market")
+    st.caption(
+        f"Monthly level of prices against the average appraisal, with its 90% band; quotes use "
+        f"{model.market.latest_label}."
+    )
 
-if view == "Data exploration":
-    st.caption(f"{len(data):,} stored appraisals.")
+st.header("How it prices")
+predictions = holdout(svc, version)
+st.subheader("Estimates against the expert's prices")
+chart(performance.predicted_vs_actual(predictions), key="scatter")
+left, right = st.columns(2)
+with left:
+    st.subheader("Does it lean high or low?")
+    chart(performance.signed_error(signed_error_by_predicted_band(predictions)), key="lean")
+    st.caption(
+        "Median error by the price the model quoted (grouping by the expert's price instead "
+        "would show a trend the grouping creates, not the model)."
+    )
+with right:
+    st.subheader("What it relies on")
+    chart(performance.reliance(relies_on(svc, version)), key="reliance")
+    st.caption(
+        "How far each step of the waterfall moves a price from the typical stone, on average "
+        "(carat's power law included in size)."
+    )
+st.subheader("Are the ranges honest?")
+group = st.radio(
+    "Group by", ["price band", "carat band", "cut"], horizontal=True, key="coverage_group"
+)
+column = {"price band": "price_band", "carat band": "carat_band", "cut": "cut"}[group]
+chart(
+    performance.coverage(
+        coverage_by_band(predictions, column),
+        column,
+        level,
+        f"Real prices inside the range, by {group}",
+    ),
+    key="coverage",
+)
+st.caption(
+    f"The share of appraisals the model never saw whose price fell inside the {100 * level:.0f}% "
+    "range quoted for them; each bar should sit near the dashed line."
+)
+grade = st.radio("Errors by", ["cut", "color", "clarity"], horizontal=True, key="errors_grade")
+chart(performance.errors_by_grade(predictions, grade), key="errors")
+
+st.header("Analyst")
+if st.toggle("Show the data exploration and the learning curve", key="analyst"):
+    data = appraisals(svc)
+    st.caption(f"{len(data):,} stored appraisals in use.")
+    chart(performance.learning_curve(learning(svc)), key="learning")
     feature = st.selectbox(
         "Distribution of",
         ["carat", "price", "cut", "color", "clarity", "depth", "table", "x", "y", "z"],
+        key="feature",
     )
-    st.plotly_chart(plots.histogram(data, feature), width="stretch")
-    colour = st.radio("Colour the scatter by", ["clarity", "color", "cut"], horizontal=True)
-    st.plotly_chart(plots.price_vs_carat(data, colour), width="stretch")
-    grade = st.radio("Grade", ["cut", "color", "clarity"], horizontal=True, key="grade-effect")
+    chart(plots.histogram(data, feature), key="histogram")
+    colour = st.radio(
+        "Colour the scatter by", ["clarity", "color", "cut"], horizontal=True, key="colour"
+    )
+    chart(plots.price_vs_carat(data, colour), key="price_vs_carat")
+    grade_choice = st.radio(
+        "Grade", ["cut", "color", "clarity"], horizontal=True, key="grade_effect"
+    )
     left, right = st.columns(2)
-    left.plotly_chart(plots.price_per_carat(data, grade), width="stretch")
-    right.plotly_chart(plots.grade_effect(grade_effect(data, grade), grade), width="stretch")
+    with left:
+        chart(plots.price_per_carat(data, grade_choice), key="ppc")
+    with right:
+        chart(plots.grade_effect(grade_effect(data, grade_choice), grade_choice), key="effect")
     st.caption(
-        "Left: raw price per carat mixes sizes (Ideal cuts look cheaper because they are "
-        "often smaller). Right: within similar weights the better grade is worth more."
+        "Left: raw price per carat mixes sizes (Ideal cuts look cheaper because they are often "
+        "smaller). Right: within similar weights the better grade is worth more."
     )
-    st.plotly_chart(plots.data_volume(svc.store.batches()), width="stretch")
-
-elif view == "Model diagnostics":
-    champion = svc.cache.get()
-    if champion is None:
-        st.info("No model trained yet.")
-    else:
-        version, model = champion
-        level = svc.settings.interval_level
-        predictions = holdout(svc, version)
-        metrics = price_metrics(predictions["price"], predictions["predicted"])
-        c = st.columns(4)
-        c[0].metric("MAPE", f"{metrics['mape']:.2f}%")
-        c[1].metric("MAE", f"${metrics['mae']:,.0f}")
-        c[2].metric("R²", f"{metrics['r2']:.3f}")
-        c[3].metric("Range coverage", f"{100 * predictions['inside'].mean():.1f}%")
-        st.caption(
-            f"Model v{version} on {len(predictions):,} held-out appraisals "
-            "(never used for training)."
-        )
-        st.plotly_chart(plots.predicted_vs_actual(predictions), width="stretch")
-        left, right = st.columns(2)
-        left.plotly_chart(plots.residuals_by(predictions, "price_band"), width="stretch")
-        by = right.radio("Errors by grade", ["cut", "color", "clarity"], horizontal=True)
-        right.plotly_chart(plots.residuals_by(predictions, by), width="stretch")
-        left, right = st.columns(2)
-        left.plotly_chart(
-            plots.coverage_by_band(coverage_by_band(predictions), level), width="stretch"
-        )
-        right.plotly_chart(
-            plots.feature_importance(model.full.feature_importance()), width="stretch"
-        )
-
-else:
-    versions = svc.registry.versions_frame()
-    if versions.empty:
-        st.info("No model versions yet.")
-    else:
-        st.plotly_chart(plots.metrics_history(versions), width="stretch")
-        st.dataframe(versions.round(ROUNDING), hide_index=True, width="stretch")
+    chart(plots.data_volume(svc.store.batches()), key="volume")

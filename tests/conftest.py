@@ -34,7 +34,9 @@ def csv_bytes(frame: pd.DataFrame, sep: str = ",", crlf: bool = False) -> bytes:
     if sep == ";":
         for column in out.columns:
             if pd.api.types.is_float_dtype(out[column]):
-                out[column] = out[column].map(lambda v: "" if v != v else f"{v:g}".replace(".", ","))
+                out[column] = out[column].map(
+                    lambda v: "" if v != v else f"{v:g}".replace(".", ",")
+                )
     return out.to_csv(index=False, sep=sep, lineterminator="\r\n" if crlf else "\n").encode()
 
 
@@ -53,7 +55,9 @@ def appraisals(dataset_bytes: bytes) -> pd.DataFrame:
     """The bundled appraisals that pass validation (typed; set-aside measurements missing)."""
     _, result = validate_csv(dataset_bytes, "appraisal")
     frame = result.accepted.drop(columns="line")
-    return frame.drop_duplicates(subset=[c for c in frame.columns if c != "appraised_on"]).reset_index(drop=True)
+    return frame.drop_duplicates(
+        subset=[c for c in frame.columns if c != "appraised_on"]
+    ).reset_index(drop=True)
 
 
 @pytest.fixture(scope="session")

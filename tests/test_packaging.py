@@ -18,7 +18,17 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_a_wheel_installed_elsewhere_initialises_and_predicts(tmp_path: Path) -> None:
     wheels = tmp_path / "wheels"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(wheels), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--quiet",
+            "-w",
+            str(wheels),
+            str(ROOT),
+        ],
         check=True,
         cwd=tmp_path,
         capture_output=True,
@@ -50,9 +60,9 @@ def test_a_wheel_installed_elsewhere_initialises_and_predicts(tmp_path: Path) ->
     ).stdout
     assert where.startswith(str(venv)), f"imported {where}, not the installed wheel"
 
-    env = {
-        key: value for key, value in os.environ.items() if not key.startswith("DIAMOND_")
-    } | {"DIAMOND_INSTANCE_DIR": str(tmp_path / "instance")}
+    env = {key: value for key, value in os.environ.items() if not key.startswith("DIAMOND_")} | {
+        "DIAMOND_INSTANCE_DIR": str(tmp_path / "instance")
+    }
     init = subprocess.run(
         [str(python), "-m", "diamond_model", "init"],
         cwd=tmp_path,
@@ -67,7 +77,15 @@ def test_a_wheel_installed_elsewhere_initialises_and_predicts(tmp_path: Path) ->
     stones = tmp_path / "stones.csv"
     stones.write_text("carat,cut,color,clarity\n1.0,Ideal,G,VS2\n0.5,Good,E,SI1\n")
     predict = subprocess.run(
-        [str(python), "-m", "diamond_model", "predict", str(stones), "-o", str(tmp_path / "out.csv")],
+        [
+            str(python),
+            "-m",
+            "diamond_model",
+            "predict",
+            str(stones),
+            "-o",
+            str(tmp_path / "out.csv"),
+        ],
         cwd=tmp_path,
         env=env,
         capture_output=True,

@@ -39,7 +39,9 @@ router = APIRouter(
 
 def _rejections(frame: object) -> list[RejectionOut]:
     return [
-        RejectionOut(line=int(r.line), column=str(r.column), value=str(r.value), reason=str(r.reason))
+        RejectionOut(
+            line=int(r.line), column=str(r.column), value=str(r.value), reason=str(r.reason)
+        )
         for r in frame.itertuples(index=False)  # type: ignore[attr-defined]
     ]
 
@@ -86,7 +88,9 @@ async def upload(
     caller: CallerDep,
     file: Annotated[
         UploadFile,
-        File(description="CSV with carat,cut,color,clarity,price (+ depth,table,x,y,z,appraised_on)."),
+        File(
+            description="CSV with carat,cut,color,clarity,price (+ depth,table,x,y,z,appraised_on)."
+        ),
     ],
     retrain: Annotated[
         bool | None, Query(description="Retrain after storing (default: the server's setting).")
@@ -176,7 +180,9 @@ async def withdraw(
     request: Request,
     svc: Svc,
     body: WithdrawIn | None = None,
-    retrain: Annotated[bool | None, Query(description="Retrain afterwards (default: setting).")] = None,
+    retrain: Annotated[
+        bool | None, Query(description="Retrain afterwards (default: setting).")
+    ] = None,
 ) -> BatchInfo:
     return await _set_withdrawn(request, svc, batch_id, True, body.note if body else "", retrain)
 
@@ -191,7 +197,9 @@ async def restore(
     batch_id: Id,
     request: Request,
     svc: Svc,
-    retrain: Annotated[bool | None, Query(description="Retrain afterwards (default: setting).")] = None,
+    retrain: Annotated[
+        bool | None, Query(description="Retrain afterwards (default: setting).")
+    ] = None,
 ) -> BatchInfo:
     return await _set_withdrawn(request, svc, batch_id, False, "", retrain)
 

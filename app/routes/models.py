@@ -46,7 +46,9 @@ async def start_training(
     return _run_out(run, request)
 
 
-@router.get("/training-runs", response_model=list[TrainingRunOut], summary="Every retrain, newest first")
+@router.get(
+    "/training-runs", response_model=list[TrainingRunOut], summary="Every retrain, newest first"
+)
 async def training_runs(request: Request, svc: Svc) -> list[TrainingRunOut]:
     runs = await run_in_threadpool(svc.pipeline.runs)
     return [_run_out(run, request) for run in runs]
@@ -65,7 +67,9 @@ async def get_training_run(run_id: Id, request: Request, svc: Svc) -> TrainingRu
     return _run_out(run, request)
 
 
-@router.get("/models", response_model=list[ModelOut], summary="Every model version and its accuracy")
+@router.get(
+    "/models", response_model=list[ModelOut], summary="Every model version and its accuracy"
+)
 async def models(svc: Svc) -> list[ModelOut]:
     versions = await run_in_threadpool(svc.registry.versions)
     return [ModelOut.model_validate(info) for info in versions]

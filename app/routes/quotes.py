@@ -64,8 +64,12 @@ async def _model(svc: Services, version: int | None) -> tuple[int, PricingModel]
     return version, await run_in_threadpool(svc.cache.version, version)
 
 
-def _record(svc: Services, caller: CallerDep, version: int, market: str, stone: dict, out: QuoteOut) -> str:
-    [quote_id] = svc.record(caller.client, version, market, [(stone, out.model_dump(exclude={"quote_id"}))])
+def _record(
+    svc: Services, caller: CallerDep, version: int, market: str, stone: dict, out: QuoteOut
+) -> str:
+    [quote_id] = svc.record(
+        caller.client, version, market, [(stone, out.model_dump(exclude={"quote_id"}))]
+    )
     return quote_id
 
 
@@ -74,7 +78,9 @@ def _record(svc: Services, caller: CallerDep, version: int, market: str, stone: 
     response_model=QuoteOut,
     summary="Price one stone, with its range, confidence and explanation",
 )
-async def quote(stone: Stone, svc: Svc, caller: CallerDep, model_version: PinnedVersion = None) -> Response:
+async def quote(
+    stone: Stone, svc: Svc, caller: CallerDep, model_version: PinnedVersion = None
+) -> Response:
     # The hot path: memory only (the champion, the key and its allowance are in this process),
     # about a millisecond of CPU, so it runs on the event loop without a thread hop.
     await admit(svc, caller, 1)
@@ -132,7 +138,9 @@ def _batch_out(batch: QuoteBatch, version: int, lines: list[int] | None) -> Batc
     )
 
 
-def _record_batch(svc: Services, caller: CallerDep, out: BatchOut, stones: list[dict], market: str) -> None:
+def _record_batch(
+    svc: Services, caller: CallerDep, out: BatchOut, stones: list[dict], market: str
+) -> None:
     priced = [item for item in out.results if item.quote is not None]
     ids = svc.record(
         caller.client,
@@ -214,7 +222,9 @@ async def quote_csv(
         _record_batch(svc, caller, out, stones, model.market.latest_label)
         for line, reason in zip(raw.malformed["line"], raw.malformed["reason"], strict=True):
             out.results.append(
-                BatchItem(position=-1, line=int(line), errors=[FieldError(field="row", reason=reason)])
+                BatchItem(
+                    position=-1, line=int(line), errors=[FieldError(field="row", reason=reason)]
+                )
             )
             out.failed += 1
         out.results.sort(key=lambda item: item.line or 0)

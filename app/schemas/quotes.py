@@ -189,7 +189,9 @@ class QuoteOut(BaseModel):
             interval=IntervalOut(low=quote.low, high=quote.high, level=quote.level),
             confidence=ConfidenceOut(level=str(quote.confidence), reasons=list(quote.reasons)),
             model_version=version,
-            market=MarketOut(period=quote.market.period, level_percent=round(quote.market.percent, 3)),
+            market=MarketOut(
+                period=quote.market.period, level_percent=round(quote.market.percent, 3)
+            ),
             inputs_used=str(quote.inputs_used),
             missing_inputs=list(quote.missing),
             set_aside=list(quote.set_aside),

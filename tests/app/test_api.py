@@ -115,14 +115,20 @@ def test_a_quote_is_reproduced_with_its_model_version_after_a_promotion(
     assert again["model_version"] == 1
     assert (again["price"], again["interval"]) == (before["price"], before["interval"])
     assert_problem(
-        client.post("/v1/quotes", json=STONE, params={"model_version": 9}), 404, "no model version 9"
+        client.post("/v1/quotes", json=STONE, params={"model_version": 9}),
+        404,
+        "no model version 9",
     )
 
 
 @pytest.mark.parametrize(
     ("change", "field", "fragment"),
     [
-        ({"cut": "Excelent"}, "cut", "use one of 'Fair', 'Good', 'Very Good', 'Premium' or 'Ideal'"),
+        (
+            {"cut": "Excelent"},
+            "cut",
+            "use one of 'Fair', 'Good', 'Very Good', 'Premium' or 'Ideal'",
+        ),
         ({"carat": 0}, "carat", "greater than 0"),
         ({"carat": "heavy"}, "carat", "must be a number"),
         ({"carat": True}, "carat", "true/false and text are not numbers"),
@@ -145,12 +151,18 @@ def test_a_lone_surrogate_is_a_422_not_a_500(client: TestClient) -> None:
 
 @pytest.mark.parametrize(
     ("content", "headers"),
-    [(b"carat=1", {"content-type": "text/plain"}), (b"not json", {}), (b"[1, 2]", {"content-type": "application/json"})],
+    [
+        (b"carat=1", {"content-type": "text/plain"}),
+        (b"not json", {}),
+        (b"[1, 2]", {"content-type": "application/json"}),
+    ],
 )
 def test_a_body_that_is_not_a_json_object_gets_a_readable_problem(
     client: TestClient, content: bytes, headers: dict
 ) -> None:
-    body = assert_problem(client.post("/v1/quotes", content=content, headers=headers), 422, "must be a JSON object")
+    body = assert_problem(
+        client.post("/v1/quotes", content=content, headers=headers), 422, "must be a JSON object"
+    )
     assert body["errors"][0]["field"] == "body" and "b'" not in response_text(body)
 
 
@@ -159,11 +171,17 @@ def response_text(body: dict) -> str:
 
 
 def test_quote_before_any_model_is_503(empty_client: TestClient) -> None:
-    assert_problem(empty_client.post("/v1/quotes", json=STONE), 503, "No price model is trained yet")
+    assert_problem(
+        empty_client.post("/v1/quotes", json=STONE), 503, "No price model is trained yet"
+    )
 
 
 def test_batch_reports_bad_stones_in_place(client: TestClient) -> None:
-    stones = [STONE, {**STONE, "cut": "Superb"}, {"carat": 0.5, "cut": "Good", "color": "E", "clarity": "VS1"}]
+    stones = [
+        STONE,
+        {**STONE, "cut": "Superb"},
+        {"carat": 0.5, "cut": "Good", "color": "E", "clarity": "VS1"},
+    ]
     body = client.post("/v1/quotes/batch", json={"stones": stones}).json()
     assert (body["priced"], body["failed"]) == (2, 1)
     results = body["results"]
@@ -178,17 +196,24 @@ def test_batch_reports_bad_stones_in_place(client: TestClient) -> None:
 def test_the_batch_limit_comes_from_the_settings(client: TestClient, api_settings) -> None:  # noqa: ANN001
     api_settings.max_batch_stones = 2
     assert_problem(
-        client.post("/v1/quotes/batch", json={"stones": [STONE] * 3}), 422, "at most 2 stones per request; got 3"
+        client.post("/v1/quotes/batch", json={"stones": [STONE] * 3}),
+        422,
+        "at most 2 stones per request; got 3",
     )
     api_settings.max_batch_stones = 20_000
-    big = client.post("/v1/quotes/batch", json={"stones": [{"carat": 0.5, "cut": "Good", "color": "E", "clarity": "VS1"}] * 12_000})
+    big = client.post(
+        "/v1/quotes/batch",
+        json={"stones": [{"carat": 0.5, "cut": "Good", "color": "E", "clarity": "VS1"}] * 12_000},
+    )
     assert big.status_code == 200 and big.json()["priced"] == 12_000
     assert_problem(client.post("/v1/quotes/batch", json={"stones": []}), 422, "at least 1 item")
 
 
 def test_batch_csv_gives_positions_and_file_lines(client: TestClient) -> None:
     csv = "carat;cut;color;clarity\n1,1;Ideal;H;SI2\n0,5;Good;Q;VS1\n0,7;Good;E\n\n0,7;Good;E;VS1\n"
-    body = client.post("/v1/quotes/batch/csv", files={"file": ("stones.csv", csv, "text/csv")}).json()
+    body = client.post(
+        "/v1/quotes/batch/csv", files={"file": ("stones.csv", csv, "text/csv")}
+    ).json()
     assert [r["line"] for r in body["results"]] == [2, 3, 4, 6]
     assert [r["position"] for r in body["results"]] == [0, 1, 2, 3]
     assert (body["priced"], body["failed"]) == (2, 2)
@@ -196,7 +221,9 @@ def test_batch_csv_gives_positions_and_file_lines(client: TestClient) -> None:
     assert "the row has 3 fields" in body["results"][2]["errors"][0]["reason"]
 
 
-def test_a_csv_over_the_batch_limit_is_refused_before_parsing(client: TestClient, api_settings) -> None:  # noqa: ANN001
+def test_a_csv_over_the_batch_limit_is_refused_before_parsing(
+    client: TestClient, api_settings
+) -> None:  # noqa: ANN001
     api_settings.max_batch_stones = 100
     rows = "carat,cut,color,clarity\n" + "0.5,Good,E,VS1\n" * 101
     response = client.post("/v1/quotes/batch/csv", files={"file": ("big.csv", rows, "text/csv")})
@@ -233,7 +260,9 @@ def test_scopes_decide_what_a_key_may_do(client: TestClient, keys: dict[str, str
         403,
         "The key 'client' may do: quote. This needs 'data:write'",
     )
-    assert client.post("/v1/appraisals", files={"file": batch}, headers=auth(keys)).status_code == 201
+    assert (
+        client.post("/v1/appraisals", files={"file": batch}, headers=auth(keys)).status_code == 201
+    )
     assert_problem(
         client.post("/v1/models/1/promote", headers=auth(keys, "client")), 403, "'models:write'"
     )
@@ -272,7 +301,10 @@ def test_repeated_wrong_keys_are_slowed_down(client: TestClient, caplog) -> None
 def test_limits_answer_429_with_retry_after(client: TestClient, keys: dict[str, str]) -> None:
     limited = auth(keys, "limited")  # 4 requests per minute, 5 stones per day
     small = {"carat": 0.5, "cut": "Good", "color": "E", "clarity": "VS1"}
-    assert client.post("/v1/quotes/batch", json={"stones": [small] * 4}, headers=limited).status_code == 200
+    assert (
+        client.post("/v1/quotes/batch", json={"stones": [small] * 4}, headers=limited).status_code
+        == 200
+    )
     over = client.post("/v1/quotes/batch", json={"stones": [small] * 2}, headers=limited)
     assert_problem(over, 429, "has used its 5 stones per day")
     assert 0 < int(over.headers["retry-after"]) <= 86_400
@@ -290,7 +322,10 @@ def test_usage_counts_requests_stones_and_errors(client: TestClient, keys: dict[
     for _ in range(3):
         assert client.post("/v1/quotes", json=STONE, headers=headers).status_code == 200
     client.post("/v1/quotes/batch", json={"stones": [STONE] * 7}, headers=headers)
-    assert client.post("/v1/quotes", json={**STONE, "cut": "Superb"}, headers=headers).status_code == 422
+    assert (
+        client.post("/v1/quotes", json={**STONE, "cut": "Superb"}, headers=headers).status_code
+        == 422
+    )
     usage = client.get("/v1/usage", headers=headers).json()
     assert usage["key"] == "client" and usage["scopes"] == ["quote"]
     hour = usage["hours"][-1]
@@ -312,7 +347,10 @@ def test_reads_can_require_a_key(client: TestClient, api_settings, keys: dict[st
 
 def upload(client: TestClient, content: bytes, headers: dict, **params):  # noqa: ANN003, ANN201
     return client.post(
-        "/v1/appraisals", files={"file": ("batch.csv", content, "text/csv")}, headers=headers, params=params
+        "/v1/appraisals",
+        files={"file": ("batch.csv", content, "text/csv")},
+        headers=headers,
+        params=params,
     )
 
 
@@ -336,10 +374,17 @@ def test_upload_previews_stores_and_a_second_copy_is_a_no_op(
     assert (body["batch"]["rows_accepted"], body["batch"]["rows_rejected"]) == (299, 1)
     assert body["batch"]["uploaded_by"] == "maria (expert)"
     assert body["preview"]["rejections"] == [
-        {"line": 5, "column": "color", "value": "Z", "reason": "'Z' is not a color grade: use one of J, I, H, G, F, E, D"}
+        {
+            "line": 5,
+            "column": "color",
+            "value": "Z",
+            "reason": "'Z' is not a color grade: use one of J, I, H, G, F, E, D",
+        }
     ]
     assert body["preview"]["set_aside"][0]["line"] == 7
-    assert any("what the current model (v1) quotes" in line for line in body["preview"]["sentences"])
+    assert any(
+        "what the current model (v1) quotes" in line for line in body["preview"]["sentences"]
+    )
     assert body["preview"]["verdict"] == "consistent"
     detail = client.get(body["batch_url"]).json()
     assert detail["id"] == 2 and detail["rejections"][0]["line"] == 5
@@ -349,7 +394,9 @@ def test_upload_previews_stores_and_a_second_copy_is_a_no_op(
     assert "Already stored as batch 2" in again.json()["training_note"]
 
 
-def test_withdraw_and_restore_through_the_api(client: TestClient, keys: dict[str, str], new_batch: bytes) -> None:
+def test_withdraw_and_restore_through_the_api(
+    client: TestClient, keys: dict[str, str], new_batch: bytes
+) -> None:
     upload(client, new_batch, auth(keys))
     body = client.post("/v1/batches/2/withdraw", headers=auth(keys), json={"note": "typo"}).json()
     assert body["withdrawn_at"] is not None
@@ -357,14 +404,20 @@ def test_withdraw_and_restore_through_the_api(client: TestClient, keys: dict[str
     restored = client.post("/v1/batches/2/restore", headers=auth(keys)).json()
     assert restored["withdrawn_at"] is None
     assert client.get("/v1/appraisals").json()["total"] == 2299
-    assert_problem(client.post("/v1/batches/9/withdraw", headers=auth(keys)), 404, "There is no batch 9")
+    assert_problem(
+        client.post("/v1/batches/9/withdraw", headers=auth(keys)), 404, "There is no batch 9"
+    )
 
 
 def test_upload_of_an_unusable_file(client: TestClient, keys: dict[str, str]) -> None:
-    assert_problem(upload(client, b"carat,cut\n1,Ideal\n", auth(keys)), 422, "Required column(s) missing")
+    assert_problem(
+        upload(client, b"carat,cut\n1,Ideal\n", auth(keys)), 422, "Required column(s) missing"
+    )
 
 
-def test_oversized_bodies_get_413(client: TestClient, api_settings, keys: dict[str, str], new_batch: bytes) -> None:  # noqa: ANN001
+def test_oversized_bodies_get_413(
+    client: TestClient, api_settings, keys: dict[str, str], new_batch: bytes
+) -> None:  # noqa: ANN001
     api_settings.max_upload_bytes = 1_000
     client.app.state.services.store.max_upload_bytes = 1_000
     assert_problem(upload(client, new_batch, auth(keys)), 413, "the limit is 1,000")
@@ -376,7 +429,9 @@ def test_oversized_bodies_get_413(client: TestClient, api_settings, keys: dict[s
         for _ in range(100):
             yield b"x" * 10_000
 
-    chunked = client.post("/v1/quotes/batch/csv", content=chunks(), headers={"content-type": "text/csv"})
+    chunked = client.post(
+        "/v1/quotes/batch/csv", content=chunks(), headers={"content-type": "text/csv"}
+    )
     assert_problem(chunked, 413, "over the limit")
     assert chunked.headers["connection"] == "close"
 
@@ -417,10 +472,14 @@ def test_training_run_lifecycle(client: TestClient, keys: dict[str, str]) -> Non
     assert_problem(client.get("/v1/training-runs/999"), 404, "no training run 999")
 
 
-def test_second_training_run_is_refused_while_one_runs(client: TestClient, keys: dict[str, str]) -> None:
+def test_second_training_run_is_refused_while_one_runs(
+    client: TestClient, keys: dict[str, str]
+) -> None:
     store = client.app.state.services.store
     token = store.acquire_lease("retrain", 60)
-    assert_problem(client.post("/v1/training-runs", headers=auth(keys)), 409, "A retrain is already running")
+    assert_problem(
+        client.post("/v1/training-runs", headers=auth(keys)), 409, "A retrain is already running"
+    )
     store.release_lease("retrain", token)
 
 
@@ -441,13 +500,17 @@ def test_promote_and_rollback_through_the_api(client: TestClient, keys: dict[str
     assert versions[0]["reference_metrics"]["n"] == versions[1]["reference_metrics"]["n"]
     rolled = client.post("/v1/models/rollback", headers=auth(keys)).json()
     assert rolled["version"] == 2
-    assert_problem(client.post("/v1/models/7/promote", headers=auth(keys)), 404, "no model version 7")
+    assert_problem(
+        client.post("/v1/models/7/promote", headers=auth(keys)), 404, "no model version 7"
+    )
 
 
 # ---- serving without the database -------------------------------------------------------------
 
 
-def test_quotes_keep_flowing_while_the_database_is_slow_or_down(client: TestClient, monkeypatch) -> None:  # noqa: ANN001
+def test_quotes_keep_flowing_while_the_database_is_slow_or_down(
+    client: TestClient, monkeypatch
+) -> None:  # noqa: ANN001
     """A slow database delays readiness only; an unreachable one leaves quotes served by the
     loaded champion while health says degraded."""
     services = client.app.state.services

@@ -24,7 +24,7 @@ def rich_store(url: str, folder: Path, appraisals: pd.DataFrame) -> Pipeline:
     pipeline = Pipeline.from_settings(make_settings(url, folder))
     pipeline.store.create_schema()
     extra = appraisals.iloc[2000:2600].astype({"cut": str})
-    extra.loc[extra.index[:3], "cut"] = "=HYPERLINK(\"http://x\")"
+    extra.loc[extra.index[:3], "cut"] = '=HYPERLINK("http://x")'
     pipeline.ingest(csv_bytes(extra), "second.csv", "expert")
     third = pipeline.ingest(csv_bytes(appraisals.iloc[2600:2700]), "third.csv", "expert")
     pipeline.set_withdrawn(third.batch_id, True, note="typed in the wrong currency")
@@ -77,7 +77,9 @@ def test_a_backup_moves_a_store_from_sqlite_to_postgresql(
     check_round_trip(source, empty_database("postgresql"), tmp_path, appraisals)
 
 
-def test_a_backup_of_more_than_200_000_appraisals_streams(tmp_path: Path, appraisals: pd.DataFrame) -> None:
+def test_a_backup_of_more_than_200_000_appraisals_streams(
+    tmp_path: Path, appraisals: pd.DataFrame
+) -> None:
     url = f"sqlite:///{tmp_path / 'big.sqlite3'}"
     pipeline = Pipeline.from_settings(make_settings(url, tmp_path))
     pipeline.store.create_schema()
@@ -86,10 +88,14 @@ def test_a_backup_of_more_than_200_000_appraisals_streams(tmp_path: Path, apprai
         columns = [c for c in Appraisal.__table__.columns if c.name != "id"]
         source = select(*columns)
         for _ in range(11):  # 100 · 2^11 = 204,800 rows
-            connection.execute(insert(Appraisal.__table__).from_select([c.name for c in columns], source))
+            connection.execute(
+                insert(Appraisal.__table__).from_select([c.name for c in columns], source)
+            )
     assert pipeline.store.count_appraisals() == 204_800
     summary = backup(pipeline.store, tmp_path / "big.zip")
-    restored = Pipeline.from_settings(make_settings(f"sqlite:///{tmp_path / 'again.sqlite3'}", tmp_path))
+    restored = Pipeline.from_settings(
+        make_settings(f"sqlite:///{tmp_path / 'again.sqlite3'}", tmp_path)
+    )
     restore(restored.store, tmp_path / "big.zip")
     assert restored.store.count_appraisals() == 204_800
     assert manifest(restored.store)["price_sum"] == summary["price_sum"]

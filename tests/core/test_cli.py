@@ -84,7 +84,9 @@ def test_ingest_of_a_missing_file(run, tmp_path: Path) -> None:
 def test_withdraw_and_restore_a_batch(run, tmp_path: Path, appraisals: pd.DataFrame) -> None:
     run("init")
     path = tmp_path / "b.csv"
-    path.write_bytes(csv_bytes(appraisals.iloc[:10].assign(price=appraisals["price"].iloc[:10] * 1.01)))
+    path.write_bytes(
+        csv_bytes(appraisals.iloc[:10].assign(price=appraisals["price"].iloc[:10] * 1.01))
+    )
     run("ingest", str(path), "--no-retrain")
     code, out, _ = run("withdraw", "2", "--note", "typo", "--no-retrain")
     assert code == 0 and "batch 2 ('b.csv', 10 appraisals) withdrawn" in out
@@ -120,12 +122,17 @@ def test_predict_keeps_rows_and_adds_columns(run, tmp_path: Path) -> None:
         "warnings",
         "error",
     ]
-    assert priced.loc[1, "price_estimate"] == "" and "'Q' is not a color grade" in priced.loc[1, "error"]
+    assert (
+        priced.loc[1, "price_estimate"] == ""
+        and "'Q' is not a color grade" in priced.loc[1, "error"]
+    )
     assert "priced from the 4Cs only because x, y, z are missing" in priced.loc[2, "warnings"]
     assert "the millimetres imply" in priced.loc[3, "warnings"]
     assert priced.loc[3, "confidence"] == "low"
     assert "none of our appraisals is a J I1 stone up to 0.5 ct" in priced.loc[3, "warnings"]
-    low, estimate, high = (float(priced.loc[0, c]) for c in ("price_low", "price_estimate", "price_high"))
+    low, estimate, high = (
+        float(priced.loc[0, c]) for c in ("price_low", "price_estimate", "price_high")
+    )
     assert low < estimate < high
 
 

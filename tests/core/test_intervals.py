@@ -51,14 +51,24 @@ def test_local_spread_widens_where_the_noise_is_larger() -> None:
     rng = np.random.default_rng(2)
     n = 6000
     features = np.column_stack(
-        [rng.uniform(0.2, 3.0, n), rng.integers(0, 5, n), rng.integers(0, 7, n), rng.integers(0, 8, n)]
+        [
+            rng.uniform(0.2, 3.0, n),
+            rng.integers(0, 5, n),
+            rng.integers(0, 7, n),
+            rng.integers(0, 8, n),
+        ]
     ).astype(float)
     sigma = np.where(features[:, 0] > 1.5, 0.20, 0.02)
     residuals = rng.normal(0, sigma)
     folds = list(KFold(5, shuffle=True, random_state=0).split(features))
     spread = fit_spread(features, residuals, folds)
     fresh = np.column_stack(
-        [rng.uniform(0.2, 3.0, n), rng.integers(0, 5, n), rng.integers(0, 7, n), rng.integers(0, 8, n)]
+        [
+            rng.uniform(0.2, 3.0, n),
+            rng.integers(0, 5, n),
+            rng.integers(0, 7, n),
+            rng.integers(0, 8, n),
+        ]
     ).astype(float)
     fresh_sigma = np.where(fresh[:, 0] > 1.5, 0.20, 0.02)
     fresh_residuals = rng.normal(0, fresh_sigma)

@@ -33,11 +33,13 @@ def fill_first_release(url: str, appraisals: pd.DataFrame) -> None:
                 ),
                 {"f": f"b{batch_id}.csv", "s": f"{batch_id:064d}", "who": who, "at": UPLOADED},
             )
-        for k, row in enumerate(rows.astype({"cut": str, "color": str, "clarity": str}).itertuples()):
+        for k, row in enumerate(
+            rows.astype({"cut": str, "color": str, "clarity": str}).itertuples()
+        ):
             values = {c: getattr(row, c) for c in APPRAISAL_COLUMNS}
             connection.execute(
                 text(
-                    'INSERT INTO appraisals (batch_id, line, carat, cut, color, clarity, depth, '
+                    "INSERT INTO appraisals (batch_id, line, carat, cut, color, clarity, depth, "
                     '"table", price, x, y, z) VALUES (:batch, :line, :carat, :cut, :color, '
                     ":clarity, :depth, :table, :price, :x, :y, :z)"
                 ),
@@ -45,7 +47,7 @@ def fill_first_release(url: str, appraisals: pd.DataFrame) -> None:
             )
         connection.execute(
             text(
-                "INSERT INTO rejected_rows (batch_id, line, \"column\", value, reason, raw) "
+                'INSERT INTO rejected_rows (batch_id, line, "column", value, reason, raw) '
                 "VALUES (2, 9, 'price', '-1', 'Price must be more than $0', 'raw row')"
             )
         )
@@ -59,15 +61,18 @@ def fill_first_release(url: str, appraisals: pd.DataFrame) -> None:
             {"at": UPLOADED, "fp": "f" * 64, "blob": b"first-release pickle"},
         )
         connection.execute(
-            text("INSERT INTO champion (id, version, changed_at) VALUES (1, 1, :at)"), {"at": UPLOADED}
-        )
-        connection.execute(
-            text("INSERT INTO champion_events (version, kind, at, note) VALUES (1, 'promote', :at, 'run 1')"),
+            text("INSERT INTO champion (id, version, changed_at) VALUES (1, 1, :at)"),
             {"at": UPLOADED},
         )
         connection.execute(
             text(
-                "INSERT INTO training_runs (started_at, finished_at, status, \"trigger\", message, "
+                "INSERT INTO champion_events (version, kind, at, note) VALUES (1, 'promote', :at, 'run 1')"
+            ),
+            {"at": UPLOADED},
+        )
+        connection.execute(
+            text(
+                'INSERT INTO training_runs (started_at, finished_at, status, "trigger", message, '
                 "promoted, candidate_version) VALUES (:at, :at, 'promoted', 'init', 'promoted: first', "
                 ":yes, 1)"
             ),
@@ -94,7 +99,11 @@ def test_a_first_release_database_upgrades_with_nothing_lost(
     assert (before, after) == ("0001", migrate.head())
     stored = pipeline.store.appraisals()
     assert len(stored) == 300
-    expected = appraisals.dropna(subset=["x", "y", "z", "depth", "table"]).iloc[:300].reset_index(drop=True)
+    expected = (
+        appraisals.dropna(subset=["x", "y", "z", "depth", "table"])
+        .iloc[:300]
+        .reset_index(drop=True)
+    )
     pd.testing.assert_frame_equal(
         stored[list(APPRAISAL_COLUMNS)].reset_index(drop=True),
         expected[list(APPRAISAL_COLUMNS)],

@@ -111,7 +111,9 @@ def test_two_processes_storing_and_retraining_end_with_a_champion_trained_on_eve
     finished = [r for r in pipeline.runs() if r.status != RunStatus.SKIPPED]
     assert finished[0].max_batch_id == 3, "the last run trained on every stored batch"
     champion = pipeline.registry.info(pipeline.registry.champion_version())
-    assert champion.max_batch_id == 3, [(r.id, r.status, r.trigger, r.message) for r in pipeline.runs()]
+    assert champion.max_batch_id == 3, [
+        (r.id, r.status, r.trigger, r.message) for r in pipeline.runs()
+    ]
     pipeline.store.dispose()
 
 

@@ -61,13 +61,17 @@ def test_the_model_follows_a_market_move_and_refuses_a_poisoned_batch(
     assert 13.0 < march.live.level_pct < 17.0 and march.live.level_se_pct < 1.0
     assert "a market move that the next model will follow" in words
     pipeline.submit(march, "expert", retrain=False)
-    pipeline.ingest(csv_bytes(dated(repriced(base, 1.15, 2, 3000), APRIL)), "april.csv", "expert", retrain=False)
+    pipeline.ingest(
+        csv_bytes(dated(repriced(base, 1.15, 2, 3000), APRIL)), "april.csv", "expert", retrain=False
+    )
 
     moved = pipeline.retrain()
     assert moved.promoted, moved.reason
     model = pipeline.registry.load(moved.candidate_version)
     assert model.market.latest_label == "2026-04"
-    quotes = quote_frame(model, fresh.drop(columns=["price", "appraised_on"]), 0.9, explain_prices=False)
+    quotes = quote_frame(
+        model, fresh.drop(columns=["price", "appraised_on"]), 0.9, explain_prices=False
+    )
     new_level = 1.15 * fresh["price"].to_numpy()
     signed = np.median(np.array([q.price for q in quotes.quotes]) / new_level - 1)
     assert abs(signed) <= 0.04, f"median signed error {100 * signed:.1f} % against the new level"
@@ -87,7 +91,8 @@ def test_the_model_follows_a_market_move_and_refuses_a_poisoned_batch(
         explain_prices=False,
     )
     moved_by = np.abs(
-        np.array([q.price for q in after.quotes]) / np.array([q.price for q in quotes.quotes[:300]]) - 1
+        np.array([q.price for q in after.quotes]) / np.array([q.price for q in quotes.quotes[:300]])
+        - 1
     )
     assert moved_by.max() < 0.01, "quotes do not move after the poisoned batch"
 
@@ -151,7 +156,9 @@ def test_a_batch_stored_while_a_retrain_runs_gets_a_follow_up(
     worker = threading.Thread(target=lambda: outcomes.append(pipeline.retrain(progress=progress)))
     worker.start()
     assert started.wait(60)
-    submission = pipeline.ingest(csv_bytes(appraisals.iloc[1200:2400]), "b.csv", "tester", retrain=True)
+    submission = pipeline.ingest(
+        csv_bytes(appraisals.iloc[1200:2400]), "b.csv", "tester", retrain=True
+    )
     assert "it will train once more with this data" in submission.retraining.note
     release.set()
     worker.join(120)
@@ -281,7 +288,9 @@ def test_pricing_keeps_serving_while_a_retrain_runs(
 
 def test_initialise_is_idempotent(pipeline: Pipeline) -> None:
     first = pipeline.initialise()
-    assert any("4,989 appraisals, 10 rows rejected, 6 with measurements set aside" in m for m in first)
+    assert any(
+        "4,989 appraisals, 10 rows rejected, 6 with measurements set aside" in m for m in first
+    )
     assert pipeline.registry.champion_version() == 1
     stored = pipeline.store.appraisals()
     assert (stored["appraised_on"] == pd.Timestamp(JANUARY)).all(), "the documented date"

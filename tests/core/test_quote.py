@@ -47,7 +47,10 @@ def test_millimetres_of_a_smaller_stone_are_set_aside_not_priced(
     assert set(conflicting.set_aside) == {"x", "y", "z"}
     assert conflicting.confidence == Confidence.MEDIUM
     assert any("they imply 0.87 ct" in reason for reason in conflicting.reasons)
-    assert any("the millimetres imply 0.87 ct, 13 % less than the 1 ct weighed" in w for w in conflicting.warnings)
+    assert any(
+        "the millimetres imply 0.87 ct, 13 % less than the 1 ct weighed" in w
+        for w in conflicting.warnings
+    )
     assert (conflicting.high - conflicting.low) > 1.2 * (four_c.high - four_c.low)
     # Consistent millimetres are used, and land near the 4Cs price (not 14 % below it).
     assert with_own_mm.inputs_used == Inputs.ALL
@@ -98,20 +101,30 @@ def test_only_a_bad_c_leaves_a_stone_unpriced(pricing_model: PricingModel) -> No
 def test_a_stone_far_outside_the_data_is_low_confidence_with_a_wider_range(
     pricing_model: PricingModel,
 ) -> None:
-    rare = quote_stone(pricing_model, {"carat": 4.0, "cut": "Ideal", "color": "D", "clarity": "IF"}, 0.9)
-    common = quote_stone(pricing_model, {"carat": 1.0, "cut": "Ideal", "color": "G", "clarity": "VS2"}, 0.9)
+    rare = quote_stone(
+        pricing_model, {"carat": 4.0, "cut": "Ideal", "color": "D", "clarity": "IF"}, 0.9
+    )
+    common = quote_stone(
+        pricing_model, {"carat": 1.0, "cut": "Ideal", "color": "G", "clarity": "VS2"}, 0.9
+    )
     assert rare.confidence == Confidence.LOW
     assert any("none of our appraisals is a D IF stone above 2 ct" in r for r in rare.reasons)
     assert (rare.high - rare.low) / rare.price > 1.4 * (common.high - common.low) / common.price
-    heavy = quote_stone(pricing_model, {"carat": 8.0, "cut": "Ideal", "color": "G", "clarity": "VS2"}, 0.9)
+    heavy = quote_stone(
+        pricing_model, {"carat": 8.0, "cut": "Ideal", "color": "G", "clarity": "VS2"}, 0.9
+    )
     assert heavy.confidence == Confidence.LOW
     assert any("the price is an extrapolation" in w for w in heavy.warnings)
 
 
 def test_a_thin_base_of_similar_stones_is_medium_confidence(pricing_model: PricingModel) -> None:
-    quote = quote_stone(pricing_model, {"carat": 1.2, "cut": "Ideal", "color": "D", "clarity": "VVS1"}, 0.9)
+    quote = quote_stone(
+        pricing_model, {"carat": 1.2, "cut": "Ideal", "color": "D", "clarity": "VVS1"}, 0.9
+    )
     assert quote.confidence == Confidence.MEDIUM
-    assert any(r.startswith("only ") and "D VVS1 stones between 1 and 1.5 ct" in r for r in quote.reasons)
+    assert any(
+        r.startswith("only ") and "D VVS1 stones between 1 and 1.5 ct" in r for r in quote.reasons
+    )
 
 
 # ---- explanations -----------------------------------------------------------------------------
@@ -146,7 +159,9 @@ def test_a_better_grade_than_the_typical_stone_never_takes_money_off(
 ) -> None:
     typical = pricing_model.typical
     for color in ("D", "E", "F"):
-        quote = quote_stone(pricing_model, {"carat": 1.0, "cut": "Ideal", "color": color, "clarity": "IF"}, 0.9)
+        quote = quote_stone(
+            pricing_model, {"carat": 1.0, "cut": "Ideal", "color": color, "clarity": "IF"}, 0.9
+        )
         steps = {s.feature: s for s in quote.explanation.steps}
         assert steps["color"].dollars > 0 and steps["clarity"].dollars > 0, typical
 
@@ -199,14 +214,18 @@ def test_price_table_keeps_every_row_in_order_with_the_output_columns(
     assert "the row has 10 fields but the header has 9: check" in table["error"][2]
     assert np.isnan(table["price_estimate"][1]) and table["confidence"][1] == ""
     assert table["confidence"][0] == "high"
-    assert table["warnings"][0] == f"table not given: the typical {pricing_model.typical['table']:g} % was assumed"
+    assert (
+        table["warnings"][0]
+        == f"table not given: the typical {pricing_model.typical['table']:g} % was assumed"
+    )
     assert table["confidence"][3] == "medium"
     assert "the millimetres imply 0.87 ct" in table["warnings"][3]
     assert all(
-        not part.startswith(" ") and ";" not in part
-        for part in table["warnings"][3].split("; ")
+        not part.startswith(" ") and ";" not in part for part in table["warnings"][3].split("; ")
     ), "warnings are sentences separated by '; '"
-    alone = price_table(pricing_model, "carat,cut,color,clarity,x,y,z\n1.1,Ideal,H,SI2,6.61,6.65,4.11\n", 0.9)
+    alone = price_table(
+        pricing_model, "carat,cut,color,clarity,x,y,z\n1.1,Ideal,H,SI2,6.61,6.65,4.11\n", 0.9
+    )
     assert alone["price_estimate"][0] == table["price_estimate"][0], "the input price is ignored"
 
 

@@ -82,7 +82,9 @@ def test_a_dated_reappraisal_is_a_new_appraisal_and_an_undated_repeat_is_not(
     assert later.stored == 50, "same stones and prices, appraised again a month later"
     undated = pipeline.ingest(csv_bytes(rows), "undated.csv", "tester")
     assert undated.stored == 0, "no date in the file: the same stone at the same price"
-    kept = pipeline.ingest(csv_bytes(rows.assign(note="x")), "twins.csv", "tester", keep_duplicates=True)
+    kept = pipeline.ingest(
+        csv_bytes(rows.assign(note="x")), "twins.csv", "tester", keep_duplicates=True
+    )
     assert kept.stored == 50, "kept explicitly"
 
 
@@ -101,7 +103,9 @@ def test_a_failure_midway_leaves_the_database_unchanged(
         pipeline.ingest(small_csv, "a.csv", "tester")
     assert counts(store) == (0, 0, 0, 0)
     monkeypatch.undo()
-    assert pipeline.ingest(small_csv, "a.csv", "tester").stored == 1200, "the file can be sent again"
+    assert pipeline.ingest(small_csv, "a.csv", "tester").stored == 1200, (
+        "the file can be sent again"
+    )
 
 
 def test_unusable_file_writes_nothing(pipeline: Pipeline) -> None:

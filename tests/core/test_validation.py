@@ -43,7 +43,11 @@ def test_bundled_dataset_defects_are_each_handled(dataset_bytes: bytes) -> None:
             "cut",
             "'Excelent' is not a cut grade: use one of Fair, Good, Very Good, Premium, Ideal",
         ),
-        ("1.1,Ideal,K,SI2,62.0,55.0,4733,6.61,6.65,4.11", "color", "use one of J, I, H, G, F, E, D"),
+        (
+            "1.1,Ideal,K,SI2,62.0,55.0,4733,6.61,6.65,4.11",
+            "color",
+            "use one of J, I, H, G, F, E, D",
+        ),
         (
             "1.1,Ideal,H,SI3,62.0,55.0,4733,6.61,6.65,4.11",
             "clarity",
@@ -194,7 +198,9 @@ def test_unusable_files_raise_one_clear_error(data: bytes, message: str) -> None
 
 
 def test_measurement_columns_are_optional_in_an_appraisal_file() -> None:
-    _, result = validate_csv(csv_of("1.1,Ideal,H,SI2,4733", header="carat,cut,color,clarity,price"), "appraisal")
+    _, result = validate_csv(
+        csv_of("1.1,Ideal,H,SI2,4733", header="carat,cut,color,clarity,price"), "appraisal"
+    )
     assert result.n_accepted == 1
     assert np.isnan(result.accepted.iloc[0]["x"])
 

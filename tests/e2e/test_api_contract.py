@@ -21,7 +21,15 @@ from diamond_model.store import Store
 from tests.conftest import csv_bytes
 from tests.e2e.server import api_server
 
-STONE = {"carat": 1.1, "cut": "Ideal", "color": "H", "clarity": "SI2", "x": 6.61, "y": 6.65, "z": 4.11}
+STONE = {
+    "carat": 1.1,
+    "cut": "Ideal",
+    "color": "H",
+    "clarity": "SI2",
+    "x": 6.61,
+    "y": 6.65,
+    "z": 4.11,
+}
 
 
 def generate(base: str, folder: Path) -> object:
@@ -29,7 +37,9 @@ def generate(base: str, folder: Path) -> object:
     spec = folder / "openapi.json"
     spec.write_bytes(httpx.get(f"{base}/openapi.json").content)
     config = folder / "config.yaml"
-    config.write_text("post_hooks: []\nproject_name_override: contract-client\npackage_name_override: contract_client\n")
+    config.write_text(
+        "post_hooks: []\nproject_name_override: contract-client\npackage_name_override: contract_client\n"
+    )
     subprocess.run(
         [
             sys.executable,
@@ -59,7 +69,10 @@ def api(module: str) -> object:
 
 @pytest.mark.slow
 def test_a_generated_client_parses_every_answer(
-    server_env: dict[str, str], server_keys: dict[str, str], tmp_path: Path, appraisals: pd.DataFrame
+    server_env: dict[str, str],
+    server_keys: dict[str, str],
+    tmp_path: Path,
+    appraisals: pd.DataFrame,
 ) -> None:
     server_env["DIAMOND_AUTO_RETRAIN"] = "false"
     server_env["DIAMOND_MAX_BATCH_STONES"] = "50"
@@ -117,13 +130,25 @@ def test_a_generated_client_parses_every_answer(
         deadline = time.monotonic() + 5
         while not isinstance(record, QuoteRecordOut) and time.monotonic() < deadline:
             time.sleep(0.2)
-            record = api(f"{quotes}.get_quote_v1_quotes_quote_id_get").sync(client=client, quote_id=quote.quote_id)
+            record = api(f"{quotes}.get_quote_v1_quotes_quote_id_get").sync(
+                client=client, quote_id=quote.quote_id
+            )
         assert isinstance(record, QuoteRecordOut) and record.quote.price == quote.price
-        missing = api(f"{quotes}.get_quote_v1_quotes_quote_id_get").sync(client=client, quote_id="nope")
+        missing = api(f"{quotes}.get_quote_v1_quotes_quote_id_get").sync(
+            client=client, quote_id="nope"
+        )
         assert isinstance(missing, Problem) and missing.status == 404
-        invalid = api(f"{quotes}.{q}").sync(client=client, body=Stone.from_dict({**STONE, "carat": 40.0}))
-        assert isinstance(invalid, Problem) and invalid.status == 422 and invalid.errors[0].field == "carat"
-        pinned = api(f"{quotes}.{q}").sync(client=client, body=Stone.from_dict(STONE), model_version=99)
+        invalid = api(f"{quotes}.{q}").sync(
+            client=client, body=Stone.from_dict({**STONE, "carat": 40.0})
+        )
+        assert (
+            isinstance(invalid, Problem)
+            and invalid.status == 422
+            and invalid.errors[0].field == "carat"
+        )
+        pinned = api(f"{quotes}.{q}").sync(
+            client=client, body=Stone.from_dict(STONE), model_version=99
+        )
         assert isinstance(pinned, Problem) and pinned.status == 404
         batch = api(f"{quotes}.quote_batch_v1_quotes_batch_post").sync(
             client=client, body=BatchIn.from_dict({"stones": [STONE, {**STONE, "cut": "Superb"}]})
@@ -134,11 +159,19 @@ def test_a_generated_client_parses_every_answer(
         )
         assert isinstance(too_many, Problem) and too_many.status == 422
         csv = BodyQuoteCsvV1QuotesBatchCsvPost(
-            file=File(payload=io.BytesIO(b"carat,cut,color,clarity\n1,Ideal,G,VS2\n"), file_name="s.csv")
+            file=File(
+                payload=io.BytesIO(b"carat,cut,color,clarity\n1,Ideal,G,VS2\n"), file_name="s.csv"
+            )
         )
-        assert isinstance(api(f"{quotes}.quote_csv_v1_quotes_batch_csv_post").sync(client=client, body=csv), BatchOut)
+        assert isinstance(
+            api(f"{quotes}.quote_csv_v1_quotes_batch_csv_post").sync(client=client, body=csv),
+            BatchOut,
+        )
         big = BodyQuoteCsvV1QuotesBatchCsvPost(
-            file=File(payload=io.BytesIO(b"carat,cut,color,clarity\n" + b"1,Ideal,G,VS2\n" * 60), file_name="s.csv")
+            file=File(
+                payload=io.BytesIO(b"carat,cut,color,clarity\n" + b"1,Ideal,G,VS2\n" * 60),
+                file_name="s.csv",
+            )
         )
         too_big = api(f"{quotes}.quote_csv_v1_quotes_batch_csv_post").sync(client=client, body=big)
         assert isinstance(too_big, Problem) and too_big.status == 413
@@ -146,8 +179,12 @@ def test_a_generated_client_parses_every_answer(
             client=client, carat=1.0, cut=Cut.IDEAL, color=Color.G, clarity=Clarity.VS2
         )
         assert isinstance(nearby, list) and nearby and nearby[0].appraised_on == "2026-01-01"
-        assert isinstance(api(f"{quotes}.market_index_v1_market_index_get").sync(client=client), MarketIndexOut)
-        assert isinstance(api(f"{quotes}.serving_model_v1_model_get").sync(client=client), ServingModelOut)
+        assert isinstance(
+            api(f"{quotes}.market_index_v1_market_index_get").sync(client=client), MarketIndexOut
+        )
+        assert isinstance(
+            api(f"{quotes}.serving_model_v1_model_get").sync(client=client), ServingModelOut
+        )
 
         upload = BodyUploadV1AppraisalsPost(
             file=File(payload=io.BytesIO(csv_bytes(appraisals.iloc[2000:2100])), file_name="b.csv")
@@ -159,40 +196,69 @@ def test_a_generated_client_parses_every_answer(
         upload.file.payload.seek(0)
         stored = api(f"{data}.upload_v1_appraisals_post").sync(client=expert, body=upload)
         assert isinstance(stored, IngestOut) and stored.stored and stored.batch.id == 2
-        unusable = BodyUploadV1AppraisalsPost(file=File(payload=io.BytesIO(b"carat\n1\n"), file_name="u.csv"))
+        unusable = BodyUploadV1AppraisalsPost(
+            file=File(payload=io.BytesIO(b"carat\n1\n"), file_name="u.csv")
+        )
         bad_file = api(f"{data}.upload_v1_appraisals_post").sync(client=expert, body=unusable)
         assert isinstance(bad_file, Problem) and bad_file.status == 422
         batches = api(f"{data}.batches_v1_batches_get").sync(client=client)
         assert all(isinstance(b, BatchInfo) for b in batches) and len(batches) == 2
-        assert isinstance(api(f"{data}.get_batch_v1_batches_batch_id_get").sync(client=client, batch_id=2), BatchDetail)
-        assert isinstance(api(f"{data}.get_batch_v1_batches_batch_id_get").sync(client=client, batch_id=9), Problem)
+        assert isinstance(
+            api(f"{data}.get_batch_v1_batches_batch_id_get").sync(client=client, batch_id=2),
+            BatchDetail,
+        )
+        assert isinstance(
+            api(f"{data}.get_batch_v1_batches_batch_id_get").sync(client=client, batch_id=9),
+            Problem,
+        )
         withdrawn = api(f"{data}.withdraw_v1_batches_batch_id_withdraw_post").sync(
             client=expert, batch_id=2, body=WithdrawIn(note="test")
         )
         assert isinstance(withdrawn, BatchInfo) and withdrawn.withdrawn_at is not None
-        assert isinstance(api(f"{data}.restore_v1_batches_batch_id_restore_post").sync(client=expert, batch_id=2), BatchInfo)
-        assert isinstance(api(f"{data}.appraisals_v1_appraisals_get").sync(client=client, limit=5), AppraisalPage)
+        assert isinstance(
+            api(f"{data}.restore_v1_batches_batch_id_restore_post").sync(client=expert, batch_id=2),
+            BatchInfo,
+        )
+        assert isinstance(
+            api(f"{data}.appraisals_v1_appraisals_get").sync(client=client, limit=5), AppraisalPage
+        )
 
-        run = api(f"{models}.start_training_v1_training_runs_post").sync(client=expert, body=TrainingRunIn(force=True))
+        run = api(f"{models}.start_training_v1_training_runs_post").sync(
+            client=expert, body=TrainingRunIn(force=True)
+        )
         assert isinstance(run, TrainingRunOut)
-        busy = api(f"{models}.start_training_v1_training_runs_post").sync(client=expert, body=TrainingRunIn(force=True))
+        busy = api(f"{models}.start_training_v1_training_runs_post").sync(
+            client=expert, body=TrainingRunIn(force=True)
+        )
         assert isinstance(busy, Problem | TrainingRunOut)
         deadline = time.monotonic() + 120
         while run.status == "running" and time.monotonic() < deadline:
             time.sleep(0.5)
-            run = api(f"{models}.get_training_run_v1_training_runs_run_id_get").sync(client=client, run_id=run.id)
+            run = api(f"{models}.get_training_run_v1_training_runs_run_id_get").sync(
+                client=client, run_id=run.id
+            )
         assert isinstance(run, TrainingRunOut) and run.status != "running"
-        assert all(isinstance(r, TrainingRunOut) for r in api(f"{models}.training_runs_v1_training_runs_get").sync(client=client))
+        assert all(
+            isinstance(r, TrainingRunOut)
+            for r in api(f"{models}.training_runs_v1_training_runs_get").sync(client=client)
+        )
         versions = api(f"{models}.models_v1_models_get").sync(client=client)
         assert all(isinstance(v, ModelOut) for v in versions)
-        assert isinstance(api(f"{models}.promote_v1_models_version_promote_post").sync(client=expert, version=1), ModelOut)
+        assert isinstance(
+            api(f"{models}.promote_v1_models_version_promote_post").sync(client=expert, version=1),
+            ModelOut,
+        )
         rollback = api(f"{models}.rollback_v1_models_rollback_post").sync(client=expert)
         assert isinstance(rollback, ModelOut | Problem)
-        nothing = api(f"{models}.promote_v1_models_version_promote_post").sync(client=expert, version=77)
+        nothing = api(f"{models}.promote_v1_models_version_promote_post").sync(
+            client=expert, version=77
+        )
         assert isinstance(nothing, Problem) and nothing.status == 404
 
         assert isinstance(api(f"{usage}.usage_v1_usage_get").sync(client=client), UsageOut)
         tiny = plain.with_headers({"X-API-Key": limited})
-        assert isinstance(api(f"{quotes}.{q}").sync(client=tiny, body=Stone.from_dict(STONE)), QuoteOut)
+        assert isinstance(
+            api(f"{quotes}.{q}").sync(client=tiny, body=Stone.from_dict(STONE)), QuoteOut
+        )
         slowed = api(f"{quotes}.{q}").sync(client=tiny, body=Stone.from_dict(STONE))
         assert isinstance(slowed, Problem) and slowed.status == 429

@@ -123,7 +123,9 @@ def test_two_workers_on_postgresql_share_the_champion_the_limits_and_the_usage(
         before = spread(both_workers)
         assert both_workers(before), "two workers answer"
         with httpx.Client(base_url=base, timeout=60) as client:
-            run = client.post("/v1/training-runs", json={"force": True}, headers={"X-API-Key": keys["expert"]})
+            run = client.post(
+                "/v1/training-runs", json={"force": True}, headers={"X-API-Key": keys["expert"]}
+            )
             assert wait_for_run(client, run.json()["url"])["status"] == "promoted"
             promoted = client.post("/v1/models/1/promote", headers={"X-API-Key": keys["expert"]})
         assert promoted.status_code == 200
@@ -147,7 +149,9 @@ def test_two_workers_on_postgresql_share_the_champion_the_limits_and_the_usage(
         def client_quote(k: int) -> int:
             with httpx.Client(base_url=base, timeout=30) as one:
                 body = STONE if k % 10 else {**STONE, "cut": "Superb"}
-                return one.post("/v1/quotes", json=body, headers={"X-API-Key": keys["client"]}).status_code
+                return one.post(
+                    "/v1/quotes", json=body, headers={"X-API-Key": keys["client"]}
+                ).status_code
 
         with ThreadPoolExecutor(8) as pool:
             codes = list(pool.map(client_quote, range(100)))

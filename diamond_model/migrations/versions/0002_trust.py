@@ -27,8 +27,12 @@ CHUNK = 20_000
 
 def upgrade() -> None:
     with op.batch_alter_table("batches") as batch:
-        batch.add_column(sa.Column("rows_duplicate", sa.Integer, nullable=False, server_default="0"))
-        batch.add_column(sa.Column("rows_set_aside", sa.Integer, nullable=False, server_default="0"))
+        batch.add_column(
+            sa.Column("rows_duplicate", sa.Integer, nullable=False, server_default="0")
+        )
+        batch.add_column(
+            sa.Column("rows_set_aside", sa.Integer, nullable=False, server_default="0")
+        )
         batch.add_column(sa.Column("live", sa.JSON, nullable=True))
         batch.add_column(sa.Column("withdrawn_at", sa.DateTime, nullable=True))
         batch.add_column(sa.Column("withdrawn_note", sa.Text, nullable=False, server_default=""))
@@ -70,7 +74,9 @@ def upgrade() -> None:
         batch.add_column(sa.Column("max_batch_id", sa.Integer, nullable=True))
 
     with op.batch_alter_table("locks") as batch:
-        batch.add_column(sa.Column("pending", sa.Boolean, nullable=False, server_default=sa.false()))
+        batch.add_column(
+            sa.Column("pending", sa.Boolean, nullable=False, server_default=sa.false())
+        )
         batch.add_column(sa.Column("run_id", sa.Integer, nullable=True))
 
     op.create_table(

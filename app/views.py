@@ -1,0 +1,254 @@
+"""Tables the dashboard shows, shaped for people: headings in words, dollars formatted, blanks
+instead of None, the rows that need attention first. Pages only lay these out."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from diamond_model.registry import VersionInfo
+from diamond_model.tables import TrainingRun
+
+LOWER_IS_BETTER = {"mape": True, "median_ape": True, "mae": True, "rmse": True, "r2": False}
+FIGURES = {
+    "mape": ("Average error", "%"),
+    "median_ape": ("Typical error (median)", "%"),
+    "mae": ("Average error in dollars", "$"),
+    "rmse": ("Root-mean-square error", "$"),
+    "r2": ("Share of price variation explained (R²)", ""),
+    "coverage": ("Real prices inside the range", "%"),
+}
+
+
+def _figure(value: float | None, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if unit == "$":
+        return f"${value:,.0f}"
+    if unit == "%":
+        return f"{value:.2f}%"
+    return f"{value:.3f}"
+
+
+def comparison(run: TrainingRun) -> pd.DataFrame:
+    """The new model against the serving one on all held-out appraisals: one row per figure,
+    the difference, and whether the new one is better."""
+    new_figures, old_figures = run.candidate_metrics or {}, run.champion_metrics or {}
+    if not old_figures:
+        rows = [
+            {
+                "Figure": name,
+                f"New model v{run.candidate_version}": _figure(new_figures.get(key), unit),
+            }
+            for key, (name, unit) in FIGURES.items()
+            if key in new_figures
+        ]
+        return pd.DataFrame(rows)
+    rows = []
+    for key, (name, unit) in FIGURES.items():
+        new, old = new_figures.get(key), old_figures.get(key)
+        if new is None or old is None:
+            continue
+        if key == "coverage":
+            better = abs(new - 90) <= abs(old - 90)
+        else:
+            better = new <= old if LOWER_IS_BETTER[key] else new >= old
+        rows.append(
+            {
+                "Figure": name,
+                f"New model v{run.candidate_version}": _figure(new, unit),
+                f"Serving then, v{run.champion_version}": _figure(old, unit),
+                "Difference": _figure(new - old, unit).replace("$-", "−$"),
+                "": "better" if better else "worse",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def versions(infos: list[VersionInfo]) -> pd.DataFrame:
+    """Every model version with its date, data and errors, in words."""
+    rows = [
+        {
+            "Version": f"v{v.version}",
+            "Trained": v.created_at.strftime("%d %b %Y %H:%M"),
+            "State": "serving"
+            if v.is_champion
+            else ("earlier release" if not v.servable else v.status),
+            "Appraisals learned from": v.train_rows,
+            "Error on the reference set": _figure((v.reference_metrics or {}).get("mape"), "%"),
+            "Error on its held-out appraisals": _figure(v.metrics.get("mape"), "%"),
+            "Average error in dollars": _figure(v.metrics.get("mae"), "$"),
+            "Prices inside the range": _figure(v.metrics.get("coverage"), "%"),
+        }
+        for v in reversed(infos)
+    ]
+    return pd.DataFrame(rows)
+
+
+def history_frame(infos: list[VersionInfo]) -> pd.DataFrame:
+    """version, created_at, champion, train_rows, reference_mape: what the history chart reads."""
+    return pd.DataFrame(
+        [
+            {
+                "version": v.version,
+                "created_at": v.created_at,
+                "champion": v.is_champion,
+                "train_rows": v.train_rows,
+                "reference_mape": (v.reference_metrics or {}).get("mape"),
+            }
+            for v in infos
+        ]
+    )
+
+
+def headline(run: TrainingRun) -> str:
+    """What a finished run did, in one sentence."""
+    if run.status == "running":
+        return f"Run {run.id} is retraining ({run.trigger})…"
+    if run.promoted:
+        return f"v{run.candidate_version} now prices every quote (run {run.id})."
+    if run.status == "rejected":
+        keeps = f"v{run.champion_version}" if run.champion_version else "the previous model"
+        return f"{keeps} keeps pricing: v{run.candidate_version} was not promoted. {sentence_of(run.message)}"
+    return f"Run {run.id}: {sentence_of(run.message)}"
+
+
+def sentence_of(text: str) -> str:
+    return (text[0].upper() + text[1:]) if text else ""
+
+
+def version_label(info: VersionInfo) -> str:
+    error = (info.reference_metrics or info.metrics or {}).get("mape")
+    shown = f", error {error:.2f}%" if error is not None else ""
+    return f"v{info.version} — trained {info.created_at:%d %b %Y %H:%M}{shown}"
+
+
+def filter_appraisals(
+    frame: pd.DataFrame, batch_id: int | None, grades: dict[str, list[str]]
+) -> pd.DataFrame:
+    """The stored appraisals of one batch with the chosen grades, for browsing."""
+    rows = frame if batch_id is None else frame[frame["batch_id"] == batch_id]
+    for grade, picked in grades.items():
+        if picked:
+            rows = rows[rows[grade].isin(picked)]
+    shown = rows.drop(columns=["id", "stone_key"], errors="ignore").copy()
+    shown["appraised_on"] = shown["appraised_on"].dt.strftime("%Y-%m-%d")
+    return shown
+
+
+def runs(items: list[TrainingRun]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "Run": r.id,
+                "Started": r.started_at.strftime("%d %b %Y %H:%M"),
+                "Why": r.trigger,
+                "Outcome": r.status,
+                "New version": "" if r.candidate_version is None else f"v{r.candidate_version}",
+                "What happened": r.message,
+            }
+            for r in items
+        ]
+    )
+
+
+def stone_title(stone: dict[str, object]) -> str:
+    """'1.00 ct Very Good G VS1, 6.10 × 6.15 × 3.80 mm' for headings and printed quotes."""
+    words = f"{float(stone['carat']):.2f} ct {stone['cut']} {stone['color']} {stone['clarity']}"
+    if all(stone.get(axis) is not None for axis in ("x", "y", "z")):
+        words += ", " + " × ".join(f"{float(stone[a]):.2f}" for a in ("x", "y", "z")) + " mm"
+    return words
+
+
+def highlighted_grid(grid: pd.DataFrame, color: str, clarity: str) -> object:
+    """The price-per-carat grid with dollars and this stone's cell marked."""
+
+    def mark(column: pd.Series) -> list[str]:
+        return [
+            "background-color: #1f3b57; color: white; font-weight: bold"
+            if column.name == clarity and row == color
+            else ""
+            for row in column.index
+        ]
+
+    return grid.style.format("${:,.0f}").apply(mark)
+
+
+def what_if_table(changes: pd.DataFrame) -> pd.DataFrame:
+    """One grade up or down per row: the change, the price and the difference (narrow enough
+    for a phone)."""
+    return pd.DataFrame(
+        {
+            "Change": changes["grade"].str.capitalize()
+            + " "
+            + changes["from"]
+            + " → "
+            + changes["to"],
+            "Price": changes["price"].map(lambda v: f"${v:,.0f}"),
+            "Difference": [
+                f"{'+' if d >= 0 else '−'}${abs(d):,.0f} ({p:+.1f}%)"
+                for d, p in zip(changes["difference"], changes["percent"], strict=True)
+            ],
+        }
+    )
+
+
+def comparables_table(nearby: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "Carat": nearby["carat"].map(lambda c: f"{c:.2f}"),
+            "Cut": nearby["cut"].astype(str),
+            "Colour": nearby["color"].astype(str),
+            "Clarity": nearby["clarity"].astype(str),
+            "Price": nearby["price"].map(lambda v: f"${v:,.0f}"),
+            "Appraised": nearby["appraised_on"].dt.strftime("%d %b %Y"),
+        }
+    )
+
+
+def priced_list(priced: pd.DataFrame) -> pd.DataFrame:
+    """A priced file for the screen: rows that could not be priced first, dollars formatted,
+    blanks for what is missing, in words."""
+    frame = priced.copy()
+    failed = frame["error"].astype(str) != ""
+    frame = pd.concat([frame[failed], frame[~failed]])
+    for column in ("price_estimate", "price_low", "price_high"):
+        frame[column] = [("" if pd.isna(v) else f"${v:,.0f}") for v in frame[column]]
+    frame = frame.rename(
+        columns={
+            "price_estimate": "Estimate",
+            "price_low": "Range from",
+            "price_high": "Range to",
+            "confidence": "Confidence",
+            "warnings": "Notes",
+            "error": "Could not be priced because",
+        }
+    )
+    return frame.astype(object).where(frame.notna(), "").replace({None: "", np.nan: ""})
+
+
+def batches(frame: pd.DataFrame) -> pd.DataFrame:
+    """Stored batches in words, newest first."""
+    if frame.empty:
+        return frame
+    rows = []
+    for b in frame.sort_values("id", ascending=False).itertuples(index=False):
+        live = b.live or {}
+        rows.append(
+            {
+                "Batch": b.id,
+                "File": b.filename,
+                "Uploaded": b.uploaded_at.strftime("%d %b %Y %H:%M"),
+                "By": b.uploaded_by,
+                "Appraisals stored": b.rows_accepted,
+                "Rows rejected": b.rows_rejected,
+                "Already stored": b.rows_duplicate,
+                "Measurements set aside": b.rows_set_aside,
+                "Model's error on it": "" if not live else f"{live['mape']:.1f}%",
+                "Its level vs the model": "" if not live else f"{live['level_pct']:+.1f}%",
+                "State": "withdrawn" if b.withdrawn_at is not None else "in use",
+            }
+        )
+    return pd.DataFrame(rows)
