@@ -4,6 +4,7 @@ access gate, background retrains the pages poll, and the small formatting every 
 from __future__ import annotations
 
 import os
+from datetime import date
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -11,11 +12,15 @@ import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 
 from app.services import Services
+from app.views import stone_title
+from diamond_model.comparables import CARAT_WINDOW, closest
 from diamond_model.access import check_access_code, current_access_code
 from diamond_model.analysis import holdout_predictions, reliance
 from diamond_model.evaluation import learning_curve
 from diamond_model.pipeline import RetrainInProgressError
 from diamond_model.plots import NO_TOOLBAR
+from diamond_model.quote import quote_stone
+from diamond_model.report import QuoteSheet, quote_pdf
 from diamond_model.settings import Settings
 
 EXPERT_KEY = "expert_unlocked"
@@ -110,7 +115,7 @@ def learning(svc: Services) -> pd.DataFrame:
 
 def _address() -> str:
     address = getattr(st.context, "ip_address", None)
-    return f"dashboard:{address or 'local'}"
+    return f"dashboard:{address if isinstance(address, str) else 'local'}"
 
 
 def expert_gate(svc: Services) -> bool:
@@ -172,6 +177,24 @@ def show_notice() -> None:
     kind, text = st.session_state.get(NOTICE_KEY, (None, None))
     if kind:
         getattr(st, kind)(text)
+
+
+def quote_sheet(
+    svc: Services, stone: dict[str, object], version: int, model: object, on: date
+) -> bytes:
+    """The one-page PDF for a stone, as the price page offers it."""
+    quote = quote_stone(model, stone, svc.settings.interval_level)  # type: ignore[arg-type]
+    nearby = closest(svc.store.comparables(stone, CARAT_WINDOW, 8), stone, 8)
+    return quote_pdf(
+        QuoteSheet(
+            shop=svc.settings.shop_name,
+            stone=stone_title(stone),
+            quote=quote,
+            model_version=version,
+            comparables=nearby,
+            on=on,
+        )
+    )
 
 
 # ---- shared formatting ------------------------------------------------------------------------

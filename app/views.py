@@ -125,6 +125,38 @@ def version_label(info: VersionInfo) -> str:
     return f"v{info.version} — trained {info.created_at:%d %b %Y %H:%M}{shown}"
 
 
+WORDS = {
+    "batch_id": "Batch",
+    "line": "Line",
+    "column": "Column",
+    "value": "Value as uploaded",
+    "reason": "Why",
+    "carat": "Carat",
+    "cut": "Cut",
+    "color": "Colour",
+    "clarity": "Clarity",
+    "depth": "Depth %",
+    "table": "Table %",
+    "price": "Price ($)",
+    "x": "Length x (mm)",
+    "y": "Width y (mm)",
+    "z": "Total depth z (mm)",
+    "appraised_on": "Appraised on",
+    "repeats": "Repeats",
+    "raw": "Row as uploaded",
+}
+
+
+def in_words(frame: pd.DataFrame) -> pd.DataFrame:
+    """Column headings a person reads, and every cell as text, blank where nothing is known."""
+    renamed = frame.rename(columns=WORDS)
+    return renamed.apply(
+        lambda column: column.map(
+            lambda v: "" if v is None or v != v else f"{v:g}" if isinstance(v, float) else str(v)
+        )
+    )
+
+
 def filter_appraisals(
     frame: pd.DataFrame, batch_id: int | None, grades: dict[str, list[str]]
 ) -> pd.DataFrame:
@@ -135,7 +167,7 @@ def filter_appraisals(
             rows = rows[rows[grade].isin(picked)]
     shown = rows.drop(columns=["id", "stone_key"], errors="ignore").copy()
     shown["appraised_on"] = shown["appraised_on"].dt.strftime("%Y-%m-%d")
-    return shown
+    return in_words(shown)
 
 
 def runs(items: list[TrainingRun]) -> pd.DataFrame:
@@ -144,7 +176,7 @@ def runs(items: list[TrainingRun]) -> pd.DataFrame:
             {
                 "Run": r.id,
                 "Started": r.started_at.strftime("%d %b %Y %H:%M"),
-                "Why": r.trigger,
+                "Started by": r.trigger,
                 "Outcome": r.status,
                 "New version": "" if r.candidate_version is None else f"v{r.candidate_version}",
                 "What happened": r.message,

@@ -8,9 +8,10 @@ the number of workers or processes.
 
 To keep the database off most requests, a worker claims a small allowance at a time (1/50 of
 the limit, at least one) and spends it from memory; a request the allowance does not cover
-claims again. The cost: near the limit, another worker may still hold part of its last
-allowance, so a key can be refused up to 2 % of its limit early (never late); limits under 50
-claim one at a time and are exact both ways. Usage (requests, stones, errors per key per hour)
+claims again. The cost: near the limit, the other workers may still hold part of their last
+allowance, so with W workers a key can be refused up to (W - 1)/50 of its limit early (never
+late): 2 % with the two workers of `make api`. Limits under 50 claim one at a time and are
+exact both ways. Usage (requests, stones, errors per key per hour)
 is added up in memory and flushed every two seconds with atomic `count + delta` upserts, so
 billing counts are exact; a killed worker loses at most its last two seconds of counts.
 
@@ -114,8 +115,10 @@ class Meter:
         self.store = store
         self.counters = Counters(store)
         self.flush_every = flush_every
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # never held across a database call
+        self._claiming = threading.Lock()  # one claim at a time per process
         self._allowance: dict[str, int] = {}
+        self._purged = datetime.min
         self._usage: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0, 0])
         self._last_used: dict[int, datetime] = {}
         self._stop = threading.Event()
@@ -173,19 +176,30 @@ class Meter:
                 return Refusal(detail, wait)
         return None
 
-    def _take(self, key: str, need: int, limit: int, end: datetime) -> bool:
-        # Claims are rare (one per allowance): holding the lock across one keeps the arithmetic
-        # of this process's allowance simple and exact.
+    def _spend(self, key: str, need: int) -> bool:
         with self._lock:
             held = self._allowance.get(key, 0)
             if held >= need:
                 self._allowance[key] = held - need
                 return True
+            return False
+
+    def _take(self, key: str, need: int, limit: int, end: datetime) -> bool:
+        if self._spend(key, need):
+            return True
+        # Claims are rare (one per allowance) and serialised, so two threads of this process do
+        # not both claim for the same shortfall; the short lock above is never held across one.
+        with self._claiming:
+            if self._spend(key, need):
+                return True
+            with self._lock:
+                held = self._allowance.get(key, 0)
             chunk = max(1, limit // ALLOWANCE_SHARE)
             try:
                 for amount in (need - held + chunk - 1, need - held):
                     if amount > 0 and self.counters.claim(key, amount, limit, end):
-                        self._allowance[key] = held + amount - need
+                        with self._lock:
+                            self._allowance[key] = self._allowance.get(key, 0) + amount - need
                         return True
                 return False
             except SQLAlchemyError as error:  # the database is away: serve, count in memory
@@ -217,6 +231,13 @@ class Meter:
             ]
             for key in stale:
                 del self._allowance[key]
+        now = utcnow()
+        if now - self._purged > timedelta(hours=1):
+            self._purged = now
+            try:
+                self.counters.purge(now)
+            except SQLAlchemyError as error:
+                log.warning("old counters not purged: %s", error)
         if not usage and not last_used:
             return
         try:

@@ -38,6 +38,15 @@ def head() -> str:
     return ScriptDirectory.from_config(config).get_current_head() or BASELINE
 
 
+def _known(revision: str) -> bool:
+    config = Config()
+    config.set_main_option("script_location", "diamond_model:migrations")
+    try:
+        return ScriptDirectory.from_config(config).get_revision(revision) is not None
+    except Exception:  # noqa: BLE001 - alembic raises several kinds for an unknown revision
+        return False
+
+
 def current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
@@ -78,6 +87,13 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
         try:
             with connection.begin():
                 before = current(connection)
+                if before is not None and not _known(before):
+                    # A newer release upgraded this database; its migrations keep the schema
+                    # readable by the release before (README, "Upgrades"), so serve on.
+                    log.warning(
+                        "database schema %s is newer than this release's %s", before, head()
+                    )
+                    return before, before
                 if before is None and inspect(connection).has_table("appraisals"):
                     command.stamp(_config(connection), BASELINE)
                     before = BASELINE

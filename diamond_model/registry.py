@@ -243,6 +243,16 @@ class Registry:
         log.info("rolled back from %d to %d", stack[-1], target)
         return target
 
+    def served(self, version: int) -> bool:
+        """Whether this version ever priced quotes (was champion at some point)."""
+        with self.store.session() as session:
+            return (
+                session.scalar(
+                    select(ChampionEvent.id).where(ChampionEvent.version == version).limit(1)
+                )
+                is not None
+            )
+
     def load(self, version: int) -> PricingModel:
         with self.store.session() as session:
             row = self._servable(session, version)
@@ -343,6 +353,11 @@ class ChampionCache:
             if version in self._older:
                 self._older.move_to_end(version)
                 return self._older[version]
+        if not self.registry.served(version):
+            raise RegistryError(
+                f"Version {version} never priced quotes, so there is nothing to reproduce with "
+                "it; GET /v1/models lists the versions that served."
+            )
         model = self.registry.load(version)
         with self._lock:
             self._older[version] = model

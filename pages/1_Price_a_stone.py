@@ -6,7 +6,7 @@ from datetime import date
 import streamlit as st
 
 from app import views
-from app.dashboard import chart, money, sentence, services
+from app.dashboard import chart, money, quote_sheet, sentence, services
 from app.services import NoModelError
 from diamond_model import plots
 from diamond_model.analysis import carat_curve, price_per_carat_grid, what_if
@@ -15,7 +15,6 @@ from diamond_model.csvfile import UnusableFileError, neutralise_formulas
 from diamond_model.kinds import Confidence
 from diamond_model.measurements import parse_report
 from diamond_model.quote import InvalidStoneError, price_table, quote_stone
-from diamond_model.report import QuoteSheet, quote_pdf
 from diamond_model.schema import CLARITIES, COLORS, CUTS, GRADE_HELP
 
 st.set_page_config(page_title="Price a stone", page_icon="💰", layout="wide")
@@ -64,6 +63,9 @@ def clear_measurements() -> None:
 one, many = st.tabs(["One stone", "A list of stones"])
 
 with one:
+    # Filled once the stone is priced: the answer sits above the inputs, so a phone shows the
+    # price and its range on the first screen.
+    answer = st.container()
     left, right = st.columns([1, 2], gap="large")
     with left:
         carat = st.number_input(
@@ -136,24 +138,26 @@ with one:
         try:
             quote = quote_stone(model, stone, level)
         except InvalidStoneError as error:
-            st.error(
+            answer.error(
                 "No price: " + "; ".join(sentence(reason) for _, _, reason in error.problems) + "."
             )
             st.stop()
+    with answer:
         if st.session_state.get("carat_after_mm") and quote.set_aside:
             st.warning(
                 f"The carat changed after the measurements were entered: they now imply "
                 f"{quote.implied_carat:g} ct, not {carat:g} ct, so they are set aside. Clear "
                 "them if they belong to another stone."
             )
-        a, b, c = st.columns(3)
+        a, b, c = st.columns([2, 3, 2])
         a.metric("Estimated price", money(quote.price))
-        b.metric("Price per carat", money(quote.price_per_carat))
-        c.metric(
+        b.metric(
             f"Likely range ({100 * level:.0f}% of real prices)",
             f"{money(quote.low)} – {money(quote.high)}",
         )
+        c.metric("Price per carat", money(quote.price_per_carat))
         st.badge(f"Confidence: {quote.confidence}", color=BADGES[quote.confidence])
+    with right:
         for reason in quote.reasons:
             st.markdown(f"- {sentence(reason)}")
         if any("extrapolation" in r for r in quote.reasons):
@@ -178,16 +182,7 @@ with one:
         chart(plots.waterfall(quote.explanation), key="waterfall")
         st.markdown("\n".join(f"- {s}" for s in quote.explanation.sentences))
         nearby = closest(svc.store.comparables(stone, CARAT_WINDOW, 8), stone, 8)
-        pdf = quote_pdf(
-            QuoteSheet(
-                shop=svc.settings.shop_name,
-                stone=views.stone_title(stone),
-                quote=quote,
-                model_version=version,
-                comparables=nearby,
-                on=date.today(),
-            )
-        )
+        pdf = quote_sheet(svc, stone, version, model, date.today())
         st.download_button(
             "Download a one-page quote (PDF)",
             pdf,

@@ -74,7 +74,7 @@ else:
                     "**Rejected rows** (the line in your file, the column, the value, why):"
                 )
                 st.dataframe(
-                    result.rejections,
+                    views.in_words(result.rejections),
                     hide_index=True,
                     width="stretch",
                     key=f"rej-{uploaded.file_id}",
@@ -82,12 +82,12 @@ else:
             if not result.notes.empty:
                 st.markdown("**Measurements set aside** (stored as missing; the row is kept):")
                 st.dataframe(
-                    result.notes, hide_index=True, width="stretch", key=f"notes-{uploaded.file_id}"
+                    views.in_words(result.notes), hide_index=True, width="stretch", key=f"notes-{uploaded.file_id}"
                 )
             if preview.n_duplicates:
                 st.markdown("**Rows already stored** (not stored again):")
                 st.dataframe(
-                    preview.duplicates_table(),
+                    views.in_words(preview.duplicates_table()),
                     hide_index=True,
                     width="stretch",
                     key=f"dup-{uploaded.file_id}",
@@ -278,9 +278,9 @@ st.markdown(
     f"{set_aside['line'].nunique() if len(set_aside) else 0} with measurements set aside."
 )
 if len(rejected):
-    st.dataframe(rejected.drop(columns="raw"), hide_index=True, width="stretch", key="rejected")
+    st.dataframe(views.in_words(rejected), hide_index=True, width="stretch", key="rejected")
 if len(set_aside):
-    st.dataframe(set_aside, hide_index=True, width="stretch", key="set_aside")
+    st.dataframe(views.in_words(set_aside), hide_index=True, width="stretch", key="set_aside")
 if expert:
     st.download_button(
         "Export every appraisal (CSV)",

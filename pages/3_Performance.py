@@ -51,18 +51,15 @@ if len(model.market.months) > 1:
 
 st.header("How it prices")
 predictions = holdout(svc, version)
-st.subheader("Estimates against the expert's prices")
 chart(performance.predicted_vs_actual(predictions), key="scatter")
 left, right = st.columns(2)
 with left:
-    st.subheader("Does it lean high or low?")
     chart(performance.signed_error(signed_error_by_predicted_band(predictions)), key="lean")
     st.caption(
         "Median error by the price the model quoted (grouping by the expert's price instead "
         "would show a trend the grouping creates, not the model)."
     )
 with right:
-    st.subheader("What it relies on")
     chart(performance.reliance(relies_on(svc, version)), key="reliance")
     st.caption(
         "How far each step of the waterfall moves a price from the typical stone, on average "

@@ -206,14 +206,15 @@ async def quote_csv(
         raise FileTooLargeError(
             f"The file has more than {limit:,} rows; at most {limit:,} stones per request."
         )
+    raw = await run_in_threadpool(read_csv, data)
+    if len(raw.frame) > limit:
+        raise FileTooLargeError(
+            f"The file has {len(raw.frame):,} stones; at most {limit:,} per request."
+        )
+    await admit(svc, caller, len(raw.frame))  # charged before the work is done
     version, model = await _model(svc, model_version)
 
     def price() -> BatchOut:
-        raw = read_csv(data)
-        if len(raw.frame) > limit:
-            raise FileTooLargeError(
-                f"The file has {len(raw.frame):,} stones; at most {limit:,} per request."
-            )
         batch = quote_frame(
             model, raw.frame, svc.settings.interval_level, explain, raw.lines, raw.decimal_comma
         )
@@ -232,9 +233,7 @@ async def quote_csv(
             item.position = k
         return out
 
-    out = await run_in_threadpool(price)
-    await admit(svc, caller, len(out.results))
-    return out
+    return await run_in_threadpool(price)
 
 
 @router.get(
