@@ -117,7 +117,7 @@ def test_a_quote_is_reproduced_with_its_model_version_after_a_promotion(
     assert_problem(
         client.post("/v1/quotes", json=STONE, params={"model_version": 9}),
         404,
-        "no model version 9",
+        "never priced quotes",
     )
 
 
