@@ -26,7 +26,7 @@ from diamond_model.settings import Settings
 EXPERT_KEY = "expert_unlocked"
 RUN_KEY = "retrain_run"
 NOTICE_KEY = "notice"
-EXPERT_STATE = ("appraisal_files", "previews", "confirm", RUN_KEY)
+EXPERT_STATE = ("previews", "confirm", "confirm_batch", RUN_KEY)
 
 
 @st.cache_resource(show_spinner=False)
@@ -128,6 +128,7 @@ def expert_gate(svc: Services) -> bool:
                 st.session_state[EXPERT_KEY] = False
                 for key in EXPERT_STATE:
                     st.session_state.pop(key, None)
+                st.session_state["uploads"] = st.session_state.get("uploads", 0) + 1
                 st.rerun()
         return True
     if current_access_code(svc.settings) is None:

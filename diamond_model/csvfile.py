@@ -64,6 +64,18 @@ def _detect_separator(header_line: str) -> str:
     return best if counts[best] > 0 else ","
 
 
+def _field_count_hint(record: list[str], expected: int, separator: str) -> str:
+    """What probably went wrong with a row of the wrong length."""
+    if separator == "," and len(record) > expected:
+        pairs = zip(record, record[1:], strict=False)
+        if any(a.strip().isdigit() and b.strip().isdigit() for a, b in pairs):
+            return (
+                "a decimal comma (2,02) splits a number in two here: write 2.02, or save the "
+                "file with ';' separators"
+            )
+    return "check for a stray separator or a missing value"
+
+
 def read_csv(data: bytes | str) -> RawTable:
     """Split a CSV file (UTF-8 with or without BOM, `,` `;` or tab separated, any line ending)."""
     text = data if isinstance(data, str) else _decode(data)
@@ -96,7 +108,7 @@ def read_csv(data: bytes | str) -> RawTable:
                         "",
                         separator.join(record)[:200],
                         f"the row has {len(record)} fields but the header has {len(header)}: "
-                        "check for a stray separator or a missing value",
+                        + _field_count_hint(record, len(header), separator),
                     )
                 )
                 continue

@@ -62,7 +62,9 @@ def clear_measurements() -> None:
 
 one, many = st.tabs(["One stone", "A list of stones"])
 
-with one:
+
+def one_stone() -> None:
+    """The counter's main view; returns early (no price shown) for an invalid stone."""
     # Filled once the stone is priced: the answer sits above the inputs, so a phone shows the
     # price and its range on the first screen.
     answer = st.container()
@@ -141,7 +143,7 @@ with one:
             answer.error(
                 "No price: " + "; ".join(sentence(reason) for _, _, reason in error.problems) + "."
             )
-            st.stop()
+            return
     with answer:
         if st.session_state.get("carat_after_mm") and quote.set_aside:
             st.warning(
@@ -166,7 +168,7 @@ with one:
                 "and the range is wider for it."
             )
         for warning in quote.warnings:
-            if "extrapolation" not in warning:
+            if "extrapolation" not in warning and warning not in quote.reasons:
                 st.info(sentence(warning))
         if {"x", "y", "z"} & set(quote.set_aside):
             st.button(
@@ -206,6 +208,10 @@ with one:
         st.dataframe(
             views.comparables_table(nearby), hide_index=True, width="stretch", key="comparables"
         )
+
+
+with one:
+    one_stone()
 
 with many:
     st.write(

@@ -44,7 +44,8 @@ else:
         "CSV files of new appraisals (UTF-8, `,` or `;`, columns in any order; appraised_on optional)",
         type=["csv", "txt"],
         accept_multiple_files=True,
-        key="appraisal_files",
+        # A new key after each store empties the box, so a stored file is not previewed again.
+        key=f"appraisal_files-{st.session_state.get('uploads', 0)}",
     )
     previews = st.session_state.setdefault("previews", {})
     for uploaded in files or []:
@@ -82,7 +83,10 @@ else:
             if not result.notes.empty:
                 st.markdown("**Measurements set aside** (stored as missing; the row is kept):")
                 st.dataframe(
-                    views.in_words(result.notes), hide_index=True, width="stretch", key=f"notes-{uploaded.file_id}"
+                    views.in_words(result.notes),
+                    hide_index=True,
+                    width="stretch",
+                    key=f"notes-{uploaded.file_id}",
                 )
             if preview.n_duplicates:
                 st.markdown("**Rows already stored** (not stored again):")
@@ -126,6 +130,7 @@ else:
                         start=lambda why: start_retrain(svc, why),
                     )
                     previews.pop(uploaded.file_id, None)
+                    st.session_state["uploads"] = st.session_state.get("uploads", 0) + 1
                     notice("success", " ".join(submission.sentences()))
                     st.rerun()
 
@@ -144,8 +149,11 @@ def latest_run() -> None:
         st.info("No retrain has run yet.")
         return
     if run.status == "running":
+        st.session_state["watching"] = run.id
         st.status(views.headline(run), state="running")
         return
+    if st.session_state.pop("watching", None) == run.id:
+        st.rerun(scope="app")  # the run just ended: refresh the version table and the rest
     (st.success if run.promoted else st.warning)(views.headline(run))
     if run.candidate_metrics:
         st.dataframe(views.comparison(run), hide_index=True, width="stretch", key="comparison")

@@ -222,6 +222,15 @@ def test_price_a_list_puts_unpriced_rows_first_with_dollars_and_notes(
     assert "python" not in texts(app) and "predict" not in texts(app)
 
 
+def test_a_decimal_comma_gets_a_hint(dashboard_env: Settings) -> None:
+    app = run(PRICE)
+    csv = b"carat,cut,color,clarity\n2,02,Good,E,VS1\n"
+    app.file_uploader(key="price_list").set_value(("stones.csv", csv, "text/csv"))
+    app = rerun(app)
+    table = frame(app, "Estimate")
+    assert "a decimal comma (2,02) splits a number in two" in table.iloc[0, -1]
+
+
 def test_a_model_promoted_elsewhere_is_used_on_the_next_quote(dashboard_env: Settings) -> None:
     pipeline = Pipeline.from_settings(dashboard_env)
     pipeline.retrain(force=True)
@@ -265,7 +274,7 @@ def test_upload_preview_store_and_retrain_in_the_background(
     batch.loc[batch.index[1], "price"] = -3
     batch.loc[batch.index[2], "x"] = 0
     app = unlock(run(APPRAISALS))
-    app.file_uploader(key="appraisal_files").set_value(("new.csv", csv_bytes(batch), "text/csv"))
+    app.file_uploader[0].set_value(("new.csv", csv_bytes(batch), "text/csv"))
     app = rerun(app)
     shown = metrics(app)
     assert (shown["Appraisals to store"], shown["Rows rejected"]) == ("98", "2")
@@ -344,9 +353,7 @@ def test_locking_expert_mode_locks_everything(
     dashboard_env: Settings, appraisals: pd.DataFrame
 ) -> None:
     app = unlock(run(APPRAISALS))
-    app.file_uploader(key="appraisal_files").set_value(
-        ("new.csv", csv_bytes(appraisals.iloc[2000:2300]), "text/csv")
-    )
+    app.file_uploader[0].set_value(("new.csv", csv_bytes(appraisals.iloc[2000:2300]), "text/csv"))
     app = rerun(app)
     assert any(b.key and b.key.startswith("store-") for b in app.button)
     assert any(b.key == "export_rejected" for b in app.get("download_button"))
@@ -363,7 +370,7 @@ def test_a_market_move_shows_in_the_preview_and_the_performance_page(
     moved = appraisals.iloc[:1500].copy()
     moved["price"] = (moved["price"] * 1.15 * np.exp(rng.normal(0, 0.02, len(moved)))).round(0)
     app = unlock(run(APPRAISALS))
-    app.file_uploader(key="appraisal_files").set_value(
+    app.file_uploader[0].set_value(
         ("march.csv", csv_bytes(dated(moved, pd.Timestamp("2026-03-01").date())), "text/csv")
     )
     app = rerun(app)
