@@ -220,6 +220,12 @@ def fit_pricing_model(
     return model, trials
 
 
+def estimates(model: PricingModel, appraisals: pd.DataFrame, level: float) -> np.ndarray:
+    """The model's price for each appraisal at the market level of its own month."""
+    found = price_estimate(model, stone_columns(appraisals), level, months=months_of(appraisals))
+    return found.price
+
+
 def evaluate(model: PricingModel, appraisals: pd.DataFrame, level: float) -> dict[str, float]:
     """Accuracy and range coverage on `appraisals` the model must not have seen, each priced at the
     market level of its own month (the latest the model knows, for months after its data)."""
