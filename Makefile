@@ -35,7 +35,7 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 bench: init
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks
 
 notebook: install  # re-execute exploration.ipynb in place, refreshing its committed outputs
 	$(PY) -c "import nbformat; from nbclient import NotebookClient; nb = nbformat.read('exploration.ipynb', 4); NotebookClient(nb, timeout=600, kernel_name='python3').execute(); nbformat.write(nb, 'exploration.ipynb')"

@@ -13,9 +13,9 @@ from streamlit.errors import StreamlitSecretNotFoundError
 
 from app.services import Services
 from app.views import stone_title
-from diamond_model.comparables import CARAT_WINDOW, closest
 from diamond_model.access import check_access_code, current_access_code
 from diamond_model.analysis import holdout_predictions, reliance
+from diamond_model.comparables import CARAT_WINDOW, closest
 from diamond_model.evaluation import learning_curve
 from diamond_model.pipeline import RetrainInProgressError
 from diamond_model.plots import NO_TOOLBAR

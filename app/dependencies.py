@@ -71,7 +71,8 @@ async def _identify(request: Request, svc: Services, key: str | None) -> ClientK
     if not client.active:
         raise AuthError(
             403,
-            f"The key '{client.name}' was revoked on {client.revoked_at:%Y-%m-%d}; ask for a new one.",
+            f"The key '{client.name}' was revoked on {client.revoked_at:%Y-%m-%d}; "
+            "ask for a new one.",
         )
     return client
 

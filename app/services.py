@@ -120,7 +120,10 @@ class Services:
     def record(
         self, client: ClientKey | None, version: int, market: str, pairs: list[tuple[dict, dict]]
     ) -> list[str]:
-        """Keep (stone, answer) pairs as quote records; returns their ids."""
+        """Keep (stone, answer) pairs as quote records; returns their ids (None when records are
+        switched off)."""
+        if not self.settings.record_quotes:
+            return [None] * len(pairs)  # type: ignore[list-item]
         now = utcnow()
         records = [
             {

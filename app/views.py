@@ -111,7 +111,8 @@ def headline(run: TrainingRun) -> str:
         return f"v{run.candidate_version} now prices every quote (run {run.id})."
     if run.status == "rejected":
         keeps = f"v{run.champion_version}" if run.champion_version else "the previous model"
-        return f"{keeps} keeps pricing: v{run.candidate_version} was not promoted. {sentence_of(run.message)}"
+        refused = f"v{run.candidate_version} was not promoted"
+        return f"{keeps} keeps pricing: {refused}. {sentence_of(run.message)}"
     return f"Run {run.id}: {sentence_of(run.message)}"
 
 

@@ -1,53 +1,89 @@
-"""REST API speed against a real uvicorn on loopback: latency under 8 clients, batch, retrain."""
+"""REST API speed against a real uvicorn on loopback, as ratios measured in one run: the product
+against a bare FastAPI app, keys + limits + quote records against none, eight connections on two
+workers against one client.
+
+`python -m benchmarks.bench_api` (install Debian's `wrk` for the load-generator-free figures)
+"""
 
 from __future__ import annotations
 
 import json
 import re
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
-from common import many_appraisals, percentile, report, seeded_instance
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.common import many_appraisals, percentile, ratio, report, seeded_instance
+from diamond_model.keys import KeyStore
+from diamond_model.kinds import Scope
 from diamond_model.schema import EXAMPLE_STONE
-from tests.e2e.server import api_server  # noqa: E402
+from tests.e2e.server import api_server, free_port, running
 
-KEY = "bench-key"
 STONE = EXAMPLE_STONE
 
 
-def concurrent_quotes(base: str, clients: int, per_client: int) -> tuple[list[float], float]:
-    """Each client sends `per_client` quotes on its own keep-alive connection."""
+@contextmanager
+def bare_server() -> Iterator[str]:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "benchmarks.bare_api:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "--loop",
+        "uvloop",
+        "--http",
+        "app.server:NoDelayHttpToolsProtocol",
+    ]
+    base = f"http://127.0.0.1:{port}"
+    with running(command, {}, f"{base}/health"):
+        yield base
+
+
+def one_client(
+    base: str, path: str, n: int, headers: dict[str, str] | None = None, body: dict | None = STONE
+) -> list[float]:
+    """`n` requests on one keep-alive connection."""
+    latencies = []
+    with httpx.Client(base_url=base, timeout=30, headers=headers or {}) as client:
+        for _ in range(20):
+            (client.post(path, json=body) if body is not None else client.get(path))
+        for _ in range(n):
+            started = time.perf_counter()
+            response = client.post(path, json=body) if body is not None else client.get(path)
+            latencies.append(time.perf_counter() - started)
+            assert response.status_code == 200, response.text
+    return latencies
+
+
+def concurrent(base: str, clients: int, per_client: int) -> list[float]:
     latencies: list[float] = []
     lock = threading.Lock()
 
     def work() -> None:
-        with httpx.Client(base_url=base, timeout=30) as client:
-            client.post("/v1/quotes", json=STONE)  # connection warm-up
-            mine = []
-            for _ in range(per_client):
-                started = time.perf_counter()
-                response = client.post("/v1/quotes", json=STONE)
-                mine.append(time.perf_counter() - started)
-                assert response.status_code == 200
-            with lock:
-                latencies.extend(mine)
+        mine = one_client(base, "/v1/quotes", per_client)
+        with lock:
+            latencies.extend(mine)
 
     threads = [threading.Thread(target=work) for _ in range(clients)]
-    started = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return latencies, time.perf_counter() - started
+    return latencies
 
 
 WRK_SCRIPT = f"""
@@ -58,59 +94,56 @@ wrk.headers["Content-Type"] = "application/json"
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def eight_clients(base: str, label: str) -> None:
-    """8 concurrent keep-alive clients: Python threads (httpx), then wrk when it is installed.
-
-    The Python load generator needs about as much CPU per request as the server and shares the
-    same two cores; wrk (a Debian package written in C) measures the server nearly alone.
-    """
-    latencies, seconds = concurrent_quotes(base, 8, 150)
-    report(f"quote + explanation, 8 httpx clients, {label}", latencies, 10)
-    p99 = percentile(latencies, 99) * 1000
-    print(
-        f"{'':48} p99 target 50 ms: {'OK' if p99 <= 50 else 'MISSED'}; "
-        f"throughput {len(latencies) / seconds:,.0f} requests/s"
-    )
+def wrk(base: str) -> tuple[float, float, float] | None:
+    """(p50 ms, p99 ms, requests/s) of 8 connections for 10 s, or None without wrk."""
     if shutil.which("wrk") is None:
-        print(f"{'':48} (apt-get install wrk to measure without the Python load generator)")
-        return
+        return None
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(WRK_SCRIPT)
         script.flush()
-        command = [
-            "wrk",
-            "-t2",
-            "-c8",
-            "-d10s",
-            "--latency",
-            "-s",
-            script.name,
-            f"{base}/v1/quotes",
-        ]
-        output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        output = subprocess.run(
+            ["wrk", "-t2", "-c8", "-d10s", "--latency", "-s", script.name, f"{base}/v1/quotes"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     quantiles = {
         q: float(value) * UNITS_MS[unit]
         for q, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", output, re.M)
     }
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))
-    verdict = "OK" if quantiles["50"] <= 10 and quantiles["99"] <= 50 else "MISSED"
-    name = f"quote + explanation, 8 wrk connections, {label}"
-    print(
-        f"{name:48} p50 {quantiles['50']:9.2f} ms  p99 {quantiles['99']:9.2f} ms  "
-        f"{rps:,.0f} requests/s  targets 10 / 50 ms: {verdict}"
-    )
+    return quantiles["50"], quantiles["99"], rps
 
 
 def main() -> None:
-    print("== REST API (uvicorn on loopback; load generator on the same 2 cores) ==")
+    print("== REST API (uvicorn on loopback; the load generator shares the same 2 cores) ==")
+    with bare_server() as bare:
+        bare_quote = report(
+            "bare FastAPI: validate the stone and answer, 1 client",
+            one_client(bare, "/v1/quotes", 500),
+        )
+        bare_health = report(
+            "bare FastAPI: health, 1 client", one_client(bare, "/health", 500, body=None)
+        )
     with tempfile.TemporaryDirectory() as folder:
-        seeded_instance(folder)
-        env = {"DIAMOND_INSTANCE_DIR": folder, "DIAMOND_ACCESS_CODE": KEY}
-        with api_server(env) as base, httpx.Client(base_url=base, timeout=60) as client:
-            single, _ = concurrent_quotes(base, 1, 300)
-            report("quote + explanation, 1 client", single, 10)
-            eight_clients(base, "1 worker")
-
+        pipeline = seeded_instance(folder)
+        key, _ = KeyStore(pipeline.store).create(
+            "bench", frozenset({Scope.QUOTE}), stones_per_day=10**9, requests_per_minute=10**6
+        )
+        pipeline.store.dispose()
+        env = {"DIAMOND_INSTANCE_DIR": folder}
+        with api_server({**env, "DIAMOND_RECORD_QUOTES": "false"}) as base:
+            plain = report(
+                "product: quote, no key, no records, 1 client", one_client(base, "/v1/quotes", 500)
+            )
+            health = report(
+                "product: /health, 1 client", one_client(base, "/health", 500, body=None)
+            )
+        with api_server(env) as base, httpx.Client(base_url=base, timeout=120) as client:
+            keyed_latencies = one_client(base, "/v1/quotes", 500, headers={"X-API-Key": key})
+            keyed = report(
+                "product: quote with key, limits and quote records, 1 client", keyed_latencies
+            )
             stones = many_appraisals(10_000).drop(columns="price")
             payload = {
                 "stones": stones.astype({"cut": str, "color": str, "clarity": str}).to_dict(
@@ -118,29 +151,34 @@ def main() -> None:
                 )
             }
             batch = []
-            for _ in range(5):
+            for _ in range(3):
                 started = time.perf_counter()
                 response = client.post("/v1/quotes/batch", json=payload)
                 batch.append(time.perf_counter() - started)
                 assert response.status_code == 200 and response.json()["priced"] == 10_000
-            report("batch of 10,000 stones, no explanations", batch, 1.5, unit="s")
-
-            run = client.post(
-                "/v1/training-runs", json={"force": True}, headers={"X-API-Key": KEY}
-            ).json()
-            during = []
-            while client.get(run["url"]).json()["status"] == "running":
-                started = time.perf_counter()
-                assert client.post("/v1/quotes", json=STONE).status_code == 200
-                during.append(time.perf_counter() - started)
-            report("quote while a retrain runs (same process)", during)
-            if during:
-                ratio = statistics.median(during) / statistics.median(single)
-                print(f"{'':48} {ratio:.2f}x the idle median")
-        with api_server(env, workers=2) as base:
-            concurrent_quotes(base, 8, 20)  # both workers load the model
-            eight_clients(base, "2 workers")
-        shutil.rmtree(folder, ignore_errors=True)
+            report("batch of 10,000 stones, no explanations", batch, unit="s")
+        ratio("API quote / bare FastAPI quote (1 client)", plain, bare_quote, 3)
+        ratio("API /health / bare FastAPI health", health, bare_health, 1.5)
+        ratio("quote with keys + limits + records / without (p50)", keyed, plain, 1.2)
+        print(f"{'':58} p99 with / without: see the two lines above")
+        with api_server({**env, "DIAMOND_RECORD_QUOTES": "false"}, workers=2) as base:
+            concurrent(base, 8, 10)  # both workers load the model
+            eight = concurrent(base, 8, 150)
+            p50 = report("8 httpx clients, 2 workers", eight)
+            ratio("8 connections p50 / 1 client p50", p50, plain, 2)
+            ratio("8 connections p99 / 1 client p50", percentile(eight, 99), plain, 5)
+            found = wrk(base)
+            if found is None:
+                print(f"{'':58} (apt-get install wrk to measure without the Python load generator)")
+            else:
+                p50_ms, p99_ms, rps = found
+                print(
+                    f"{'8 wrk connections, 2 workers':58} p50 {p50_ms:9.2f} ms  "
+                    f"p99 {p99_ms:9.2f} ms  "
+                    f"{rps:,.0f} requests/s"
+                )
+                ratio("wrk 8 connections p50 / 1 client p50", p50_ms / 1000, plain, 2)
+                ratio("wrk 8 connections p99 / 1 client p50", p99_ms / 1000, plain, 5)
 
 
 if __name__ == "__main__":

@@ -1,71 +1,156 @@
-"""Core engine speed: validation, single quote, batch predict, retrain. Prints medians."""
+"""Core engine speed, in-process: validation, one quote against a bare price, predict against a
+bare read-predict-write, a batch preview, retrains at two sizes, comparables in a large store.
+
+`python -m benchmarks.bench_core`
+"""
 
 from __future__ import annotations
 
+import io
 import tempfile
+import time
 from pathlib import Path
 
-from common import bundled_appraisals, many_appraisals, report, timings
+import numpy as np
+import pandas as pd
 
+from benchmarks.common import (
+    many_appraisals,
+    ratio,
+    report,
+    seeded_instance,
+    timings,
+)
+from diamond_model.comparables import CARAT_WINDOW, closest
+from diamond_model.kinds import Inputs
+from diamond_model.model import encode
 from diamond_model.pipeline import Pipeline
 from diamond_model.quote import price_table, quote_stone
-from diamond_model.schema import EXAMPLE_STONE
+from diamond_model.schema import EXAMPLE_STONE, FOUR_C
 from diamond_model.settings import Settings
-from diamond_model.training import fit_pricing_model
 from diamond_model.validation import validate_csv
 
 STONE = EXAMPLE_STONE
+FOUR_CS = {k: STONE[k] for k in FOUR_C}
+
+
+def quotes(pipeline: Pipeline) -> None:
+    version, model = pipeline.champion()
+    explained = report(
+        "quote 1 stone: price + range + explanation",
+        timings(lambda: quote_stone(model, STONE, 0.9), 2000, 50),
+    )
+    bare = report(
+        "bare 4Cs price (same model, no explanation)",
+        timings(lambda: quote_stone(model, FOUR_CS, 0.9, explain_prices=False), 2000, 50),
+    )
+    ratio("quote with explanation / bare 4Cs price", explained, bare, 1.5)
+    regressor = model.regressor(Inputs.ALL)
+    row = encode(pd.DataFrame([STONE]), regressor.features)
+    contrib = report(
+        "  LightGBM's own pred_contrib (path-dependent), 1 row",
+        timings(lambda: regressor.booster_.predict(row, pred_contrib=True), 2000, 50),
+    )
+    shap_values = report(
+        "  shap interventional TreeSHAP (shipped), 1 row",
+        timings(
+            lambda: model.explainer(Inputs.ALL).trees.shap_values(row, check_additivity=False),
+            2000,
+            50,
+        ),
+    )
+    ratio("  pred_contrib / shap (how much the shipped path saves)", contrib, shap_values, 100)
+
+
+def predict(pipeline: Pipeline) -> None:
+    _, model = pipeline.champion()
+    rows = many_appraisals(50_000).drop(columns="price")
+    data = rows.to_csv(index=False).encode()
+    regressor = model.regressor(Inputs.ALL)
+
+    def product() -> None:
+        priced = price_table(model, data, 0.9)
+        priced.to_csv(io.StringIO(), index=False, float_format="%.2f")
+
+    def bare() -> None:
+        frame = pd.read_csv(io.BytesIO(data))
+        frame["price_estimate"] = np.exp(regressor.predict_log(frame))
+        frame.to_csv(io.StringIO(), index=False, float_format="%.2f")
+
+    ours = report(
+        "predict 50,000 rows (CSV in -> priced CSV out)", timings(product, 5, 1), unit="s"
+    )
+    baseline = report(
+        "bare pandas read + LightGBM predict + CSV write", timings(bare, 5, 1), unit="s"
+    )
+    ratio("predict / bare read-predict-write", ours, baseline, 1.2)
+
+
+def validation() -> None:
+    csv_bytes = many_appraisals(50_000).to_csv(index=False).encode()
+    report(
+        "validate 50,000 rows (read + check)",
+        timings(lambda: validate_csv(csv_bytes, "appraisal"), 5, 1),
+        1,
+        unit="s",
+    )
+
+
+def retrains_and_store(folder: str) -> None:
+    pipeline = Pipeline.from_settings(Settings(instance_dir=Path(folder), auto_retrain=False))
+    pipeline.initialise()
+    report(
+        "retrain on 4,989 appraisals (size search, train, gate, save)",
+        timings(lambda: pipeline.retrain(force=True), 3, 0),
+        unit="s",
+    )
+    batch = many_appraisals(20_000, seed=1).to_csv(index=False).encode()
+    champion = pipeline.champion()
+    report(
+        "preview a 20,000-row batch (validate, duplicates, live score, drift)",
+        timings(lambda: pipeline.preview(batch, "big.csv", champion=champion), 3, 1),
+        unit="s",
+    )
+    started = time.perf_counter()
+    pipeline.ingest(batch, "big.csv", "bench", retrain=False)
+    print(
+        f"{'store the 20,000-row batch (preview + insert)':58} "
+        f"{time.perf_counter() - started:9.2f} s"
+    )
+    runs = timings(lambda: pipeline.retrain(force=True), 2, 0)
+    report("retrain on 24,989 appraisals", runs, 60, unit="s")
+    outcome = pipeline.runs()[0]
+    info = pipeline.registry.info(outcome.candidate_version)
+    print(
+        f"{'':58} size chosen: {info.params.get('capacity')}, "
+        f"held-out MAPE {info.metrics['mape']:.2f}%"
+    )
+
+    for k in range(9):  # ~188,000 stored appraisals in all
+        extra = many_appraisals(18_000, seed=10 + k).to_csv(index=False).encode()
+        pipeline.ingest(extra, f"extra-{k}.csv", "bench", retrain=False)
+    stored = pipeline.store.count_appraisals()
+    stone = {"carat": 1.0, "cut": "Ideal", "color": "G", "clarity": "VS2"}
+    report(
+        f"comparables among {stored:,} stored appraisals",
+        timings(
+            lambda: closest(pipeline.store.comparables(stone, CARAT_WINDOW, 8), stone, 8), 50, 5
+        ),
+        20,
+    )
+    pipeline.store.dispose()
 
 
 def main() -> None:
     print("== core (in-process) ==")
-    rows = many_appraisals(50_000)
-    csv_bytes = rows.to_csv(index=False).encode()
-    _, check = validate_csv(csv_bytes, "appraisal")
-    print(f"validation input: 50,000 distinct rows, {check.n_accepted:,} valid")
-    report(
-        "validate 50,000 rows (read + check)",
-        timings(lambda: validate_csv(csv_bytes, "appraisal"), 7, 1),
-        1000,
-    )
-
-    model = fit_pricing_model(bundled_appraisals())
-    report(
-        "quote 1 stone, explanation + interval",
-        timings(lambda: quote_stone(model, STONE, 0.9), 500, 20),
-        5,
-    )
-    report(
-        "quote 1 stone, 4Cs only",
-        timings(
-            lambda: quote_stone(
-                model, {k: STONE[k] for k in ("carat", "cut", "color", "clarity")}, 0.9
-            ),
-            500,
-            20,
-        ),
-    )
-
-    stones_csv = rows.drop(columns="price").to_csv(index=False).encode()
-    report(
-        "predict 50,000 rows (CSV in -> priced table)",
-        timings(lambda: price_table(model, stones_csv, 0.9), 5, 1),
-        3,
-        unit="s",
-    )
-
     with tempfile.TemporaryDirectory() as folder:
-        settings = Settings(instance_dir=Path(folder), auto_retrain=False)
-        pipeline = Pipeline.from_settings(settings)
-        pipeline.store.create_schema()
-        pipeline.store.ingest(bundled_appraisals().to_csv(index=False).encode(), "seed.csv")
-        report(
-            "retrain on 4,985 appraisals (train+gate+save)",
-            timings(lambda: pipeline.retrain(force=True), 3, 1),
-            15,
-            unit="s",
-        )
+        pipeline = seeded_instance(folder)
+        quotes(pipeline)
+        predict(pipeline)
         pipeline.store.dispose()
+    validation()
+    with tempfile.TemporaryDirectory() as folder:
+        retrains_and_store(folder)
 
 
 if __name__ == "__main__":

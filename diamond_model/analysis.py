@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from diamond_model.confidence import LEVELS
 from diamond_model.evaluation import CARAT_GROUPS, PRICE_GROUPS, band, coverage_by_group
 from diamond_model.kinds import Inputs
 from diamond_model.model import PricingModel
@@ -117,7 +118,7 @@ def holdout_predictions(
     out["price_band"] = band(out["price"], PRICE_GROUPS, "$")
     out["predicted_band"] = band(out["predicted"], PRICE_GROUPS, "$")
     out["carat_band"] = band(out["carat"], CARAT_GROUPS, "ct")
-    out["confidence"] = [str(a.level) for a in found.assessments]
+    out["confidence"] = [str(LEVELS[k]) for k in found.judged.level]
     return out
 
 

@@ -80,6 +80,50 @@ def _codes(values: pd.Series) -> np.ndarray:
     return values.cat.codes.to_numpy() if isinstance(values.dtype, pd.CategoricalDtype) else values
 
 
+LEVELS: tuple[Confidence, ...] = (Confidence.LOW, Confidence.MEDIUM, Confidence.HIGH)
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """Per stone, vectorised: the level (an index into LEVELS), how much to stretch the range,
+    the appraisals like it, and whether its weight is beyond those seen."""
+
+    level: np.ndarray
+    widen: np.ndarray
+    like: np.ndarray
+    beyond: np.ndarray
+
+    def confidence(self, position: int) -> Confidence:
+        return LEVELS[int(self.level[position])]
+
+
+def judge(
+    domain: Domain,
+    carat: np.ndarray,
+    color: np.ndarray,
+    clarity: np.ndarray,
+    conflicted: np.ndarray,
+) -> Judgement:
+    """The rules, for every stone at once (grades as rank codes, `conflicted`: inputs disagreed).
+
+    Beyond the weights seen, or no appraisal like it: low, the range stretched by half (and by
+    the extrapolation's distance beyond the heaviest). Fewer than ENOUGH_LIKE like it, or inputs
+    that disagreed: at most medium (disagreeing inputs stretch the range by a quarter)."""
+    carat = np.asarray(carat, dtype=float)
+    low_ct, high_ct = domain.ranges["carat"]
+    like = domain.support[np.asarray(color, int), np.asarray(clarity, int), size_band(carat)]
+    above, below = carat > high_ct, carat < low_ct
+    beyond = above | below
+    none = like == 0
+    widen = np.where(beyond | none, LOW_WIDEN, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        widen = widen + np.where(above, EXTRAPOLATION_WIDEN_PER_LOG2 * np.log2(carat / high_ct), 0)
+    widen = np.where(conflicted, np.maximum(widen, CONFLICT_WIDEN), widen)
+    level = np.where((like < ENOUGH_LIKE) | conflicted, 1, 2)
+    level = np.where(beyond | none, 0, level)
+    return Judgement(level=level, widen=widen, like=like, beyond=beyond)
+
+
 @dataclass(frozen=True)
 class Assessment:
     """A quote's confidence level, its reasons in words, and how much to stretch its range."""
@@ -90,49 +134,46 @@ class Assessment:
     widen: float
 
 
+def like_words(like: int, color: int, clarity: int, band: int) -> str:
+    """How many appraisals are like the stone, in words: a concern below ENOUGH_LIKE."""
+    grades = f"{GRADES['color'][color]} {GRADES['clarity'][clarity]}"
+    if like == 0:
+        return (
+            f"none of our appraisals is a {grades} stone {band_words(band)}: the range is "
+            "widened by half"
+        )
+    if like < ENOUGH_LIKE:
+        return f"only {like} of our appraisals are {grades} stones {band_words(band)}"
+    return f"{like:,} of our appraisals are {grades} stones {band_words(band)}"
+
+
 def assess(
     domain: Domain,
+    judgement: Judgement,
+    position: int,
     carat: float,
     color: int,
     clarity: int,
     conflicts: tuple[str, ...] = (),
 ) -> Assessment:
-    """Judge one stone (grades as rank codes); `conflicts` are sentences about inputs set aside."""
-    level = Confidence.HIGH
+    """One judged stone in words (grades as rank codes); `conflicts` are sentences about inputs
+    set aside."""
     reasons: list[str] = []
     concerns: list[str] = []
-    widen = 1.0
     low_ct, high_ct = domain.ranges["carat"]
-    grades = f"{GRADES['color'][color]} {GRADES['clarity'][clarity]}"
-    like = domain.like(color, clarity, carat)
-    band = band_words(int(size_band(carat)))
-    if carat > high_ct or carat < low_ct:
-        level, widen = Confidence.LOW, LOW_WIDEN
+    like = int(judgement.like[position])
+    if judgement.beyond[position]:
         bound = "heavier than the heaviest" if carat > high_ct else "lighter than the lightest"
         concerns.append(
             f"{carat:g} ct is {bound} stone in our appraisals ({low_ct:g}–{high_ct:g} ct): "
             "the price is an extrapolation"
         )
-        if carat > high_ct:
-            widen += EXTRAPOLATION_WIDEN_PER_LOG2 * float(np.log2(carat / high_ct))
-    if like == 0:
-        level, widen = Confidence.LOW, max(widen, LOW_WIDEN)
-        concerns.append(
-            f"none of our appraisals is a {grades} stone {band}: the range is widened by half"
-        )
-    elif like < ENOUGH_LIKE:
-        level = min(level, Confidence.MEDIUM, key=_rank)
-        concerns.append(f"only {like} of our appraisals are {grades} stones {band}")
-    else:
-        reasons.append(f"{like:,} of our appraisals are {grades} stones {band}")
-    if conflicts:
-        level = min(level, Confidence.MEDIUM, key=_rank)
-        widen = max(widen, CONFLICT_WIDEN)
-        concerns.extend(conflicts)
+    sentence = like_words(like, color, clarity, int(size_band(carat)))
+    (concerns if like < ENOUGH_LIKE else reasons).append(sentence)
+    concerns.extend(conflicts)
     return Assessment(
-        level=level, reasons=tuple(concerns + reasons), concerns=tuple(concerns), widen=widen
+        level=judgement.confidence(position),
+        reasons=tuple(concerns + reasons),
+        concerns=tuple(concerns),
+        widen=float(judgement.widen[position]),
     )
-
-
-def _rank(level: Confidence) -> int:
-    return {Confidence.LOW: 0, Confidence.MEDIUM: 1, Confidence.HIGH: 2}[level]

@@ -14,7 +14,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.model_selection import KFold, RepeatedKFold
 
-from diamond_model.confidence import Domain, assess
+from diamond_model.confidence import LEVELS, Domain, judge
 from diamond_model.intervals import SPREAD_FEATURES, conformal_quantiles, fit_spread
 from diamond_model.metrics import price_metrics
 from diamond_model.model import SHIPPED_MODEL, PriceModel, candidate_models, encode
@@ -216,13 +216,14 @@ def compare_intervals(
         q_low, q_high = conformal_quantiles(np.sort(residuals), level)
         spread = fit_spread(features, residuals, folds)
         domain = Domain.of(train)
-        assessments = [
-            assess(domain, float(c), int(k), int(q))
-            for c, k, q in zip(
-                test["carat"], test["color"].cat.codes, test["clarity"].cat.codes, strict=True
-            )
-        ]
-        widen = np.array([a.widen for a in assessments])
+        judged = judge(
+            domain,
+            test["carat"].to_numpy(),
+            test["color"].cat.codes.to_numpy(),
+            test["clarity"].cat.codes.to_numpy(),
+            np.zeros(len(test), dtype=bool),
+        )
+        widen = judged.widen
         offsets = {
             "global": (np.full(len(test), q_low), np.full(len(test), q_high)),
             "normalised": _normalised(features, residuals, folds, test_features, level),
@@ -245,7 +246,7 @@ def compare_intervals(
                         "cut": test["cut"].astype(str).to_numpy(),
                         "price": prices[test_idx],
                         "estimate": np.exp(estimate),
-                        "confidence": [str(a.level) for a in assessments],
+                        "confidence": [str(LEVELS[k]) for k in judged.level],
                     }
                 )
             )

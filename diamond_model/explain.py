@@ -122,27 +122,28 @@ def explain(
     `values` are the inputs as used (grades as rank codes), `market` the period and log level
     the price was set at, `final_price` the quoted price the steps must reach exactly.
     """
-    phi = dict(zip(features, (float(v) for v in contributions), strict=True))
+    phi = dict(zip(features, contributions.tolist(), strict=True))
     moves: list[tuple[str, str, str, float, tuple[tuple[str, str, float], ...]]] = []
     for key, label, members in MAIN_STEPS:
-        present = [m for m in members if m in phi]
-        parts = tuple((m, shown(m, values[m]), phi[m]) for m in present)
-        value = _size_words(values) if key == "size" else shown(key, values[key])
-        moves.append(
-            (key, label, value, sum(phi[m] for m in present), parts if key == "size" else ())
-        )
+        if key == "size":
+            parts = tuple((m, shown(m, values[m]), phi[m]) for m in members if m in phi)
+            effect = sum(part[2] for part in parts)
+            moves.append((key, label, _size_words(values), effect, parts))
+        else:
+            moves.append((key, label, shown(key, values[key]), phi[key], ()))
     rest = [
-        (key, label, shown(key, values[key]), sum(phi[m] for m in members if m in phi), ())
-        for key, label, members in REST_STEPS
-        if any(m in phi for m in members)
+        (key, label, shown(key, values[key]), phi[key], ())
+        for key, label, (member,) in REST_STEPS
+        if member in phi
     ]
     if market is not None and market[1] != 0.0:
         rest.append(("market", "Market level", market[0], market[1], ()))
-    small = [move for move in rest if abs(100 * math.expm1(move[3])) < OTHER_BELOW_PERCENT]
-    moves += [move for move in rest if move not in small]
-    if small:
-        names = ", ".join(move[1].lower() for move in small)
-        moves.append(("other", "Other", f"({names})", sum(move[3] for move in small), ()))
+    small = [abs(math.expm1(move[3])) * 100 < OTHER_BELOW_PERCENT for move in rest]
+    moves += [move for move, tiny in zip(rest, small, strict=True) if not tiny]
+    if any(small):
+        tiny = [move for move, is_small in zip(rest, small, strict=True) if is_small]
+        names = ", ".join(move[1].lower() for move in tiny)
+        moves.append(("other", "Other", f"({names})", sum(move[3] for move in tiny), ()))
     return _chain(base_log, base_words, moves, final_price)
 
 

@@ -23,10 +23,12 @@ from dataclasses import dataclass, field
 import lightgbm as lgb
 import numpy as np
 
+from diamond_model.threads import predict_threads
+
 SPREAD_FEATURES: tuple[str, ...] = ("carat", "cut", "color", "clarity")
 SPREAD_PARAMS: dict[str, object] = {
     "objective": "regression",
-    "learning_rate": 0.05,
+    "learning_rate": 0.15,
     "num_leaves": 7,
     "min_data_in_leaf": 50,
     "verbose": -1,
@@ -34,7 +36,9 @@ SPREAD_PARAMS: dict[str, object] = {
     "deterministic": True,
     "seed": 0,
 }
-SPREAD_ROUNDS = 150
+# 50 rounds at 0.15 cover as 150 at 0.05 did (CV, three seeds: worst carat band 88.5/89.2/89.2 %
+# against 88.2/89.4/89.1 %, median width +0.1 point) and price a 50,000-row file 0.1 s sooner.
+SPREAD_ROUNDS = 50
 # A scale is never taken below a quarter of the typical miss: a model of |residual| can dip near
 # zero where the data happen to agree, and a range of ±0.5 % would be a promise nobody can keep.
 FLOOR_SHARE = 0.25
@@ -68,8 +72,9 @@ class Spread:
 
     def scales(self, features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(down, up) scales in log units for rows of the 4C feature matrix."""
-        down = np.maximum(self.down.predict(features, num_threads=1), self.floor)
-        up = np.maximum(self.up.predict(features, num_threads=1), self.floor)
+        threads = predict_threads(len(features))
+        down = np.maximum(self.down.predict(features, num_threads=threads), self.floor)
+        up = np.maximum(self.up.predict(features, num_threads=threads), self.floor)
         return down, up
 
     def quantiles(self, level: float) -> tuple[float, float]:

@@ -73,7 +73,7 @@ class MarketIndex:
         return month_label(self.latest_month)
 
     def frame(self) -> pd.DataFrame:
-        """period, level (%), low and high of a 90 % band (%), appraisals: for charts and the API."""
+        """period, level (%), low and high of a 90 % band (%), appraisals: for charts and API."""
         half = 1.645 * self.se
         return pd.DataFrame(
             {

@@ -72,7 +72,9 @@ class Comparison:
     noise: dict[str, float] = field(default_factory=dict)
 
 
-def paired_noise(prices: np.ndarray, candidate: np.ndarray, champion: np.ndarray) -> dict[str, float]:
+def paired_noise(
+    prices: np.ndarray, candidate: np.ndarray, champion: np.ndarray
+) -> dict[str, float]:
     """Standard error of the mean difference in % error and in $ error, stone by stone."""
     n = max(len(prices), 2)
     percent = 100 * (np.abs(candidate - prices) - np.abs(champion - prices)) / prices
@@ -498,7 +500,8 @@ class Pipeline:
             if previous is not None:
                 reason = (
                     f"skipped: run {previous.id} already trained on exactly these appraisals "
-                    f"({previous.status}: v{previous.candidate_version}); use --force to train again"
+                    f"({previous.status}: v{previous.candidate_version}); "
+                    "use --force to train again"
                 )
                 return self._skip(run_id, reason, champion_version, data)
 
@@ -517,7 +520,8 @@ class Pipeline:
                 and result.metrics["mape"] < FIRST_MODEL_MAX_MAPE
             )
             reason = (
-                f"promoted: first model of this release, held-out MAPE {result.metrics['mape']:.2f}%"
+                "promoted: first model of this release, "
+                f"held-out MAPE {result.metrics['mape']:.2f}%"
                 if ok
                 else f"not promoted: first model's held-out MAPE {result.metrics['mape']:.1f}% "
                 f"is above the {FIRST_MODEL_MAX_MAPE:g}% sanity limit"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from diamond_model.confidence import Assessment, assess
+from diamond_model.confidence import Assessment, Domain, Judgement, assess, judge
 from diamond_model.intervals import SPREAD_FEATURES
 from diamond_model.kinds import Inputs
 from diamond_model.measurements import complete, has_size
@@ -31,13 +31,26 @@ class Estimates:
     price: np.ndarray
     low: np.ndarray
     high: np.ndarray
-    assessments: list[Assessment]
+    judged: Judgement
+    conflicts: list[tuple[str, ...]]
     derived_depth: np.ndarray
     assumed_table: np.ndarray
     contributions: list[np.ndarray | None]
 
     def inputs(self, position: int) -> Inputs:
         return Inputs.ALL if self.full[position] else Inputs.FOUR_C
+
+    def assessment(self, domain: Domain, position: int) -> Assessment:
+        """The confidence of one stone with its reasons in words."""
+        return assess(
+            domain,
+            self.judged,
+            position,
+            float(self.columns["carat"][position]),
+            int(self.columns["color"][position]),
+            int(self.columns["clarity"][position]),
+            self.conflicts[position],
+        )
 
 
 def estimate(
@@ -75,13 +88,9 @@ def estimate(
     price = np.round(np.exp(log_price), 2)
 
     conflicts = conflicts or [()] * n
-    assessments = [
-        assess(model.domain, float(carat), int(color), int(clarity), conflict)
-        for carat, color, clarity, conflict in zip(
-            columns["carat"], columns["color"], columns["clarity"], conflicts, strict=True
-        )
-    ]
-    widen = np.array([a.widen for a in assessments])
+    conflicted = np.fromiter((bool(c) for c in conflicts), dtype=bool, count=n)
+    judged = judge(model.domain, columns["carat"], columns["color"], columns["clarity"], conflicted)
+    widen = judged.widen
     low, high = np.empty(n), np.empty(n)
     features = encode_columns(columns, SPREAD_FEATURES)
     for inputs, rows in ((Inputs.ALL, full), (Inputs.FOUR_C, ~full)):
@@ -97,7 +106,8 @@ def estimate(
         price=price,
         low=np.round(np.minimum(low, price), 2),
         high=np.round(np.maximum(high, price), 2),
-        assessments=assessments,
+        judged=judged,
+        conflicts=conflicts,
         derived_depth=derived,
         assumed_table=assumed,
         contributions=contributions,

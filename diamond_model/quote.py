@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from diamond_model.confidence import ENOUGH_LIKE, LEVELS, like_words, size_band
 from diamond_model.csvfile import read_csv
-from diamond_model.explain import Explanation, explain, stone_words
+from diamond_model.explain import Explanation, explain
 from diamond_model.kinds import Confidence, Inputs
 from diamond_model.measurements import Finding
 from diamond_model.model import PricingModel
@@ -84,33 +85,43 @@ class QuoteBatch:
     def __iter__(self) -> Iterator[tuple[int, Quote]]:
         return iter(zip(self.positions.tolist(), self.quotes, strict=True))
 
-    def to_frame(self) -> pd.DataFrame:
-        """The output columns, one row per input row, in input order; blanks where not priced."""
-        out = pd.DataFrame(
-            {
-                "price_estimate": np.full(self.n_rows, np.nan),
-                "price_low": np.full(self.n_rows, np.nan),
-                "price_high": np.full(self.n_rows, np.nan),
-                "confidence": [""] * self.n_rows,
-                "warnings": [""] * self.n_rows,
-                "error": [""] * self.n_rows,
-            }
-        )
-        if self.quotes:
-            rows = self.positions
-            out.loc[rows, "price_estimate"] = [q.price for q in self.quotes]
-            out.loc[rows, "price_low"] = [q.low for q in self.quotes]
-            out.loc[rows, "price_high"] = [q.high for q in self.quotes]
-            out.loc[rows, "confidence"] = [str(q.confidence) for q in self.quotes]
-            out.loc[rows, "warnings"] = ["; ".join(q.warnings) for q in self.quotes]
-        for position, message in self.errors.items():
-            out.loc[position, "error"] = message
-        return out
-
 
 def _note_sentence(finding: Finding) -> str:
     _, column, value, reason = finding
     return f"measurements {value}: {reason}" if column == "x,y,z" else reason
+
+
+@dataclass(frozen=True)
+class _Priced:
+    """Checked rows priced together, with what each row's quote is built from."""
+
+    columns: dict[str, np.ndarray]
+    notes: dict[int, list[Finding]]  # by position among the priced rows; most rows have none
+    found: Estimates
+    market: MarketLevel
+    implied: np.ndarray
+
+
+def _price(
+    model: PricingModel, checked: Checked, rows: np.ndarray, level: float, explain_prices: bool
+) -> _Priced:
+    """Price the checked rows at `rows` (all of them valid)."""
+    columns = {name: checked.columns[name][rows] for name in STONE_COLUMNS}
+    n = len(rows)
+    notes: dict[int, list[Finding]] = {}
+    if checked.notes:
+        where = dict(zip(rows.tolist(), range(n), strict=True))
+        for finding in checked.notes:
+            if finding[0] in where:
+                notes.setdefault(where[finding[0]], []).append(finding)
+    conflicts: list[tuple[str, ...]] = [()] * n
+    for k, found in notes.items():
+        conflicts[k] = _conflicts(found)
+    found = estimate(model, columns, level, conflicts=conflicts, explain=explain_prices)
+    market = MarketLevel(
+        period=model.market.latest_label, percent=100 * float(np.expm1(model.market.latest_level))
+    )
+    return _Priced(columns, notes, found, market, checked.implied_carat[rows])
 
 
 def _quotes(
@@ -121,23 +132,22 @@ def _quotes(
     explain_prices: bool,
 ) -> list[Quote]:
     """Quotes for the checked rows at `rows` (all of them valid)."""
-    columns = {name: checked.columns[name][rows] for name in STONE_COLUMNS}
-    n = len(rows)
-    notes: list[list[Finding]] = [[] for _ in range(n)]
-    where = {position: k for k, position in enumerate(rows.tolist())}
-    for finding in checked.notes:
-        if finding[0] in where:
-            notes[where[finding[0]]].append(finding)
-    conflicts = [_conflicts(found) for found in notes]
-    found = estimate(model, columns, level, conflicts=conflicts, explain=explain_prices)
-    market = MarketLevel(
-        period=model.market.latest_label, percent=100 * float(np.expm1(model.market.latest_level))
-    )
-    implied = checked.implied_carat[rows]
-    return [
-        _quote(model, found, k, columns, notes[k], level, market, explain_prices, implied[k])
-        for k in range(n)
-    ]
+    priced = _price(model, checked, rows, level, explain_prices)
+    return [_quote(model, priced, k, level, explain_prices) for k in range(len(rows))]
+
+
+def _plain(model: PricingModel, priced: _Priced) -> np.ndarray:
+    """Rows whose only possible warning is how many appraisals are like them: every input used
+    and inside what the model has seen, nothing set aside, assumed or conflicting (conflicts come
+    with notes). Their file columns need no Quote object."""
+    found = priced.found
+    plain = found.full & ~found.assumed_table & ~found.judged.beyond
+    plain[list(priced.notes)] = False
+    for name in MEASUREMENTS:
+        low, high = model.domain.ranges.get(name, (-np.inf, np.inf))
+        values = priced.columns[name]
+        plain &= (values >= low) & (values <= high)
+    return plain
 
 
 def _conflicts(notes: list[Finding]) -> tuple[str, ...]:
@@ -155,16 +165,9 @@ def _conflicts(notes: list[Finding]) -> tuple[str, ...]:
 
 
 def _quote(
-    model: PricingModel,
-    found: Estimates,
-    k: int,
-    columns: dict[str, np.ndarray],
-    notes: list[Finding],
-    level: float,
-    market: MarketLevel,
-    explain_prices: bool,
-    implied: float,
+    model: PricingModel, priced: _Priced, k: int, level: float, explain_prices: bool
 ) -> Quote:
+    found, columns, notes = priced.found, priced.columns, priced.notes.get(k, [])
     inputs = found.inputs(k)
     set_aside = tuple(
         axis for _, column, _, _ in notes for axis in column.split(",") if axis in MEASUREMENTS
@@ -184,11 +187,12 @@ def _quote(
     elif found.assumed_table[k]:
         warnings.append(f"table not given: the typical {model.typical['table']:g} % was assumed")
     warnings += _outside(model, columns, k, inputs)
-    assessment = found.assessments[k]
+    assessment = found.assessment(model.domain, k)
     warnings += [c for c in assessment.concerns if c not in warnings and "millimetres" not in c]
     explanation = None
     if explain_prices:
-        explanation = _explanation(model, found, k, columns, inputs, market)
+        explanation = _explanation(model, found, k, columns, inputs, priced.market)
+    implied = priced.implied[k]
     return Quote(
         price=float(found.price[k]),
         low=float(found.low[k]),
@@ -200,7 +204,7 @@ def _quote(
         warnings=tuple(warnings),
         confidence=assessment.level,
         reasons=assessment.reasons,
-        market=market,
+        market=priced.market,
         carat=float(columns["carat"][k]),
         implied_carat=None if np.isnan(implied) else round(float(implied), 2),
         explanation=explanation,
@@ -238,16 +242,29 @@ def _explanation(
     features = list(regressor.features)
     explainer = model.explainer(inputs)
     values = {name: float(found.columns[name][k]) for name in features}
-    typical = {name: model.typical[name] for name in features}
     return explain(
         explainer.base_log,
         found.contributions[k],
         features,
         values,
-        base_words=f"a typical stone in our appraisals ({stone_words(typical)})",
+        base_words=f"a typical stone in our appraisals ({explainer.typical_words})",
         market=(market.period, float(found.market_log[k])),
         final_price=float(found.price[k]),
     )
+
+
+def _cells(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    return {
+        str(name).strip().lower(): frame.iloc[:, k].to_numpy(dtype=object)
+        for k, name in enumerate(frame.columns)
+    }
+
+
+def _errors(checked: Checked) -> dict[int, str]:
+    errors: dict[int, str] = {}
+    for position, _, _, reason in checked.problems:
+        errors[position] = f"{errors[position]}; {reason}" if position in errors else reason
+    return errors
 
 
 def quote_frame(
@@ -261,24 +278,71 @@ def quote_frame(
     """Validate and price every row of `frame`; rows without valid 4Cs get an error instead."""
     frame = frame.reset_index(drop=True)
     n = len(frame)
-    cells = {
-        str(name).strip().lower(): frame.iloc[:, k].to_numpy(dtype=object)
-        for k, name in enumerate(frame.columns)
-    }
-    checked = check(cells, n, "pricing", decimal_comma)
+    checked = check(_cells(frame), n, "pricing", decimal_comma)
     rows = np.flatnonzero(~checked.bad)
-    errors: dict[int, str] = {}
-    for position, _, _, reason in checked.problems:
-        errors[position] = f"{errors[position]}; {reason}" if position in errors else reason
     line_numbers = np.arange(1, n + 1) if lines is None else np.asarray(lines)
-    rejections = findings_table(checked.problems, line_numbers)
     return QuoteBatch(
         n_rows=n,
         positions=rows,
         quotes=_quotes(model, checked, rows, level, explain_prices) if len(rows) else [],
-        rejections=rejections,
-        errors=errors,
+        rejections=findings_table(checked.problems, line_numbers),
+        errors=_errors(checked),
     )
+
+
+def output_columns(
+    model: PricingModel, frame: pd.DataFrame, level: float, decimal_comma: bool = False
+) -> pd.DataFrame:
+    """The output columns for every row of `frame`, in order; blanks where a row is not priced.
+
+    The same prices, ranges, confidence and warnings as `quote_frame`'s quotes, without building
+    a Quote for the rows that need no words (most of a file): 50,000 rows in a fraction of the
+    time (`make bench`)."""
+    n = len(frame)
+    checked = check(_cells(frame.reset_index(drop=True)), n, "pricing", decimal_comma)
+    out = pd.DataFrame(
+        {
+            "price_estimate": np.full(n, np.nan),
+            "price_low": np.full(n, np.nan),
+            "price_high": np.full(n, np.nan),
+            "confidence": np.full(n, "", dtype=object),
+            "warnings": np.full(n, "", dtype=object),
+            "error": np.full(n, "", dtype=object),
+        }
+    )
+    rows = np.flatnonzero(~checked.bad)
+    if len(rows):
+        priced = _price(model, checked, rows, level, explain_prices=False)
+        found = priced.found
+        out.loc[rows, "price_estimate"] = found.price
+        out.loc[rows, "price_low"] = found.low
+        out.loc[rows, "price_high"] = found.high
+        names = np.array([str(c) for c in LEVELS], dtype=object)
+        out.loc[rows, "confidence"] = names[found.judged.level]
+        plain = _plain(model, priced)
+        worded = np.flatnonzero(~plain)
+        out.loc[rows[worded], "warnings"] = [
+            "; ".join(_quote(model, priced, k, level, False).warnings) for k in worded.tolist()
+        ]
+        few = np.flatnonzero(plain & (found.judged.like < ENOUGH_LIKE))
+        out.loc[rows[few], "warnings"] = _like_warnings(found, few)
+    errors = _errors(checked)
+    if errors:
+        out.loc[list(errors), "error"] = list(errors.values())
+    return out
+
+
+def _like_warnings(found: Estimates, positions: np.ndarray) -> list[str]:
+    """The one warning of plain rows with few appraisals like them, each wording built once."""
+    keys = zip(
+        found.judged.like[positions].tolist(),
+        found.columns["color"][positions].tolist(),
+        found.columns["clarity"][positions].tolist(),
+        size_band(found.columns["carat"][positions]).tolist(),
+        strict=True,
+    )
+    words: dict[tuple[int, int, int, int], str] = {}
+    return [words.get(key) or words.setdefault(key, like_words(*key)) for key in keys]
 
 
 def price_table(model: PricingModel, data: bytes | str, level: float) -> pd.DataFrame:
@@ -289,20 +353,19 @@ def price_table(model: PricingModel, data: bytes | str, level: float) -> pd.Data
     """
     raw = read_csv(data)
     frame = raw.frame.drop(columns=[c for c in raw.frame.columns if c in OUTPUT_COLUMNS])
-    batch = quote_frame(
-        model, frame, level, explain_prices=False, lines=raw.lines, decimal_comma=raw.decimal_comma
-    )
-    priced = pd.concat([frame.reset_index(drop=True), batch.to_frame()], axis=1)
+    frame = frame.reset_index(drop=True)
+    priced = pd.concat([frame, output_columns(model, frame, level, raw.decimal_comma)], axis=1)
+    if not raw.malformed_cells:
+        return priced
     priced["_line"] = raw.lines
-    if raw.malformed_cells:
-        width = len(frame.columns)
-        padded = [(cells + [""] * width)[:width] for cells in raw.malformed_cells]
-        extra = pd.DataFrame(padded, columns=frame.columns, dtype=object)
-        extra["price_estimate"] = extra["price_low"] = extra["price_high"] = np.nan
-        extra["confidence"] = extra["warnings"] = ""
-        extra["error"] = raw.malformed["reason"].to_numpy()
-        extra["_line"] = raw.malformed["line"].to_numpy()
-        priced = pd.concat([priced, extra], ignore_index=True)
+    width = len(frame.columns)
+    padded = [(cells + [""] * width)[:width] for cells in raw.malformed_cells]
+    extra = pd.DataFrame(padded, columns=frame.columns, dtype=object)
+    extra["price_estimate"] = extra["price_low"] = extra["price_high"] = np.nan
+    extra["confidence"] = extra["warnings"] = ""
+    extra["error"] = raw.malformed["reason"].to_numpy()
+    extra["_line"] = raw.malformed["line"].to_numpy()
+    priced = pd.concat([priced, extra], ignore_index=True)
     return priced.sort_values("_line", kind="stable").drop(columns="_line").reset_index(drop=True)
 
 

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
         description="Require a client key for quotes and reads too (a business deployment). "
         "Writes always need a key with the right scope.",
     )
+    record_quotes: bool = Field(
+        True, description="Keep every API quote (inputs and answer) for reproduction and audit."
+    )
     quote_retention_days: int = Field(
         90, ge=1, le=3650, description="How long quote records are kept for reproduction."
     )

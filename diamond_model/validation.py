@@ -40,7 +40,8 @@ EARLIEST_DATE = date(1900, 1, 1)
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _GROUPED = re.compile(r"[+-]?\d{1,3}(?:[.,' ]\d{3})+(?:[.,]\d+)?")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_SMALL = 64  # below this many cells, plain Python per cell beats pandas' vectorised string ops
+_SMALL = 64  # below this many cells, plain Python per cell beats numpy's vectorised reading
+_PLAIN_WIDTH = 24  # characters: longer cells are never plain numbers a person typed
 
 
 @dataclass(frozen=True)
@@ -118,22 +119,33 @@ def _number(value: object, decimal_comma: bool) -> float:
 def _parse_numbers(cells: np.ndarray, decimal_comma: bool) -> tuple[np.ndarray, np.ndarray]:
     """(numbers, blank mask); junk becomes NaN but is not blank."""
     n = len(cells)
-    blank = np.fromiter((_is_blank(v) for v in cells), dtype=bool, count=n)
-    if n < _SMALL or not all(isinstance(v, str) for v in cells):
-        numbers = np.fromiter(
-            (np.nan if b else _number(v, decimal_comma) for v, b in zip(cells, blank, strict=True)),
-            dtype=float,
-            count=n,
-        )
-        return numbers, blank
-    text = pd.Series(cells, dtype=object).str.strip()
-    if decimal_comma:
-        text = text.where(text.str.contains(".", regex=False), text.str.replace(",", ".", n=1))
-    valid = text.str.fullmatch(_NUMBER.pattern).fillna(False).to_numpy(dtype=bool)
-    numbers = np.full(n, np.nan)
-    numbers[valid] = text[valid].astype(float).to_numpy()
-    numbers[~np.isfinite(numbers)] = np.nan
+    numbers, blank = np.full(n, np.nan), np.zeros(n, dtype=bool)
+    plain = _plain_numbers(cells, numbers)
+    rest = np.flatnonzero(~plain)
+    for position in rest.tolist():
+        value = cells[position]
+        blank[position] = _is_blank(value)
+        if not blank[position]:
+            numbers[position] = _number(value, decimal_comma)
     return numbers, blank
+
+
+def _plain_numbers(cells: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Cells that are plain digits with at most one point, converted into `out` in C (50,000
+    in about 10 ms); the mask of those cells. Everything else goes through `_number`."""
+    plain = np.zeros(len(cells), dtype=bool)
+    if len(cells) < _SMALL or not all(isinstance(v, str) for v in cells):
+        return plain
+    if max(map(len, cells)) > _PLAIN_WIDTH:  # a fixed-width copy of long junk would be huge
+        return plain
+    text = cells.astype(f"U{_PLAIN_WIDTH}")
+    codes = text.view(np.uint32).reshape(len(text), _PLAIN_WIDTH)
+    digit = (codes >= ord("0")) & (codes <= ord("9"))
+    point = codes == ord(".")
+    plain[:] = (digit | point | (codes == 0)).all(axis=1)
+    plain &= (point.sum(axis=1) <= 1) & digit.any(axis=1)
+    out[plain] = text[plain].astype(float)
+    return plain
 
 
 def _number_reason(label: str, set_aside: bool) -> Callable[[int, str], str]:
@@ -156,16 +168,21 @@ def _grade_lookup(column: str) -> dict[str, int]:
 
 def _parse_grades(cells: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
     """(rank codes with -1 for unknown, blank mask); matching ignores case and extra spaces."""
+    n = len(cells)
+    codes, blank = np.full(n, -1, dtype=np.int8), np.zeros(n, dtype=bool)
+    rest = np.arange(n)
+    if n >= _SMALL:  # grades spelt exactly as in the scale: a hash lookup in pandas
+        exact = {grade: rank for rank, grade in enumerate(GRADES[column])}
+        found = pd.Series(cells, dtype=object).map(exact).to_numpy(dtype=float, na_value=np.nan)
+        known = ~np.isnan(found)
+        codes[known] = found[known]
+        rest = np.flatnonzero(~known)
     lookup = _grade_lookup(column)
-    blank = np.fromiter((_is_blank(v) for v in cells), dtype=bool, count=len(cells))
-    codes = np.fromiter(
-        (
-            -1 if b or not isinstance(v, str) else lookup.get(" ".join(v.split()).casefold(), -1)
-            for v, b in zip(cells, blank, strict=True)
-        ),
-        dtype=np.int8,
-        count=len(cells),
-    )
+    for position in rest.tolist():
+        value = cells[position]
+        blank[position] = _is_blank(value)
+        if not blank[position] and isinstance(value, str):
+            codes[position] = lookup.get(" ".join(value.split()).casefold(), -1)
     return codes, blank
 
 

@@ -41,7 +41,8 @@ else:
         key="template",
     )
     files = st.file_uploader(
-        "CSV files of new appraisals (UTF-8, `,` or `;`, columns in any order; appraised_on optional)",
+        "CSV files of new appraisals (UTF-8, `,` or `;`, columns in any order; "
+        "appraised_on optional)",
         type=["csv", "txt"],
         accept_multiple_files=True,
         # A new key after each store empties the box, so a stored file is not previewed again.
@@ -114,7 +115,8 @@ else:
                 and len(preview.rows_to_store(False)) + preview.n_duplicates
             ):
                 keep = st.checkbox(
-                    "Store rows identical to stored appraisals too (different stones that share every number)",
+                    "Store rows identical to stored appraisals too "
+                    "(different stones that share every number)",
                     key=f"keep-{uploaded.file_id}",
                 )
                 count = len(preview.rows_to_store(keep))
@@ -251,10 +253,12 @@ if expert:
             what = (
                 "It will be used again for training and comparables"
                 if withdrawn
-                else "It stays stored for the record but is no longer used for training or comparables"
+                else "It stays stored for the record but is no longer used for training or "
+                "comparables"
             )
             st.markdown(
-                f"**{verb} batch {batch_id} ({row['filename']}, {row['rows_accepted']:,} appraisals)?** "
+                f"**{verb} batch {batch_id} ({row['filename']}, "
+                f"{row['rows_accepted']:,} appraisals)?** "
                 f"{what}; a retrain follows."
             )
             yes, no = st.columns(2)
@@ -267,7 +271,8 @@ if expert:
                 )
                 notice(
                     "success",
-                    f"Batch {batch_id} {'restored' if withdrawn else 'withdrawn'}. {retraining.note}",
+                    f"Batch {batch_id} {'restored' if withdrawn else 'withdrawn'}. "
+                    f"{retraining.note}",
                 )
                 st.session_state.pop("confirm_batch", None)
                 st.rerun()

@@ -66,14 +66,16 @@ def fill_first_release(url: str, appraisals: pd.DataFrame) -> None:
         )
         connection.execute(
             text(
-                "INSERT INTO champion_events (version, kind, at, note) VALUES (1, 'promote', :at, 'run 1')"
+                "INSERT INTO champion_events (version, kind, at, note) "
+                "VALUES (1, 'promote', :at, 'run 1')"
             ),
             {"at": UPLOADED},
         )
         connection.execute(
             text(
                 'INSERT INTO training_runs (started_at, finished_at, status, "trigger", message, '
-                "promoted, candidate_version) VALUES (:at, :at, 'promoted', 'init', 'promoted: first', "
+                "promoted, candidate_version) "
+                "VALUES (:at, :at, 'promoted', 'init', 'promoted: first', "
                 ":yes, 1)"
             ),
             {"at": UPLOADED, "yes": True},

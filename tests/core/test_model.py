@@ -9,10 +9,9 @@ import pandas as pd
 import pytest
 
 from diamond_model.evaluation import compare_models, summarise
-from diamond_model.model import PriceModel, PricingModel, encode, linear_baseline
 from diamond_model.kinds import Inputs
+from diamond_model.model import PriceModel, PricingModel, encode, linear_baseline
 from diamond_model.schema import CLARITIES, COLORS, CUTS, FOUR_C
-
 
 VARIANTS = {"full": Inputs.ALL, "reduced": Inputs.FOUR_C}
 

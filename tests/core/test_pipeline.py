@@ -302,12 +302,18 @@ def test_the_gate_weighs_a_gap_against_the_noise_of_the_held_out_set() -> None:
     from diamond_model.pipeline import Comparison, gate
 
     small_gap = Comparison(
-        "all held-out appraisals", 400, {"mape": 7.3, "mae": 303}, {"mape": 7.1, "mae": 296},
+        "all held-out appraisals",
+        400,
+        {"mape": 7.3, "mae": 303},
+        {"mape": 7.1, "mae": 296},
         {"mape": 0.15, "mae": 5.0},
     )
     assert gate([small_gap], 0.02, [])[0], "within twice the paired standard error: noise"
     real_gap = Comparison(
-        "all held-out appraisals", 4000, {"mape": 7.6, "mae": 320}, {"mape": 7.1, "mae": 296},
+        "all held-out appraisals",
+        4000,
+        {"mape": 7.6, "mae": 320},
+        {"mape": 7.1, "mae": 296},
         {"mape": 0.05, "mae": 2.0},
     )
     ok, reason = gate([real_gap], 0.02, [])

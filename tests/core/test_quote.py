@@ -166,14 +166,27 @@ def test_a_better_grade_than_the_typical_stone_never_takes_money_off(
         assert steps["color"].dollars > 0 and steps["clarity"].dollars > 0, typical
 
 
+def _on_a_split(pricing_model: PricingModel, column: int, near: float) -> float:
+    """A split of the full model's trees on `column` that single precision rounds down, so the
+    value equal to it goes left in LightGBM (x <= threshold) but right in float32 arithmetic."""
+    splits = pricing_model.explainer(Inputs.ALL).splits[column][0]
+    below = splits[np.float32(splits).astype(float) < splits]
+    return float(below[np.abs(below - near).argmin()])
+
+
+@pytest.mark.parametrize("on_split", [None, "carat", "x"])
 def test_contributions_are_the_exact_shapley_values_against_the_typical_stone(
-    pricing_model: PricingModel,
+    pricing_model: PricingModel, on_split: str | None
 ) -> None:
-    """Brute force: the average marginal effect over every order of the nine inputs."""
+    """Brute force: the average marginal effect over every order of the nine inputs; also for
+    stones sitting exactly on a split, where shap's single precision alone would go astray."""
     explainer = pricing_model.explainer(Inputs.ALL)
     regressor = pricing_model.regressor(Inputs.ALL)
     reference = pricing_model.reference(Inputs.ALL)
     stone = np.array([1.1, 4, 2, 1, 62.0, 55.0, 6.61, 6.65, 4.11])
+    if on_split is not None:
+        column = list(regressor.features).index(on_split)
+        stone[column] = _on_a_split(pricing_model, column, stone[column])
     n = len(stone)
 
     def value(members: tuple[int, ...]) -> float:
@@ -227,6 +240,43 @@ def test_price_table_keeps_every_row_in_order_with_the_output_columns(
         pricing_model, "carat,cut,color,clarity,x,y,z\n1.1,Ideal,H,SI2,6.61,6.65,4.11\n", 0.9
     )
     assert alone["price_estimate"][0] == table["price_estimate"][0], "the input price is ignored"
+
+
+def test_a_large_file_gets_exactly_the_quotes_of_its_stones_one_by_one(
+    pricing_model: PricingModel, appraisals: pd.DataFrame
+) -> None:
+    """Files take a quicker path (no Quote object for rows that need no words): every row must
+    read as the same stone quoted alone, warnings and confidence included."""
+    rng = np.random.default_rng(3)
+    stones = appraisals.iloc[rng.permutation(len(appraisals))[:300]].reset_index(drop=True)
+    stones = stones.drop(columns=["price", "appraised_on"]).astype(object)
+    stones.loc[0:9, "table"] = None  # assumed table
+    stones.loc[10:19, ["x", "y", "z"]] = None  # 4Cs only
+    stones.loc[20:29, "carat"] = 9.5  # beyond the heaviest
+    stones.loc[30:39, "x"] = 3.0  # millimetres that disagree
+    stones.loc[40:44, "cut"] = "Superb"  # refused
+    stones.loc[45:49, "depth"] = 79.0  # beyond the depths seen
+    text = stones.to_csv(index=False)
+    table = price_table(pricing_model, text, 0.9)
+    assert len(table) == 300
+    for position, row in stones.iterrows():
+        stone = {k: v for k, v in row.items() if v is not None and v == v}
+        got = table.iloc[position]
+        if position in range(40, 45):
+            assert "not a cut grade" in got["error"] and np.isnan(got["price_estimate"])
+            continue
+        quote = quote_stone(pricing_model, stone, 0.9, explain_prices=False)
+        assert (got["price_estimate"], got["price_low"], got["price_high"]) == (
+            quote.price,
+            quote.low,
+            quote.high,
+        ), position
+        assert got["confidence"] == str(quote.confidence), position
+        assert got["warnings"] == "; ".join(quote.warnings), position
+        assert got["error"] == ""
+    words = table["warnings"]
+    assert words.str.startswith("only ").any(), "some stones have few like them"
+    assert (words == "").any() and words.str.contains("extrapolation").iloc[20:30].all()
 
 
 def test_formulas_are_neutralised_in_cells_and_headers() -> None:

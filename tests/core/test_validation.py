@@ -1,5 +1,6 @@
 """Reading and validating appraisal files: rows without usable 4Cs or price are rejected with
-line, column and reason; unusable measurements are set aside (the row is kept); numbers are strict."""
+line, column and reason; unusable measurements are set aside (the row is kept); numbers are
+strict."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from diamond_model.csvfile import _read_clean, read_csv
 from diamond_model.validation import UnusableFileError, validate, validate_csv
 
 HEADER = "carat,cut,color,clarity,depth,table,price,x,y,z"
@@ -263,3 +265,87 @@ def test_booleans_and_junk_are_not_numbers(cell: object) -> None:
     result = validate(frame, "pricing")
     assert result.n_accepted == 0
     assert "Carat must be a number" in result.rejections.iloc[0]["reason"]
+
+
+# ---- the quick paths agree with the careful ones ------------------------------------------------
+
+ODD_CELLS = {
+    "carat": ["1.1", " 0.7 ", "0,9", "+1.2", "1.", ".5", "1e2", "1_0", "", "  ", "abc", "0.30"],
+    "cut": ["Ideal", "ideal", " Very  good ", "Fair", "", "Excellent", "PREMIUM", "Good"],
+    "color": ["H", "h", "D", " J ", "", "Z", "E", "G"],
+    "clarity": ["SI2", "vs1", "IF", "I1", "", "SI3", "VVS2", "si1"],
+    "depth": ["62.0", "", "junk", "61,5", "90", "60.1", " 61 ", "-1"],
+    "price": ["4733", "4,733", "4.733", "", "900", "12000", "abc", "350"],
+    "x": ["6.61", "0", "", "7.1.2", "6.5", "31", "5.2", "5.20"],
+}
+
+
+def _odd_frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({c: rng.choice(cells, n) for c, cells in ODD_CELLS.items()}, dtype=object)
+
+
+@pytest.mark.parametrize("purpose", ["appraisal", "pricing"])
+def test_a_large_file_is_judged_cell_for_cell_as_row_by_row(purpose: str) -> None:
+    """Files of 64 rows or more take vectorised paths for numbers and grades; every row must get
+    the same values, rejections and notes as when it is checked alone (the per-cell path)."""
+    frame = _odd_frame(400, seed=1)
+    whole = validate(frame, purpose)
+    assert 0 < whole.n_accepted < 400, "the mix has both kinds"
+    accepted, reasons = [], []
+    for position in range(len(frame)):
+        alone = validate(frame.iloc[[position]].reset_index(drop=True), purpose)
+        accepted += [alone.accepted.assign(line=position + 1)]
+        reasons += [alone.rejections.assign(line=position + 1)]
+    singles = pd.concat(accepted, ignore_index=True)
+    columns = [c for c in whole.accepted.columns if c != "appraised_on"]
+    pd.testing.assert_frame_equal(
+        whole.accepted[columns].reset_index(drop=True), singles[columns], check_dtype=False
+    )
+    rejections = pd.concat(reasons, ignore_index=True).sort_values(["line", "column"])
+    pd.testing.assert_frame_equal(
+        whole.rejections.sort_values(["line", "column"]).reset_index(drop=True),
+        rejections.reset_index(drop=True),
+        check_dtype=False,
+    )
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"], ids=["lf", "crlf"])
+@pytest.mark.parametrize("separator", [",", ";", "\t"])
+def test_a_clean_file_is_read_by_pandas_exactly_as_by_the_csv_module(
+    separator: str, ending: str
+) -> None:
+    frame = _odd_frame(300, seed=2)
+    lines = [separator.join(frame.columns)] + [separator.join(row) for row in frame.to_numpy()]
+    text = ending.join(lines) + ending
+    taken = _read_clean(text, separator) is not None
+    assert taken == (separator != ","), "decimal commas in a comma file make rows too long"
+    _same_reading(text)
+
+
+def _same_reading(text: str) -> None:
+    """read_csv gives what the csv module gives (a quoted header keeps pandas out)."""
+    header = text.split("\n", 1)[0]
+    first = header.split("carat", 1)
+    quick = read_csv(text)
+    careful = read_csv(text.replace(header, '"carat"'.join(first), 1))
+    pd.testing.assert_frame_equal(quick.frame, careful.frame)
+    pd.testing.assert_frame_equal(quick.malformed, careful.malformed)
+    np.testing.assert_array_equal(quick.lines, careful.lines)
+    assert quick.separator == careful.separator
+
+
+@pytest.mark.parametrize(
+    "trouble",
+    ["a blank line", "a row of separators", "a short row", "a long row", "a lone carriage return"],
+)
+def test_an_untidy_file_falls_back_to_the_csv_module(trouble: str) -> None:
+    rows = [GOOD] * 80
+    rows[40] = {
+        "a blank line": "",
+        "a row of separators": ",,,,,,,,,",
+        "a short row": GOOD.rsplit(",", 1)[0],
+        "a long row": GOOD + ",9",
+        "a lone carriage return": GOOD.replace("Ideal", "Ide\ral"),
+    }[trouble]
+    _same_reading(csv_of(*rows).decode())

@@ -38,7 +38,8 @@ def generate(base: str, folder: Path) -> object:
     spec.write_bytes(httpx.get(f"{base}/openapi.json").content)
     config = folder / "config.yaml"
     config.write_text(
-        "post_hooks: []\nproject_name_override: contract-client\npackage_name_override: contract_client\n"
+        "post_hooks: []\nproject_name_override: contract-client\n"
+        "package_name_override: contract_client\n"
     )
     subprocess.run(
         [
