@@ -76,13 +76,14 @@ def learning_curve(
     stones = frame[list(STONE_COLUMNS)]
     prices = frame["price"].to_numpy(dtype=float)
     rng = np.random.default_rng(seed)
+    splits = list(KFold(n_splits, shuffle=True, random_state=seed).split(stones))
+    # The requested sizes that fit, then a whole training fold (the smallest fold's size, so
+    # that every fold contributes to the same last point).
+    full = min(len(train_idx) for train_idx, _ in splits)
     rows = []
-    for fold, (train_idx, test_idx) in enumerate(
-        KFold(n_splits, shuffle=True, random_state=seed).split(stones)
-    ):
+    for fold, (train_idx, test_idx) in enumerate(splits):
         order = rng.permutation(train_idx)
-        # The requested sizes that fit, then the whole training fold as the last point.
-        for size in [s for s in sizes if s < len(train_idx)] + [len(train_idx)]:
+        for size in [s for s in sizes if s < full] + [full]:
             subset = order[:size]
             model = PriceModel().fit(stones.iloc[subset], prices[subset])
             metrics = price_metrics(prices[test_idx], model.predict(stones.iloc[test_idx]))

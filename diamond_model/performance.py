@@ -8,8 +8,10 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from diamond_model.plots import FONT, GRADE_ORDERS, INK, MUTED, TOTAL, UP, _finish
+from diamond_model.plots import FONT, GRADE_ORDERS, INK, MUTED, TOTAL, UP, finish
 from diamond_model.schema import LABELS
+
+DOWN_LINE = "#b4412f"  # target lines: a red that reads on white and in grey print
 
 STEP_NAMES = {
     "size": "Size (carat and millimetres)",
@@ -43,43 +45,72 @@ def history(versions: pd.DataFrame) -> go.Figure:
         title="Average error (%) — lower is better", rangemode="tozero", tickfont=FONT
     )
     figure.update_xaxes(title="Model version and date (green: serving now)", tickfont=FONT)
-    return _finish(figure, "Is the model getting better? Error on the same reference appraisals")
+    return finish(figure, "Is the model getting better? Error on the same reference appraisals")
 
 
 def market_index(frame: pd.DataFrame) -> go.Figure:
-    """The market level by month with its 90 % band, and how many appraisals each month has."""
+    """The market level by month with its 90 % band, and how many appraisals each month has.
+
+    Months are placed on a time axis (a month without appraisals leaves a gap), the count bars
+    sit behind the level line (bars on the first axis, drawn first)."""
+    months = pd.to_datetime(frame["period"] + "-01")
     figure = go.Figure(
         [
             go.Bar(
-                x=frame["period"],
+                x=months,
                 y=frame["appraisals"],
-                name="appraisals that month",
-                yaxis="y2",
-                marker_color="#cbd5e1",
+                name="appraisals that month (right axis)",
+                marker_color="#dbe3ec",
+                xperiod="M1",
+                xperiodalignment="middle",
             ),
             go.Scatter(
-                x=frame["period"],
+                x=months,
                 y=frame["level_pct"],
                 mode="lines+markers",
-                name="market level (%)",
-                line={"color": TOTAL},
+                name="market level, with its 90 % band (left axis)",
+                yaxis="y2",
+                line={"color": TOTAL, "width": 3},
+                marker={"size": 9},
+                xperiod="M1",
+                xperiodalignment="middle",
                 error_y={
                     "type": "data",
                     "symmetric": False,
                     "array": frame["high_pct"] - frame["level_pct"],
                     "arrayminus": frame["level_pct"] - frame["low_pct"],
-                    "color": MUTED,
+                    "color": INK,
+                    "thickness": 2,
                 },
             ),
         ]
     )
+    low = min(0.0, float(frame["low_pct"].min()))
+    high = max(0.0, float(frame["high_pct"].max()))
+    pad = max(2.0, 0.15 * (high - low))
     figure.update_layout(
-        xaxis={"title": "Month", "type": "category"},
-        yaxis={"title": "Level against the average appraisal (%)", "zeroline": True},
-        yaxis2={"title": "Appraisals", "overlaying": "y", "side": "right", "showgrid": False},
+        xaxis={"title": "Month", "dtick": "M1", "tickformat": "%b %Y", "ticklabelmode": "period"},
+        yaxis={
+            "title": "Appraisals",
+            "side": "right",
+            "showgrid": False,
+            "rangemode": "tozero",
+            "tickformat": ",",
+        },
+        yaxis2={
+            "title": "Level against the average appraisal (%)",
+            "overlaying": "y",
+            "side": "left",
+            "range": [low - pad, high + pad],
+            "tickmode": "auto",
+            "nticks": 7,
+            "ticksuffix": " %",
+            "zeroline": True,
+            "zerolinecolor": MUTED,
+        },
         legend={"orientation": "h", "y": -0.25},
     )
-    return _finish(figure, "The market level over time (quotes use the latest month)")
+    return finish(figure, "The market level over time (quotes use the latest month)")
 
 
 def reliance(table: pd.DataFrame) -> go.Figure:
@@ -99,37 +130,44 @@ def reliance(table: pd.DataFrame) -> go.Figure:
     )
     figure.update_xaxes(title="Average move of the price against the typical stone (%)")
     figure.update_layout(margin={"l": 10, "r": 60, "t": 60, "b": 50})
-    return _finish(figure, "What the model relies on (the same steps as the waterfall)")
+    return finish(figure, "What the model relies on (the same steps as the waterfall)")
 
 
 def coverage(table: pd.DataFrame, column: str, level: float, title: str) -> go.Figure:
-    """Share of real prices inside the quoted range per group, against the target level."""
+    """Share of real prices inside the quoted range per group, against the target level.
+
+    Dots, not bars: what matters is 88 against 92 %, which a bar from zero would flatten. The
+    shaded band is the acceptable zone (the level ± 2 points), the dashed line the level."""
+    target = 100 * level
+    labels = [
+        f"{group}<br><b>{c:.1f}%</b> of {n:,}"
+        for group, c, n in zip(
+            table[column].astype(str), table["coverage"], table["n"], strict=True
+        )
+    ]
     figure = go.Figure(
-        go.Bar(
-            x=table[column].astype(str),
+        go.Scatter(
+            x=labels,
             y=table["coverage"],
-            text=[
-                f"{c:.0f}%<br>n={n:,}" for c, n in zip(table["coverage"], table["n"], strict=True)
-            ],
-            textposition="inside",
-            insidetextanchor="end",
-            textfont={"size": 13, "color": "white"},
-            marker_color=TOTAL,
+            mode="markers",
+            marker={"size": 16, "color": TOTAL},
+            showlegend=False,
+            hovertemplate="%{x}<extra></extra>",
         )
     )
+    figure.add_hrect(y0=target - 2, y1=target + 2, fillcolor=UP, opacity=0.12, line_width=0)
     figure.add_hline(
-        y=100 * level,
+        y=target,
         line_dash="dash",
         line_color=DOWN_LINE,
-        annotation_text=f"target {100 * level:.0f}%",
+        annotation_text=f"target {target:.0f}% (shaded: ±2 points)",
+        annotation_position="bottom right",
         annotation_font={"size": 13, "color": INK},
     )
-    figure.update_yaxes(title="Real prices inside the range (%)", range=[0, 105], tickfont=FONT)
-    figure.update_xaxes(tickfont=FONT)
-    return _finish(figure, title)
-
-
-DOWN_LINE = "#b4412f"
+    low = min(target - 10, float(table["coverage"].min()) - 6)
+    figure.update_yaxes(title="Real prices inside the range (%)", range=[low, 101], tickfont=FONT)
+    figure.update_xaxes(tickfont=FONT, type="category")
+    return finish(figure, title)
 
 
 def predicted_vs_actual(predictions: pd.DataFrame) -> go.Figure:
@@ -155,7 +193,7 @@ def predicted_vs_actual(predictions: pd.DataFrame) -> go.Figure:
     )
     figure.update_xaxes(title="Expert's price ($)", tickprefix="$", separatethousands=True)
     figure.update_yaxes(title="Model's estimate ($)", tickprefix="$", separatethousands=True)
-    return _finish(figure, "Estimates against the expert's prices, on appraisals it never saw", 460)
+    return finish(figure, "Estimates against the expert's prices, on appraisals it never saw", 460)
 
 
 def signed_error(table: pd.DataFrame) -> go.Figure:
@@ -173,7 +211,7 @@ def signed_error(table: pd.DataFrame) -> go.Figure:
     figure.add_hline(y=0, line_color=MUTED)
     figure.update_yaxes(title="Median error (% of the expert's price)", tickfont=FONT)
     figure.update_xaxes(title="Estimated price band", tickfont=FONT)
-    return _finish(figure, "Does it lean high or low? By the price it quoted")
+    return finish(figure, "Does it lean high or low? By the price it quoted")
 
 
 def errors_by_grade(predictions: pd.DataFrame, grade: str) -> go.Figure:
@@ -190,7 +228,7 @@ def errors_by_grade(predictions: pd.DataFrame, grade: str) -> go.Figure:
         },
     )
     figure.add_hline(y=0, line_dash="dot", line_color=MUTED)
-    return _finish(figure, f"Errors by {LABELS[grade].lower()} (appraisals it never saw)")
+    return finish(figure, f"Errors by {LABELS[grade].lower()} (appraisals it never saw)")
 
 
 def learning_curve(curve: pd.DataFrame) -> go.Figure:
@@ -207,7 +245,7 @@ def learning_curve(curve: pd.DataFrame) -> go.Figure:
     )
     figure.update_xaxes(title="Appraisals learned from")
     figure.update_yaxes(title="Average error on others (%) — lower is better", rangemode="tozero")
-    return _finish(figure, "More appraisals, smaller errors (still falling at 4,000)")
+    return finish(figure, "More appraisals, smaller errors (still falling at 4,000)")
 
 
 def model_comparison(summary: pd.DataFrame) -> go.Figure:
@@ -223,7 +261,7 @@ def model_comparison(summary: pd.DataFrame) -> go.Figure:
         )
     )
     figure.update_xaxes(title="Cross-validated MAPE (%), mean ± sd over folds", rangemode="tozero")
-    return _finish(figure, "Model comparison (shipped model in green)")
+    return finish(figure, "Model comparison (shipped model in green)")
 
 
 def paired_differences(table: pd.DataFrame, first: str, second: str) -> go.Figure:
@@ -232,7 +270,7 @@ def paired_differences(table: pd.DataFrame, first: str, second: str) -> go.Figur
     figure.add_hline(y=0, line_color=MUTED)
     figure.update_xaxes(title="Fold", type="category")
     figure.update_yaxes(title=f"MAPE of {first} minus {second} (points)")
-    return _finish(figure, f"{first} against {second}, fold by fold")
+    return finish(figure, f"{first} against {second}, fold by fold")
 
 
 def price_steps(table: pd.DataFrame) -> go.Figure:
@@ -256,4 +294,4 @@ def price_steps(table: pd.DataFrame) -> go.Figure:
     )
     figure.update_layout(barmode="group")
     figure.update_yaxes(title="Price per carat just above vs just below (%)", rangemode="tozero")
-    return _finish(figure, "Does the model reproduce the price steps at popular sizes?")
+    return finish(figure, "Does the model reproduce the price steps at popular sizes?")

@@ -420,7 +420,7 @@ class Pipeline:
                 reason = f"abandoned: {error}"
             elif isinstance(error, SystemExit | KeyboardInterrupt):
                 reason = "abandoned: the process was stopped (signal or Ctrl-C)"
-            self._finish(
+            self.finish(
                 run_id,
                 status=RunStatus.ABANDONED if interrupted else RunStatus.FAILED,
                 message=reason if interrupted else f"{type(error).__name__}: {error}",
@@ -458,7 +458,7 @@ class Pipeline:
         """Train a candidate on all active appraisals and promote it if it passes the gate."""
         return self.execute(self.begin(trigger, wait_seconds), progress, force)
 
-    def _finish(self, run_id: int, status: RunStatus, message: str, **values: object) -> None:
+    def finish(self, run_id: int, status: RunStatus, message: str, **values: object) -> None:
         with self.store.session() as session, session.begin():
             session.execute(
                 update(TrainingRun)
@@ -578,7 +578,7 @@ class Pipeline:
     def _skip(
         self, run_id: int, reason: str, champion_version: int | None, data: str
     ) -> RetrainOutcome:
-        self._finish(run_id, RunStatus.SKIPPED, reason, champion_version=champion_version)
+        self.finish(run_id, RunStatus.SKIPPED, reason, champion_version=champion_version)
         return RetrainOutcome(run_id, RunStatus.SKIPPED, False, reason, None, champion_version)
 
     def _version_row(self, version: int | None) -> ModelVersion | None:

@@ -13,7 +13,7 @@ TEMPLATE = "plotly_white"
 GRADE_ORDERS = {grade: list(scale) for grade, scale in GRADES.items()}
 
 
-def _finish(figure: go.Figure, title: str, height: int = 420) -> go.Figure:
+def finish(figure: go.Figure, title: str, height: int = 420) -> go.Figure:
     figure.update_layout(title=title, template=TEMPLATE, height=height, font={"size": 13})
     if not figure.layout.margin.l:
         figure.update_layout(margin={"l": 60, "r": 20, "t": 60, "b": 50})
@@ -71,7 +71,7 @@ def waterfall(explanation: Explanation) -> go.Figure:
         title="Price ($)", tickprefix="$", separatethousands=True, tickfont=FONT, rangemode="tozero"
     )
     figure.update_layout(font=FONT, margin={"l": 10, "r": 90, "t": 60, "b": 50})
-    return _finish(figure, "Why this price: from a typical stone to this one", height=420)
+    return finish(figure, "Why this price: from a typical stone to this one", height=420)
 
 
 def carat_curve(curve: pd.DataFrame, current_carat: float | None = None) -> go.Figure:
@@ -102,7 +102,7 @@ def carat_curve(curve: pd.DataFrame, current_carat: float | None = None) -> go.F
         figure.add_vline(x=current_carat, line_dash="dot", annotation_text="this stone")
     figure.update_xaxes(title="Carat (ct)")
     figure.update_yaxes(title="Price ($)", tickprefix="$", separatethousands=True)
-    return _finish(figure, "Price over carat for these grades (note the steps at popular sizes)")
+    return finish(figure, "Price over carat for these grades (note the steps at popular sizes)")
 
 
 def histogram(appraisals: pd.DataFrame, column: str) -> go.Figure:
@@ -117,7 +117,7 @@ def histogram(appraisals: pd.DataFrame, column: str) -> go.Figure:
         figure = go.Figure(go.Histogram(x=appraisals[column], nbinsx=50, marker_color="#2a9d8f"))
         figure.update_xaxes(title=axis_title(column))
     figure.update_yaxes(title="Appraisals")
-    return _finish(figure, f"Distribution of {LABELS.get(column, column).lower()}", height=320)
+    return finish(figure, f"Distribution of {LABELS.get(column, column).lower()}", height=320)
 
 
 def price_vs_carat(appraisals: pd.DataFrame, colour: str = "clarity") -> go.Figure:
@@ -140,7 +140,7 @@ def price_vs_carat(appraisals: pd.DataFrame, colour: str = "clarity") -> go.Figu
     # Explicit ticks: plotly's log axes label 0.3 ct as "3" and $20k as "2" between decades.
     figure.update_xaxes(tickvals=carats, ticktext=[f"{c:g}" for c in carats])
     figure.update_yaxes(tickvals=prices, ticktext=[f"${p:,}" for p in prices])
-    return _finish(figure, f"Price against carat (log scales), by {colour}", height=480)
+    return finish(figure, f"Price against carat (log scales), by {colour}", height=480)
 
 
 def price_per_carat(appraisals: pd.DataFrame, grade: str) -> go.Figure:
@@ -159,7 +159,7 @@ def price_per_carat(appraisals: pd.DataFrame, grade: str) -> go.Figure:
         },
         points=False,
     )
-    return _finish(figure, f"Price per carat by {grade} (all sizes mixed)")
+    return finish(figure, f"Price per carat by {grade} (all sizes mixed)")
 
 
 def grade_effect(table: pd.DataFrame, grade: str) -> go.Figure:
@@ -177,7 +177,7 @@ def grade_effect(table: pd.DataFrame, grade: str) -> go.Figure:
             "carat_band": "Weight",
         },
     )
-    return _finish(figure, f"Effect of {grade} with carat held similar")
+    return finish(figure, f"Effect of {grade} with carat held similar")
 
 
 def data_volume(batches: pd.DataFrame) -> go.Figure:
@@ -196,7 +196,7 @@ def data_volume(batches: pd.DataFrame) -> go.Figure:
     )
     figure.update_xaxes(title="Batch")
     figure.update_yaxes(title="Appraisals")
-    return _finish(figure, "Data volume over batches")
+    return finish(figure, "Data volume over batches")
 
 
 def price_per_carat_curve(table: pd.DataFrame) -> go.Figure:
@@ -214,7 +214,7 @@ def price_per_carat_curve(table: pd.DataFrame) -> go.Figure:
     figure.update_yaxes(
         title="Median price per carat ($/ct)", tickprefix="$", separatethousands=True
     )
-    return _finish(figure, "Price per carat jumps at the popular sizes")
+    return finish(figure, "Price per carat jumps at the popular sizes")
 
 
 def correlation_heatmap(correlations: pd.DataFrame) -> go.Figure:
@@ -231,4 +231,4 @@ def correlation_heatmap(correlations: pd.DataFrame) -> go.Figure:
             texttemplate="%{text}",
         )
     )
-    return _finish(figure, "Correlations: carat, x, y and z measure the same thing", height=460)
+    return finish(figure, "Correlations: carat, x, y and z measure the same thing", height=460)

@@ -300,36 +300,34 @@ def output_columns(
     time (`make bench`)."""
     n = len(frame)
     checked = check(_cells(frame.reset_index(drop=True)), n, "pricing", decimal_comma)
-    out = pd.DataFrame(
-        {
-            "price_estimate": np.full(n, np.nan),
-            "price_low": np.full(n, np.nan),
-            "price_high": np.full(n, np.nan),
-            "confidence": np.full(n, "", dtype=object),
-            "warnings": np.full(n, "", dtype=object),
-            "error": np.full(n, "", dtype=object),
-        }
-    )
+    out: dict[str, np.ndarray] = {
+        "price_estimate": np.full(n, np.nan),
+        "price_low": np.full(n, np.nan),
+        "price_high": np.full(n, np.nan),
+        "confidence": np.full(n, "", dtype=object),
+        "warnings": np.full(n, "", dtype=object),
+        "error": np.full(n, "", dtype=object),
+    }
     rows = np.flatnonzero(~checked.bad)
     if len(rows):
         priced = _price(model, checked, rows, level, explain_prices=False)
         found = priced.found
-        out.loc[rows, "price_estimate"] = found.price
-        out.loc[rows, "price_low"] = found.low
-        out.loc[rows, "price_high"] = found.high
-        names = np.array([str(c) for c in LEVELS], dtype=object)
-        out.loc[rows, "confidence"] = names[found.judged.level]
+        out["price_estimate"][rows] = found.price
+        out["price_low"][rows] = found.low
+        out["price_high"][rows] = found.high
+        out["confidence"][rows] = np.array([str(c) for c in LEVELS], dtype=object)[
+            found.judged.level
+        ]
         plain = _plain(model, priced)
         worded = np.flatnonzero(~plain)
-        out.loc[rows[worded], "warnings"] = [
+        out["warnings"][rows[worded]] = [
             "; ".join(_quote(model, priced, k, level, False).warnings) for k in worded.tolist()
         ]
         few = np.flatnonzero(plain & (found.judged.like < ENOUGH_LIKE))
-        out.loc[rows[few], "warnings"] = _like_warnings(found, few)
-    errors = _errors(checked)
-    if errors:
-        out.loc[list(errors), "error"] = list(errors.values())
-    return out
+        out["warnings"][rows[few]] = _like_warnings(found, few)
+    for position, message in _errors(checked).items():
+        out["error"][position] = message
+    return pd.DataFrame(out)
 
 
 def _like_warnings(found: Estimates, positions: np.ndarray) -> list[str]:

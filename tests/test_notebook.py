@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import nbformat
@@ -42,5 +43,10 @@ def test_notebook_executes_top_to_bottom(tmp_path: Path) -> None:
     ).execute()
     assert not outputs(notebook, "error")
     text = "\n".join(o.get("text", "") for o in outputs(notebook, "stream"))
-    assert "accepted 4,985, rejected 15" in text
-    assert "Carat 1.01 ct adds" in text
+    assert "accepted 4,990, rejected 10" in text
+    assert "Size 1.01 ct (6.33 × 6.28 × 3.99 mm) adds" in text
+    assert "unconstrained better in" in text and "the millimetres imply 0.87 ct" in text
+    moved = re.search(r"median signed error ([+-][\d.]+) %", text)
+    assert moved and abs(float(moved.group(1))) <= 4, "the market move is followed"
+    poisoned = re.search(r"largest move of a quote after the poisoned batch: ([\d.]+) %", text)
+    assert poisoned and float(poisoned.group(1)) < 1, "the poisoned batch moves no quote"

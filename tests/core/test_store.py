@@ -160,6 +160,25 @@ def test_comparables_are_the_nearest_stones_within_one_grade(
     assert "appraised_on" in nearby
 
 
+@pytest.mark.parametrize("carat", [0.3, 0.71, 1.0, 1.5, 2.6])
+def test_comparables_from_narrow_windows_are_those_of_the_full_window(
+    pipeline: Pipeline, appraisals: pd.DataFrame, carat: float
+) -> None:
+    """The store tries ±2, 5 and 10 % before ±25 %: the rows must be exactly the 160 nearest of
+    the full window, in the same order (checked against pandas on every stored appraisal)."""
+    pipeline.ingest(csv_bytes(appraisals), "all.csv", "tester")
+    stone = {"carat": carat, "cut": "Ideal", "color": "G", "clarity": "VS2"}
+    got = pipeline.store.comparables(stone, 0.25, 8)
+    every = pipeline.store.appraisals()
+    inside = every[
+        every["color"].astype(str).isin(["H", "G", "F"])
+        & every["clarity"].astype(str).isin(["SI1", "VS2", "VS1"])
+        & every["carat"].between(carat / 1.25, carat * 1.25)
+    ]
+    expected = inside.assign(gap=(inside["carat"] - carat).abs()).sort_values(["gap", "id"])
+    assert got["id"].tolist() == expected["id"].head(160).tolist()
+
+
 def test_appraisals_filter_by_batch_and_grade(pipeline: Pipeline, small_csv: bytes) -> None:
     pipeline.ingest(small_csv, "a.csv", "tester")
     ideal = pipeline.store.appraisals(grades={"cut": "Ideal"})

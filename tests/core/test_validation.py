@@ -33,6 +33,8 @@ def test_bundled_dataset_defects_are_each_handled(dataset_bytes: bytes) -> None:
     assert "Length x set aside: it must be more than 0 mm" in notes[4323]
     for line in (1115, 1778, 1891):  # depth % against 2·z/(x+y), or millimetres against carat
         assert "set aside" in notes[line]
+    # A 95 % table (a stone with almost no crown): a typing error, set aside, the row kept.
+    assert "Table % set aside: it must be at least 40 % and at most 80 %" in notes[681]
     assert result.n_accepted == 5000 - 10
     assert result.total_rows == 5000
 
