@@ -62,15 +62,9 @@ class BodyLimit:
         limit = self.limit()
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        too_big = problem_response(
-            413,
-            "Request too large",
-            f"The request body is over the limit of {limit:,} bytes; split the file or batch.",
-            headers={"Connection": "close"},
-        )
         if declared is not None:
             if declared.isdigit() and int(declared) > limit:
-                await too_big(scope, receive, send)
+                await _too_big(limit)(scope, receive, send)
                 return
             await self.app(scope, receive, send)
             return
@@ -84,7 +78,7 @@ class BodyLimit:
                 break
             size += len(message.get("body", b""))
             if size > limit:
-                await too_big(scope, receive, send)
+                await _too_big(limit)(scope, receive, send)
                 return
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
@@ -100,6 +94,15 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+def _too_big(limit: int) -> ASGIApp:
+    return problem_response(
+        413,
+        "Request too large",
+        f"The request body is over the limit of {limit:,} bytes; split the file or batch.",
+        headers={"Connection": "close"},
+    )
 
 
 class WorkerHeader:

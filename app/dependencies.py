@@ -100,10 +100,9 @@ def access(
     per-minute limit, and usage counted on the way out."""
 
     async def check(
-        request: Request,
-        svc: Svc,
-        key: Annotated[str | None, Depends(api_key_header)],
+        request: Request, key: Annotated[str | None, Depends(api_key_header)]
     ) -> AsyncIterator[Caller]:
+        svc: Services = request.app.state.services  # not a dependency: one less per request
         address = request.client.host if request.client else "unknown"
         if not key:
             if request.method in open_methods and not svc.settings.api_require_key_for_reads:
@@ -137,7 +136,7 @@ def access(
     return check
 
 
-def current_caller(request: Request) -> Caller:
+async def current_caller(request: Request) -> Caller:
     """The caller the router's `access` dependency identified."""
     return request.state.caller
 

@@ -144,12 +144,9 @@ def main() -> None:
             keyed = report(
                 "product: quote with key, limits and quote records, 1 client", keyed_latencies
             )
-            stones = many_appraisals(10_000).drop(columns="price")
-            payload = {
-                "stones": stones.astype({"cut": str, "color": str, "clarity": str}).to_dict(
-                    "records"
-                )
-            }
+            stones = many_appraisals(10_000).drop(columns="price").astype(object)
+            stones = stones.where(stones.notna(), None)  # JSON has null, not NaN
+            payload = {"stones": stones.to_dict("records")}
             batch = []
             for _ in range(3):
                 started = time.perf_counter()

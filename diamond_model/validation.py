@@ -119,6 +119,12 @@ def _number(value: object, decimal_comma: bool) -> float:
 def _parse_numbers(cells: np.ndarray, decimal_comma: bool) -> tuple[np.ndarray, np.ndarray]:
     """(numbers, blank mask); junk becomes NaN but is not blank."""
     n = len(cells)
+    if n < _SMALL:  # a quote or a short list: plain Python is quicker than numpy's set-up
+        blanks = [_is_blank(v) for v in cells.tolist()]
+        values = [
+            np.nan if b else _number(v, decimal_comma) for v, b in zip(cells, blanks, strict=True)
+        ]
+        return np.array(values, dtype=float), np.array(blanks, dtype=bool)
     numbers, blank = np.full(n, np.nan), np.zeros(n, dtype=bool)
     plain = _plain_numbers(cells, numbers)
     rest = np.flatnonzero(~plain)
@@ -134,7 +140,7 @@ def _plain_numbers(cells: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Cells that are plain digits with at most one point, converted into `out` in C (50,000
     in about 10 ms); the mask of those cells. Everything else goes through `_number`."""
     plain = np.zeros(len(cells), dtype=bool)
-    if len(cells) < _SMALL or not all(isinstance(v, str) for v in cells):
+    if not all(isinstance(v, str) for v in cells):
         return plain
     if max(map(len, cells)) > _PLAIN_WIDTH:  # a fixed-width copy of long junk would be huge
         return plain
@@ -163,7 +169,32 @@ def _number_reason(label: str, set_aside: bool) -> Callable[[int, str], str]:
 
 
 def _grade_lookup(column: str) -> dict[str, int]:
-    return {grade.casefold(): rank for rank, grade in enumerate(GRADES[column])}
+    return _LOOKUPS[column]
+
+
+def _grade_reason(column: str) -> Callable[[int, str], str]:
+    scale = ", ".join(GRADES[column])
+    return lambda _, text: f"'{text}' is not a {column} grade: use one of {scale}"
+
+
+def _range_reason(column: str) -> str:
+    allowed = RANGES[column].describe(UNITS[column])
+    if column in MEASUREMENTS:
+        return f"{LABELS[column]} set aside: it must be {allowed}"
+    return f"{LABELS[column]} must be {allowed}"
+
+
+# Worded once: the checks run for every quote.
+_LOOKUPS = {
+    column: {grade.casefold(): rank for rank, grade in enumerate(scale)}
+    for column, scale in GRADES.items()
+}
+_GRADE_REASONS = {column: _grade_reason(column) for column in GRADES}
+_NUMBER_REASONS = {
+    column: (_number_reason(LABELS[column], column in MEASUREMENTS), _range_reason(column))
+    for column in RANGES
+}
+_EMPTY = {column: f"{LABELS[column]} is required but the cell is empty" for column in LABELS}
 
 
 def _parse_grades(cells: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -247,15 +278,10 @@ def check(
             typed[column] = _absent(column, n)
             continue
         values = cells[column]
-        label = LABELS[column]
         if column in GRADES:
             typed[column], blank = _parse_grades(values, column)
-            scale = ", ".join(GRADES[column])
             problems += _findings(
-                (typed[column] < 0) & ~blank,
-                column,
-                values,
-                lambda _, text, c=column, s=scale: f"'{text}' is not a {c} grade: use one of {s}",
+                (typed[column] < 0) & ~blank, column, values, _GRADE_REASONS[column]
             )
         elif column == APPRAISED_ON:
             typed[column], blank = _dates(values, problems, today or date.today())
@@ -263,22 +289,18 @@ def check(
             numbers, blank = _parse_numbers(values, decimal_comma)
             # A measurement that is junk or implausible is set aside; anything else rejects the row.
             found = notes if column in MEASUREMENTS else problems
-            junk = np.isnan(numbers) & ~blank
-            found += _findings(junk, column, values, _number_reason(label, column in MEASUREMENTS))
+            not_number, outside_reason = _NUMBER_REASONS[column]
+            found += _findings(np.isnan(numbers) & ~blank, column, values, not_number)
             rng = RANGES[column]
             with np.errstate(invalid="ignore"):
                 below = numbers <= rng.low if not rng.low_inclusive else numbers < rng.low
                 outside = below | (numbers > rng.high)
-            reason = f"{label} must be {rng.describe(UNITS[column])}"
-            if column in MEASUREMENTS:
-                reason = f"{label} set aside: it must be {rng.describe(UNITS[column])}"
-            found += _findings(outside, column, values, reason)
-            numbers[outside] = np.nan
+            if outside.any():
+                found += _findings(outside, column, values, outside_reason)
+                numbers[outside] = np.nan
             typed[column] = numbers
         if column in required:
-            problems += _findings(
-                blank, column, values, f"{label} is required but the cell is empty"
-            )
+            problems += _findings(blank, column, values, _EMPTY[column])
 
     if purpose == "appraisal":
         problems += _price_per_carat(typed, cells["price"])

@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
 
-from app.dependencies import QUOTING, CallerDep, Svc, access, admit
+from app.dependencies import QUOTING, Caller, Svc, access, admit
 from app.problems import problem_responses
 from app.schemas import (
     BatchIn,
@@ -39,10 +39,15 @@ from diamond_model.model import PricingModel
 from diamond_model.quote import QuoteBatch, quote_frame, quote_stone
 from diamond_model.store import FileTooLargeError
 
+# The router's access check, also taken as a parameter by routes that need the caller: FastAPI
+# solves a dependency once per request, so the route receives the caller the check produced.
+quoting = access(Scope.QUOTE, QUOTING)
+QuoteCaller = Annotated[Caller, Depends(quoting)]
+
 router = APIRouter(
     prefix="/v1",
     tags=["quotes"],
-    dependencies=[Depends(access(Scope.QUOTE, QUOTING))],
+    dependencies=[Depends(quoting)],
     # 404: a pinned model_version that does not exist; 503: no model trained yet.
     responses=problem_responses(401, 403, 404, 429, 503),
 )
@@ -65,8 +70,10 @@ async def _model(svc: Services, version: int | None) -> tuple[int, PricingModel]
 
 
 def _record(
-    svc: Services, caller: CallerDep, version: int, market: str, stone: dict, out: QuoteOut
-) -> str:
+    svc: Services, caller: QuoteCaller, version: int, market: str, stone: dict, out: QuoteOut
+) -> str | None:
+    if not svc.settings.record_quotes:
+        return None
     [quote_id] = svc.record(
         caller.client, version, market, [(stone, out.model_dump(exclude={"quote_id"}))]
     )
@@ -79,7 +86,7 @@ def _record(
     summary="Price one stone, with its range, confidence and explanation",
 )
 async def quote(
-    stone: Stone, svc: Svc, caller: CallerDep, model_version: PinnedVersion = None
+    stone: Stone, svc: Svc, caller: QuoteCaller, model_version: PinnedVersion = None
 ) -> Response:
     # The hot path: memory only (the champion, the key and its allowance are in this process),
     # about a millisecond of CPU, so it runs on the event loop without a thread hop.
@@ -139,7 +146,7 @@ def _batch_out(batch: QuoteBatch, version: int, lines: list[int] | None) -> Batc
 
 
 def _record_batch(
-    svc: Services, caller: CallerDep, out: BatchOut, stones: list[dict], market: str
+    svc: Services, caller: QuoteCaller, out: BatchOut, stones: list[dict], market: str
 ) -> None:
     priced = [item for item in out.results if item.quote is not None]
     ids = svc.record(
@@ -158,7 +165,7 @@ def _record_batch(
     summary="Price many stones given as JSON; a bad stone gets its errors in place",
 )
 async def quote_batch(
-    body: BatchIn, svc: Svc, caller: CallerDep, model_version: PinnedVersion = None
+    body: BatchIn, svc: Svc, caller: QuoteCaller, model_version: PinnedVersion = None
 ) -> BatchOut:
     limit = svc.settings.max_batch_stones
     if len(body.stones) > limit:
@@ -194,7 +201,7 @@ async def quote_batch(
 )
 async def quote_csv(
     svc: Svc,
-    caller: CallerDep,
+    caller: QuoteCaller,
     file: Annotated[UploadFile, File(description="CSV with a header row; UTF-8, `,` or `;`.")],
     explain: Annotated[bool, Query(description="Include explanations.")] = False,
     model_version: PinnedVersion = None,
