@@ -76,7 +76,7 @@ class Services:
     _cancel: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
-        self.cache = ChampionCache(self.registry)
+        self.cache = ChampionCache(self.registry, explain=True)  # quotes come explained
         self.keys = KeyStore(self.store)
         self.ring = KeyRing(self.keys)
         self.meter = Meter(self.store)

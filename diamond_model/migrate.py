@@ -43,7 +43,7 @@ def _known(revision: str) -> bool:
     config.set_main_option("script_location", "diamond_model:migrations")
     try:
         return ScriptDirectory.from_config(config).get_revision(revision) is not None
-    except Exception:  # noqa: BLE001 - alembic raises several kinds for an unknown revision
+    except Exception:
         return False
 
 

@@ -345,6 +345,13 @@ class PricingModel:
         features = self.regressor(inputs).features
         return np.array([self.typical[name] for name in features], dtype=float)
 
+    def prepare_explanations(self) -> PricingModel:
+        """Build both explainers now (shap's import and the trees' stand-ins take about half a
+        second), so that the first explained quote after a model is loaded does not wait."""
+        for inputs in Inputs:
+            self.explainer(inputs)
+        return self
+
     def explainer(self, inputs: Inputs) -> Explainer:
         if inputs not in self._explainers:
             regressor = self.regressor(inputs)

@@ -294,8 +294,11 @@ class ChampionCache:
     the database cannot be reached, the loaded model keeps serving and `healthy` says so.
     """
 
-    def __init__(self, registry: Registry, interval: float = 1.0, keep: int = 3) -> None:
+    def __init__(
+        self, registry: Registry, interval: float = 1.0, keep: int = 3, explain: bool = False
+    ) -> None:
         self.registry = registry
+        self.explain = explain  # prepare explanations before a loaded model serves
         self.interval = interval
         self._lock = threading.Lock()
         self._current: tuple[int, PricingModel] | None = None
@@ -326,7 +329,7 @@ class ChampionCache:
                 with self._lock:
                     current = self._current
                     if current is None or current[0] != version:
-                        self._current = (version, self.registry.load(version))
+                        self._current = (version, self._load(version))
             elif version is None:
                 self._current = None
             self.last_error = None
@@ -336,6 +339,10 @@ class ChampionCache:
         except RegistryError as error:
             self.last_error = str(error)
         return self._current
+
+    def _load(self, version: int) -> PricingModel:
+        model = self.registry.load(version)
+        return model.prepare_explanations() if self.explain else model
 
     def get(self) -> tuple[int, PricingModel] | None:
         """(version, model) of the champion, or None when no model is trained yet."""
@@ -358,7 +365,7 @@ class ChampionCache:
                 f"Version {version} never priced quotes, so there is nothing to reproduce with "
                 "it; GET /v1/models lists the versions that served."
             )
-        model = self.registry.load(version)
+        model = self._load(version)
         with self._lock:
             self._older[version] = model
             while len(self._older) > self._keep:

@@ -22,7 +22,7 @@ def auth(keys: dict[str, str], name: str = "expert") -> dict[str, str]:
     return {"X-API-Key": keys[name]}
 
 
-def assert_problem(response, status: int, fragment: str) -> dict:  # noqa: ANN001
+def assert_problem(response, status: int, fragment: str) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
@@ -193,7 +193,7 @@ def test_batch_reports_bad_stones_in_place(client: TestClient) -> None:
     assert results[0]["quote"]["quote_id"] and results[2]["quote"]["quote_id"]
 
 
-def test_the_batch_limit_comes_from_the_settings(client: TestClient, api_settings) -> None:  # noqa: ANN001
+def test_the_batch_limit_comes_from_the_settings(client: TestClient, api_settings) -> None:
     api_settings.max_batch_stones = 2
     assert_problem(
         client.post("/v1/quotes/batch", json={"stones": [STONE] * 3}),
@@ -223,7 +223,7 @@ def test_batch_csv_gives_positions_and_file_lines(client: TestClient) -> None:
 
 def test_a_csv_over_the_batch_limit_is_refused_before_parsing(
     client: TestClient, api_settings
-) -> None:  # noqa: ANN001
+) -> None:
     api_settings.max_batch_stones = 100
     rows = "carat,cut,color,clarity\n" + "0.5,Good,E,VS1\n" * 101
     response = client.post("/v1/quotes/batch/csv", files={"file": ("big.csv", rows, "text/csv")})
@@ -271,7 +271,7 @@ def test_scopes_decide_what_a_key_may_do(client: TestClient, keys: dict[str, str
 
 def test_revoked_and_unknown_keys_are_refused_with_what_to_do(
     client: TestClient, keys: dict[str, str], api_settings
-) -> None:  # noqa: ANN001
+) -> None:
     KeyStore(client.app.state.services.store).revoke("client")
     client.app.state.services.ring.refresh()
     assert_problem(
@@ -282,12 +282,12 @@ def test_revoked_and_unknown_keys_are_refused_with_what_to_do(
     assert response.headers["www-authenticate"] == "APIKey"
 
 
-def test_the_dashboard_code_is_not_an_api_key(client: TestClient, api_settings) -> None:  # noqa: ANN001
+def test_the_dashboard_code_is_not_an_api_key(client: TestClient, api_settings) -> None:
     code = api_settings.access_code.get_secret_value()
     assert_problem(client.post("/v1/training-runs", headers={"X-API-Key": code}), 401, "not a key")
 
 
-def test_repeated_wrong_keys_are_slowed_down(client: TestClient, caplog) -> None:  # noqa: ANN001
+def test_repeated_wrong_keys_are_slowed_down(client: TestClient, caplog) -> None:
     wrong = {"X-API-Key": "dk_deadbeef_guess"}
     statuses = [client.post("/v1/training-runs", headers=wrong).status_code for _ in range(11)]
     assert statuses == [401] * 10 + [429]
@@ -333,7 +333,7 @@ def test_usage_counts_requests_stones_and_errors(client: TestClient, keys: dict[
     assert_problem(client.get("/v1/usage"), 401, "client key")
 
 
-def test_reads_can_require_a_key(client: TestClient, api_settings, keys: dict[str, str]) -> None:  # noqa: ANN001
+def test_reads_can_require_a_key(client: TestClient, api_settings, keys: dict[str, str]) -> None:
     api_settings.api_require_key_for_reads = True
     assert_problem(client.post("/v1/quotes", json=STONE), 401, "X-API-Key")
     assert_problem(client.get("/v1/batches"), 401, "X-API-Key")
@@ -345,7 +345,7 @@ def test_reads_can_require_a_key(client: TestClient, api_settings, keys: dict[st
 # ---- data -------------------------------------------------------------------------------------
 
 
-def upload(client: TestClient, content: bytes, headers: dict, **params):  # noqa: ANN003, ANN201
+def upload(client: TestClient, content: bytes, headers: dict, **params):
     return client.post(
         "/v1/appraisals",
         files={"file": ("batch.csv", content, "text/csv")},
@@ -417,7 +417,7 @@ def test_upload_of_an_unusable_file(client: TestClient, keys: dict[str, str]) ->
 
 def test_oversized_bodies_get_413(
     client: TestClient, api_settings, keys: dict[str, str], new_batch: bytes
-) -> None:  # noqa: ANN001
+) -> None:
     api_settings.max_upload_bytes = 1_000
     client.app.state.services.store.max_upload_bytes = 1_000
     assert_problem(upload(client, new_batch, auth(keys)), 413, "the limit is 1,000")
@@ -510,7 +510,7 @@ def test_promote_and_rollback_through_the_api(client: TestClient, keys: dict[str
 
 def test_quotes_keep_flowing_while_the_database_is_slow_or_down(
     client: TestClient, monkeypatch
-) -> None:  # noqa: ANN001
+) -> None:
     """A slow database delays readiness only; an unreachable one leaves quotes served by the
     loaded champion while health says degraded."""
     services = client.app.state.services

@@ -65,7 +65,7 @@ def _served(seeded_sqlite: Path) -> Iterator[None]:
 
 @schema.parametrize()
 @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-def test_generated_requests_get_no_server_error_and_match_the_schema(case) -> None:  # noqa: ANN001
+def test_generated_requests_get_no_server_error_and_match_the_schema(case) -> None:
     case.call_and_validate(
         headers={"X-API-Key": _KEYS["expert"]},
         checks=[

@@ -28,7 +28,7 @@ def run(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
 def test_init_seeds_trains_and_is_idempotent(run) -> None:
     code, out, _ = run("init")
     assert code == 0
-    assert "4,989 appraisals, 10 rows rejected, 6 with measurements set aside" in out
+    assert "4,989 appraisals, 10 rows rejected, 7 with measurements set aside" in out
     assert "champion v1" in out
     code, out, _ = run("init")
     assert code == 0 and "stored" not in out and "4,989 appraisals, champion v1" in out

@@ -140,7 +140,7 @@ def test_concurrent_starts_upgrade_once(database_url: str, tmp_path: Path) -> No
             pipeline = Pipeline.from_settings(make_settings(database_url, tmp_path))
             results.append(pipeline.store.create_schema())
             pipeline.store.dispose()
-        except Exception as error:  # noqa: BLE001 - collected for the assertion below
+        except Exception as error:
             errors.append(error)
 
     threads = [threading.Thread(target=start) for _ in range(3)]

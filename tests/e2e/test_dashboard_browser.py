@@ -48,30 +48,30 @@ def server_settings(env: dict[str, str]) -> dict[str, str]:
     }
 
 
-def metric(page, label: str) -> str:  # noqa: ANN001
+def metric(page, label: str) -> str:
     box = page.locator('[data-testid="stMetric"]').filter(has_text=label).first
     return box.locator('[data-testid="stMetricValue"]').inner_text(timeout=TIMEOUT)
 
 
-def choose(page, label: str, option: str) -> None:  # noqa: ANN001
+def choose(page, label: str, option: str) -> None:
     page.get_by_label(label).click()
     page.get_by_role("option", name=re.compile(f"^{re.escape(option)} ")).click()
 
 
-def settle(page) -> None:  # noqa: ANN001
+def settle(page) -> None:
     """Wait until Streamlit has finished the rerun the last action started."""
     page.wait_for_timeout(300)
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=TIMEOUT)
 
 
-def shot(page, name: str, full: bool = True) -> None:  # noqa: ANN001
+def shot(page, name: str, full: bool = True) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SHOTS / name, full_page=full)
 
 
 def test_the_counter_prices_a_conflicting_stone_an_extreme_one_and_a_list(
     browser, server_env: dict[str, str], tmp_path: Path
-) -> None:  # noqa: ANN001
+) -> None:
     with dashboard_server(server_env) as base:
         page = browser.new_page(viewport={"width": 1400, "height": 2000})
         page.set_default_timeout(TIMEOUT)
@@ -153,7 +153,7 @@ def test_the_counter_prices_a_conflicting_stone_an_extreme_one_and_a_list(
 
 def test_the_expert_uploads_stores_retrains_promotes_and_rolls_back(
     browser, server_env: dict[str, str], appraisals: pd.DataFrame, tmp_path: Path
-) -> None:  # noqa: ANN001
+) -> None:
     batch = appraisals.iloc[2000:2400].astype({"color": str})
     batch.loc[batch.index[5], "color"] = "Q"
     upload = tmp_path / "new-appraisals.csv"
@@ -206,7 +206,7 @@ def test_the_expert_uploads_stores_retrains_promotes_and_rolls_back(
         page.close()
 
 
-def test_francescos_first_view(browser, server_env: dict[str, str]) -> None:  # noqa: ANN001
+def test_francescos_first_view(browser, server_env: dict[str, str]) -> None:
     with dashboard_server(server_env) as base:
         page = browser.new_page(viewport={"width": 1400, "height": 2000})
         page.set_default_timeout(TIMEOUT)
