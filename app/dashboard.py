@@ -10,6 +10,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
+from streamlit.runtime.pages_manager import PagesManager
 
 from app.services import Services
 from app.views import stone_title
@@ -27,6 +28,20 @@ EXPERT_KEY = "expert_unlocked"
 RUN_KEY = "retrain_run"
 NOTICE_KEY = "notice"
 EXPERT_STATE = ("previews", "confirm", "confirm_batch", RUN_KEY)
+
+
+def through_navigation() -> None:
+    """Run this page inside the entry point's navigation, whatever address it was opened at.
+
+    Streamlit starts a server in its older `pages/`-folder mode and leaves it only when the entry
+    point calls `st.navigation`; until someone opens the home page, a page opened by its own
+    address (a bookmark, after a restart) would run alone: its menu says "streamlit app" and the
+    entry point's settings are skipped. Leaving that mode and rerunning runs the entry point,
+    which resolves the same address to the same page.
+    """
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
 
 
 @st.cache_resource(show_spinner=False)

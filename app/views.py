@@ -4,6 +4,7 @@ instead of None, the rows that need attention first. Pages only lay these out.""
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -242,11 +243,19 @@ def comparables_table(nearby: pd.DataFrame) -> pd.DataFrame:
 
 
 def priced_list(priced: pd.DataFrame) -> pd.DataFrame:
-    """A priced file for the screen: rows that could not be priced first, dollars formatted,
-    blanks for what is missing, in words."""
+    """A priced file for the screen: rows that could not be priced first, with their reason
+    beside the inputs (where the eye is, not past the notes), dollars formatted, blanks for what
+    is missing, in words."""
     frame = priced.copy()
     failed = frame["error"].astype(str) != ""
     frame = pd.concat([frame[failed], frame[~failed]])
+    if failed.any():
+        order = list(frame.columns)
+        order.remove("error")
+        order.insert(order.index("price_estimate"), "error")
+        frame = frame[order]
+    else:
+        frame = frame.drop(columns="error")
     for column in ("price_estimate", "price_low", "price_high"):
         frame[column] = [("" if pd.isna(v) else f"${v:,.0f}") for v in frame[column]]
     frame = frame.rename(
@@ -260,6 +269,27 @@ def priced_list(priced: pd.DataFrame) -> pd.DataFrame:
         }
     )
     return frame.astype(object).where(frame.notna(), "").replace({None: "", np.nan: ""})
+
+
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$])")
+
+
+def literal(text: str) -> str:
+    """Text shown as written inside Streamlit markdown (an uploaded `$5` or `**` stays as is)."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", text)
+
+
+def unpriced_reasons(priced: pd.DataFrame, most: int = 20) -> list[str]:
+    """The whole reason for each stone that could not be priced, numbered as in the file's
+    list of stones (a table cell cuts long reasons short)."""
+    failed = priced.index[priced["error"].astype(str) != ""]
+    lines = [
+        f"Stone {position + 1}: {literal(str(priced.at[label, 'error']))}"
+        for position, label in zip(priced.index.get_indexer(failed), failed, strict=True)
+    ][:most]
+    if len(failed) > most:
+        lines.append(f"…and {len(failed) - most:,} more (all are in the download).")
+    return lines
 
 
 def batches(frame: pd.DataFrame) -> pd.DataFrame:

@@ -6,7 +6,7 @@ from datetime import date
 import streamlit as st
 
 from app import views
-from app.dashboard import chart, money, quote_sheet, sentence, services
+from app.dashboard import chart, money, quote_sheet, sentence, services, through_navigation
 from app.services import NoModelError
 from diamond_model import plots
 from diamond_model.analysis import carat_curve, price_per_carat_grid, what_if
@@ -17,6 +17,7 @@ from diamond_model.measurements import parse_report
 from diamond_model.quote import InvalidStoneError, price_table, quote_stone
 from diamond_model.schema import CLARITIES, COLORS, CUTS, GRADE_HELP
 
+through_navigation()
 st.set_page_config(page_title="Price a stone", page_icon="💰", layout="wide")
 st.title("Price a stone")
 
@@ -232,6 +233,8 @@ with many:
                 + (f"; {failed} could not be priced (listed first)." if failed else ".")
             )
             st.dataframe(views.priced_list(priced), hide_index=True, width="stretch", key="priced")
+            for line in views.unpriced_reasons(priced):
+                st.markdown(f"- {sentence(line)}")
             st.download_button(
                 "Download the priced list (CSV)",
                 neutralise_formulas(priced).to_csv(index=False, float_format="%.2f"),

@@ -14,12 +14,14 @@ from app.dashboard import (
     services,
     show_notice,
     start_retrain,
+    through_navigation,
 )
 from diamond_model.csvfile import UnusableFileError, neutralise_formulas
 from diamond_model.registry import RegistryError
 from diamond_model.schema import APPRAISAL_COLUMNS, APPRAISED_ON, EXAMPLE_APPRAISAL, GRADES
 from diamond_model.store import FileTooLargeError
 
+through_navigation()
 st.set_page_config(page_title="Appraisals and retraining", page_icon="📥", layout="wide")
 st.title("Appraisals and retraining")
 svc = services()

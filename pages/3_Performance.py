@@ -4,10 +4,19 @@ analyst's view of the data."""
 import streamlit as st
 
 from app import views
-from app.dashboard import appraisals, chart, holdout, learning, relies_on, services
+from app.dashboard import (
+    appraisals,
+    chart,
+    holdout,
+    learning,
+    relies_on,
+    services,
+    through_navigation,
+)
 from diamond_model import performance, plots
 from diamond_model.analysis import coverage_by_band, grade_effect, signed_error_by_predicted_band
 
+through_navigation()
 st.set_page_config(page_title="Performance", page_icon="📈", layout="wide")
 st.title("Performance")
 svc = services()

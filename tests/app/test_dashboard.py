@@ -216,10 +216,15 @@ def test_price_a_list_puts_unpriced_rows_first_with_dollars_and_notes(
     assert "Priced 2 of 4 stones; 2 could not be priced (listed first)" in texts(app)
     table = frame(app, "Estimate")
     assert "not a color grade" in table["Could not be priced because"].iloc[0]
+    columns = list(table.columns)
+    assert columns.index("Could not be priced because") == columns.index("Estimate") - 1, (
+        "the reason sits beside the inputs, not past the notes"
+    )
     assert table["Estimate"].iloc[0] == "" and table["Estimate"].iloc[2].startswith("$")
     assert "None" not in table.to_string() and "nan" not in table.to_string()
     assert table["Confidence"].iloc[3] == "medium" and "imply" in table["Notes"].iloc[3]
     assert "python" not in texts(app) and "predict" not in texts(app)
+    assert "Stone 2: 'Q' is not a color grade" in texts(app), "the whole reason, in words"
 
 
 def test_a_decimal_comma_gets_a_hint(dashboard_env: Settings) -> None:
@@ -228,7 +233,10 @@ def test_a_decimal_comma_gets_a_hint(dashboard_env: Settings) -> None:
     app.file_uploader(key="price_list").set_value(("stones.csv", csv, "text/csv"))
     app = rerun(app)
     table = frame(app, "Estimate")
-    assert "a decimal comma (2,02) splits a number in two" in table.iloc[0, -1]
+    assert (
+        "a decimal comma (2,02) splits a number in two"
+        in (table["Could not be priced because"].iloc[0])
+    )
 
 
 def test_a_model_promoted_elsewhere_is_used_on_the_next_quote(dashboard_env: Settings) -> None:

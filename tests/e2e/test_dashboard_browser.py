@@ -64,6 +64,13 @@ def settle(page) -> None:
     page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=TIMEOUT)
 
 
+def assert_our_menu(page) -> None:
+    """Opened by its own address on a fresh server, a page still runs inside our navigation
+    (not Streamlit's automatic `pages/` menu, whose first entry reads "streamlit app")."""
+    menu = page.locator('[data-testid="stSidebarNav"]').inner_text(timeout=TIMEOUT)
+    assert "Home" in menu and "streamlit app" not in menu.lower(), menu
+
+
 def shot(page, name: str, full: bool = True) -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SHOTS / name, full_page=full)
@@ -77,6 +84,7 @@ def test_the_counter_prices_a_conflicting_stone_an_extreme_one_and_a_list(
         page.set_default_timeout(TIMEOUT)
         page.goto(f"{base}/Price_a_stone")
         page.get_by_text("Estimated price").wait_for()
+        assert_our_menu(page)
         assert page.get_by_role("button", name="Deploy").count() == 0, "no developer chrome"
         plain = metric(page, "Estimated price")
 
@@ -163,6 +171,8 @@ def test_the_expert_uploads_stores_retrains_promotes_and_rolls_back(
         page.set_default_timeout(TIMEOUT)
         page.goto(f"{base}/Appraisals_and_retraining")
         code = page.get_by_label("Expert access code")
+        code.wait_for()
+        assert_our_menu(page)
         code.fill("wrong")
         page.get_by_role("button", name="Unlock expert mode").click()
         page.get_by_text("That access code is not right").wait_for()
