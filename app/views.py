@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 
+from diamond_model.quote import Quote
 from diamond_model.registry import VersionInfo
 from diamond_model.tables import TrainingRun
 
@@ -227,6 +228,11 @@ def what_if_table(changes: pd.DataFrame) -> pd.DataFrame:
             ],
         }
     )
+
+
+def not_in_reasons(quote: Quote) -> list[str]:
+    """The quote's warnings the confidence reasons beside it do not already say."""
+    return [warning for warning in quote.warnings if warning not in quote.reasons]
 
 
 def comparables_table(nearby: pd.DataFrame) -> pd.DataFrame:

@@ -212,14 +212,24 @@ def grade_effect(appraisals: pd.DataFrame, grade: str) -> pd.DataFrame:
     return table[table["size"] >= 5]
 
 
-def price_per_carat_by_weight(appraisals: pd.DataFrame, step: float = 0.05) -> pd.DataFrame:
-    """Median price per carat in narrow weight bins: shows the jumps at popular sizes."""
-    bins = np.floor(appraisals["carat"] / step + 1e-9) * step
+def price_per_carat_by_weight(
+    appraisals: pd.DataFrame, step: float = 0.05, fewest: int = 5
+) -> pd.DataFrame:
+    """Median price per carat in narrow weight bins: shows the jumps at popular sizes.
+
+    Every bin from the lightest to the heaviest is listed; one with fewer than `fewest` stones
+    has no median (a gap in the line, not a bridge from its neighbours that would draw a step
+    the data cannot show)."""
+    bins = (np.floor(appraisals["carat"] / step + 1e-9) * step).round(2)
     frame = appraisals.assign(
-        weight=bins.round(2), price_per_carat=appraisals["price"] / appraisals["carat"]
+        weight=bins, price_per_carat=appraisals["price"] / appraisals["carat"]
     )
-    table = frame.groupby("weight")["price_per_carat"].agg(["median", "size"]).reset_index()
-    return table[table["size"] >= 5]
+    table = frame.groupby("weight")["price_per_carat"].agg(["median", "size"])
+    every = np.round(np.arange(bins.min(), bins.max() + step / 2, step), 2)
+    table = table.reindex(every).rename_axis("weight").reset_index()
+    table["size"] = table["size"].fillna(0).astype(int)
+    table.loc[table["size"] < fewest, "median"] = np.nan
+    return table
 
 
 def size_correlations(appraisals: pd.DataFrame) -> pd.DataFrame:

@@ -132,6 +132,9 @@ class Assessment:
     reasons: tuple[str, ...]
     concerns: tuple[str, ...]
     widen: float
+    # Beyond the weights seen, or a grade combination in that size band the data has none of:
+    # either way the price comes from the model's shape, not from stones like this one.
+    extrapolated: bool = False
 
 
 def like_words(like: int, color: int, clarity: int, band: int) -> str:
@@ -176,4 +179,5 @@ def assess(
         reasons=tuple(concerns + reasons),
         concerns=tuple(concerns),
         widen=float(judgement.widen[position]),
+        extrapolated=bool(judgement.beyond[position]) or like == 0,
     )

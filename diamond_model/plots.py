@@ -210,11 +210,11 @@ def price_per_carat_curve(table: pd.DataFrame) -> go.Figure:
         figure.add_vline(
             x=size, line_dash="dot", line_color="#e76f51", annotation_text=f"{size:g} ct"
         )
-    figure.update_xaxes(title="Carat (ct), 0.05 ct bins")
+    figure.update_xaxes(title="Carat (ct), 0.05 ct bins; gaps: fewer than 5 stones")
     figure.update_yaxes(
         title="Median price per carat ($/ct)", tickprefix="$", separatethousands=True
     )
-    return finish(figure, "Price per carat jumps at the popular sizes")
+    return finish(figure, "Price per carat by weight, with the popular sizes marked")
 
 
 def correlation_heatmap(correlations: pd.DataFrame) -> go.Figure:

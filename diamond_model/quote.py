@@ -58,6 +58,7 @@ class Quote:
     carat: float
     implied_carat: float | None
     explanation: Explanation | None
+    extrapolated: bool = False  # outside what the appraisals cover (weight or grade combination)
 
     @property
     def price_per_carat(self) -> float:
@@ -208,6 +209,7 @@ def _quote(
         carat=float(columns["carat"][k]),
         implied_carat=None if np.isnan(implied) else round(float(implied), 2),
         explanation=explanation,
+        extrapolated=assessment.extrapolated,
     )
 
 

@@ -114,14 +114,18 @@ class Store:
         any number of times, from several processes at once. Returns (revision before, after)."""
         revisions = migrate.upgrade(self.engine)
         with self.session() as session:
-            if session.get(Champion, 1) is None:
-                session.add(Champion(id=1, version=None))
-            if session.get(Lock, RETRAIN_LOCK) is None:
-                session.add(Lock(name=RETRAIN_LOCK))
-            try:
-                session.commit()
-            except IntegrityError:  # another process created them first
-                session.rollback()
+            # One row, one commit: a pending row would be flushed by the next `get`, and its
+            # clash with another process's row would then escape the `except` below.
+            for kind, key, row in (
+                (Champion, 1, lambda: Champion(id=1, version=None)),
+                (Lock, RETRAIN_LOCK, lambda: Lock(name=RETRAIN_LOCK)),
+            ):
+                if session.get(kind, key) is None:
+                    session.add(row())
+                    try:
+                        session.commit()
+                    except IntegrityError:  # another process created it first
+                        session.rollback()
         return revisions
 
     @contextmanager

@@ -163,14 +163,13 @@ def one_stone() -> None:
     with right:
         for reason in quote.reasons:
             st.markdown(f"- {sentence(reason)}")
-        if any("extrapolation" in r for r in quote.reasons):
+        if quote.extrapolated:
             st.warning(
                 "This stone is outside what our appraisals cover: the price is an extrapolation, "
                 "and the range is wider for it."
             )
-        for warning in quote.warnings:
-            if "extrapolation" not in warning and warning not in quote.reasons:
-                st.info(sentence(warning))
+        for warning in views.not_in_reasons(quote):
+            st.info(sentence(warning))
         if {"x", "y", "z"} & set(quote.set_aside):
             st.button(
                 "Clear the measurements",

@@ -44,6 +44,7 @@ def test_notebook_executes_top_to_bottom(tmp_path: Path) -> None:
     assert not outputs(notebook, "error")
     text = "\n".join(o.get("text", "") for o in outputs(notebook, "stream"))
     assert "accepted 4,990, rejected 10" in text
+    assert "imply a weight beyond the tolerance (log gap > 0.1): 4 of 5,000 (0.08%)" in text
     assert "Size 1.01 ct (6.33 × 6.28 × 3.99 mm) adds" in text
     assert "unconstrained better in" in text and "the millimetres imply 0.87 ct" in text
     moved = re.search(r"median signed error ([+-][\d.]+) %", text)

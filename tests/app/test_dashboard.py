@@ -181,7 +181,19 @@ def test_an_extreme_stone_says_it_is_an_extrapolation(dashboard_env: Settings) -
     app.selectbox(key="clarity").set_value("IF")
     app = rerun(app)
     assert "Confidence: low" in texts(app)
-    assert "the price is an extrapolation" in texts(app) or "none of our appraisals" in texts(app)
+    assert "heavier than the heaviest stone" in texts(app)
+    assert "the price is an extrapolation" in texts(app)
+    # Within the weights seen but a combination none of the appraisals has: still said plainly.
+    app.number_input(key="carat").set_value(2.5)
+    app = rerun(app)
+    assert "heavier than the heaviest stone" not in texts(app)
+    assert "none of our appraisals is a d if stone above 2 ct" in texts(app).lower()
+    assert "the price is an extrapolation" in texts(app)
+    app.selectbox(key="color").set_value("G")
+    app.selectbox(key="clarity").set_value("VS2")
+    app.number_input(key="carat").set_value(1.0)
+    app = rerun(app)
+    assert "the price is an extrapolation" not in texts(app), "an ordinary stone is not"
 
 
 def test_the_printable_quote_holds_the_figures(dashboard_env: Settings) -> None:

@@ -136,3 +136,16 @@ def test_fitting_is_reproducible(appraisals: pd.DataFrame) -> None:
     first = PriceModel(n_estimators=100).fit(sample, sample["price"]).predict(sample)
     second = PriceModel(n_estimators=100).fit(sample, sample["price"]).predict(sample)
     np.testing.assert_array_equal(first, second)
+
+
+def test_price_per_carat_by_weight_leaves_thin_bins_as_gaps() -> None:
+    from diamond_model.analysis import price_per_carat_by_weight
+
+    # Many stones at 1.80 and 2.00 ct, two at 1.90 ct, none at 1.85 or 1.95 ct.
+    carats = [1.80] * 6 + [1.90] * 2 + [2.00] * 6
+    prices = [9_000 * c for c in carats[:6]] + [20_000, 20_000] + [14_000 * c for c in carats[8:]]
+    table = price_per_carat_by_weight(pd.DataFrame({"carat": carats, "price": prices}))
+    assert table["weight"].tolist() == [1.8, 1.85, 1.9, 1.95, 2.0]
+    assert table["size"].tolist() == [6, 0, 2, 0, 6]
+    assert table["median"].isna().tolist() == [False, True, True, True, False]
+    assert table["median"].iloc[-1] == pytest.approx(14_000)

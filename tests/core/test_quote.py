@@ -110,11 +110,13 @@ def test_a_stone_far_outside_the_data_is_low_confidence_with_a_wider_range(
     assert rare.confidence == Confidence.LOW
     assert any("none of our appraisals is a D IF stone above 2 ct" in r for r in rare.reasons)
     assert (rare.high - rare.low) / rare.price > 1.4 * (common.high - common.low) / common.price
+    assert rare.extrapolated and not common.extrapolated
     heavy = quote_stone(
         pricing_model, {"carat": 8.0, "cut": "Ideal", "color": "G", "clarity": "VS2"}, 0.9
     )
     assert heavy.confidence == Confidence.LOW
     assert any("the price is an extrapolation" in w for w in heavy.warnings)
+    assert heavy.extrapolated
 
 
 def test_a_thin_base_of_similar_stones_is_medium_confidence(pricing_model: PricingModel) -> None:
