@@ -184,3 +184,56 @@ def test_retrain_while_another_runs_says_so(run, settings: Settings) -> None:
     assert code == 0 and "Cleared the retraining lease" in out
     code, out, _ = run("unlock")
     assert "nothing to clear" in out
+
+
+def test_keys_are_shown_once_stored_as_a_hash_listed_used_and_revoked(
+    run, settings: Settings
+) -> None:
+    import hashlib
+
+    from sqlalchemy import select
+
+    from diamond_model.keys import KeyRing, KeyStore
+    from diamond_model.metering import Meter
+    from diamond_model.pipeline import Pipeline
+    from diamond_model.tables import ApiKey
+
+    run("init")
+    code, out, _ = run(
+        "keys", "create", "acme", "--scopes", "quote", "data:write",
+        "--stones-per-day", "5000", "--requests-per-minute", "60",
+    )  # fmt: skip
+    assert code == 0 and "key 'acme' (data:write, quote) created. It is shown once:" in out
+    key = out.strip().splitlines()[-1]
+    assert key.startswith("dk_") and len(key) > 30
+
+    store = Pipeline.from_settings(settings).store
+    with store.session() as session:
+        row = session.scalars(select(ApiKey)).one()
+        stored = [str(getattr(row, c.name)) for c in ApiKey.__table__.columns]
+    assert row.key_hash == hashlib.sha256(key.encode()).hexdigest()
+    assert not any(key in value for value in stored), "the key itself is never stored"
+
+    code, out, _ = run("keys", "list")
+    assert code == 0 and "acme" in out and "active" in out and "never used" in out
+    assert "5,000 stones/day" in out and "60 requests/min" in out
+
+    ring = KeyRing(KeyStore(store))
+    ring.refresh()
+    client = ring.check(key)
+    assert client is not None and ring.check(key[:-1] + "x") is None
+    meter = Meter(store)
+    meter.record(client, stones=3)
+    meter.flush()
+    code, out, _ = run("keys", "list")
+    assert "last used" in out and "never used" not in out
+    code, out, _ = run("keys", "usage", "acme")
+    assert code == 0 and "total: 1 requests, 3 stones, 0 errors" in out
+
+    code, out, _ = run("keys", "revoke", "acme")
+    assert code == 0 and "key 'acme' revoked at" in out
+    code, out, _ = run("keys", "list")
+    assert "revoked" in out
+    code, _, err = run("keys", "revoke", "nobody")
+    assert code == 1 and "nobody" in err
+    store.dispose()
