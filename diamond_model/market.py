@@ -10,7 +10,10 @@ so that the appraisals' average level is zero, and quotes are priced at the late
 Why an index and not recency weighting (down-weighting old appraisals): weighting throws away what
 old appraisals know about stones (the structure has not moved) to follow the level, and it lags a
 sudden move by its half-life. The index keeps every appraisal for the structure and moves the
-level at once when a month's evidence says so (`exploration.ipynb`, section on time).
+level at once when a month's evidence says so. Measured in `exploration.ipynb` §8 (a +15 % move in
+6,000 of 10,000 appraisals): the index quotes unseen stones +0.3 % from the new level; raw prices
+−5.5 %, a three-month half-life −3.6 %, a one-month half-life −1.0 % with the widest error around
+its own level.
 """
 
 from __future__ import annotations

@@ -195,8 +195,14 @@ class PriceModel(RegressorMixin, BaseEstimator):
             "verbose": -1,
         }
 
-    def fit(self, X: pd.DataFrame, y: Sequence[float] | np.ndarray) -> PriceModel:
-        """Fit on stones `X` and their prices `y` in dollars."""
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: Sequence[float] | np.ndarray,
+        sample_weight: Sequence[float] | np.ndarray | None = None,
+    ) -> PriceModel:
+        """Fit on stones `X` and their prices `y` in dollars (`sample_weight`: how much each
+        appraisal counts, for experiments such as recency weighting; the product uses none)."""
         features = list(self.features)
         if "carat" not in features:
             raise ValueError("PriceModel needs 'carat' among its features")
@@ -204,13 +210,23 @@ class PriceModel(RegressorMixin, BaseEstimator):
         log_price = np.log(np.asarray(y, dtype=float))
         log_carat = np.log(matrix[:, features.index("carat")])
         design = np.column_stack([log_carat, np.ones_like(log_carat)])
-        slope, intercept = np.linalg.lstsq(design, log_price, rcond=None)[0]
+        root = None if sample_weight is None else np.sqrt(np.asarray(sample_weight, dtype=float))
+        slope, intercept = np.linalg.lstsq(
+            design if root is None else design * root[:, None],
+            log_price if root is None else log_price * root,
+            rcond=None,
+        )[0]
         # A heavier stone must never be cheaper: the line is the monotone backbone of the model.
         self.carat_slope_ = float(max(slope, 0.0))
         self.intercept_ = float(intercept if slope > 0 else log_price.mean())
         init = self.carat_slope_ * log_carat + self.intercept_
         dataset = lgb.Dataset(
-            matrix, label=log_price, init_score=init, feature_name=features, free_raw_data=True
+            matrix,
+            label=log_price,
+            weight=sample_weight,
+            init_score=init,
+            feature_name=features,
+            free_raw_data=True,
         )
         self.booster_ = lgb.train(self._lgb_params(), dataset, num_boost_round=self.n_estimators)
         self.feature_names_in_ = np.asarray(features, dtype=object)

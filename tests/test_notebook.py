@@ -47,6 +47,16 @@ def test_notebook_executes_top_to_bottom(tmp_path: Path) -> None:
     assert "imply a weight beyond the tolerance (log gap > 0.1): 4 of 5,000 (0.08%)" in text
     assert "Size 1.01 ct (6.33 × 6.28 × 3.99 mm) adds" in text
     assert "unconstrained better in" in text and "the millimetres imply 0.87 ct" in text
+    accuracy = re.search(r"shipped model: MAPE ([\d.]+) % .*MAE \$(\d+)", text)
+    assert accuracy and float(accuracy.group(1)) <= 7.0 and int(accuracy.group(2)) <= 300
+    ranges = re.search(
+        r"shipped ranges: coverage ([\d.]+) %, worst carat band ([\d.]+) %, worst cut ([\d.]+) %, "
+        r"worst price band ([\d.]+) %, median width ([\d.]+) %",
+        text,
+    )
+    assert ranges, "the range targets are printed"
+    overall, carat, cut, price, width = (float(v) for v in ranges.groups())
+    assert 89 <= overall <= 92 and min(carat, cut, price) >= 88 and width <= 31
     moved = re.search(r"median signed error ([+-][\d.]+) %", text)
     assert moved and abs(float(moved.group(1))) <= 4, "the market move is followed"
     poisoned = re.search(r"largest move of a quote after the poisoned batch: ([\d.]+) %", text)

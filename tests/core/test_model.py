@@ -149,3 +149,15 @@ def test_price_per_carat_by_weight_leaves_thin_bins_as_gaps() -> None:
     assert table["size"].tolist() == [6, 0, 2, 0, 6]
     assert table["median"].isna().tolist() == [False, True, True, True, False]
     assert table["median"].iloc[-1] == pytest.approx(14_000)
+
+
+def test_sample_weights_decide_which_appraisals_count(appraisals: pd.DataFrame) -> None:
+    stones = appraisals.iloc[:1500]
+    doubled = stones.assign(price=stones["price"] * 2)
+    both = pd.concat([stones, doubled])
+    old_first = np.r_[np.ones(len(stones)), np.full(len(stones), 1e-6)]
+    model = PriceModel(features=FOUR_C).fit(both, both["price"], sample_weight=old_first)
+    ratio = np.median(model.predict(stones) / stones["price"])
+    assert 0.9 < ratio < 1.1, "the doubled prices barely count"
+    model = PriceModel(features=FOUR_C).fit(both, both["price"], sample_weight=old_first[::-1])
+    assert 1.8 < np.median(model.predict(stones) / stones["price"]) < 2.2
