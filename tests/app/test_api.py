@@ -535,11 +535,16 @@ def test_quotes_keep_flowing_while_the_database_is_slow_or_down(
             quote = await http.post("/v1/quotes", json=STONE)
             quote_seconds = time.perf_counter() - quote_started
             assert quote.status_code == 200
+            live_started = time.perf_counter()
+            live = await http.get("/health/live")
+            live_seconds = time.perf_counter() - live_started
+            assert live.status_code == 200
             await ready
-            return quote_seconds, time.perf_counter() - started
+            return quote_seconds, live_seconds, time.perf_counter() - started
 
-    quote_seconds, ready_seconds = asyncio.run(together())
-    assert ready_seconds >= 1.5 and quote_seconds < 0.5, (quote_seconds, ready_seconds)
+    quote_seconds, live_seconds, ready_seconds = asyncio.run(together())
+    assert ready_seconds >= 1.5, ready_seconds
+    assert quote_seconds < 0.5 and live_seconds < 0.5, (quote_seconds, live_seconds)
 
     from sqlalchemy.exc import OperationalError
 

@@ -161,3 +161,126 @@ def test_two_workers_on_postgresql_share_the_champion_the_limits_and_the_usage(
             usage = client.get("/v1/usage", headers={"X-API-Key": keys["client"]}).json()
         totals = [sum(h[k] for h in usage["hours"]) for k in ("requests", "stones", "errors")]
         assert totals == [100, 90, 10], "the usage request is counted once it is answered"
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_a_promotion_made_by_another_process_is_served_within_a_second_never_mixed(
+    kind: str, seeded_copy, tmp_path: Path, appraisals: pd.DataFrame
+) -> None:
+    from diamond_model.pipeline import Pipeline
+    from tests.conftest import make_settings
+
+    url = seeded_copy(kind)
+    pipeline = Pipeline.from_settings(make_settings(url, tmp_path / "operator"))
+    more = csv_bytes(appraisals.iloc[2000:2600])
+    pipeline.ingest(more, "more.csv", "test", retrain=False)
+    pipeline.retrain(force=True)  # version 2, on more data, promoted or not
+    if pipeline.registry.champion_version() != 1:
+        pipeline.registry.promote(1)
+    stones = appraisals.iloc[:200].drop(columns=["price", "appraised_on"], errors="ignore")
+    body = {"stones": stones.astype(object).where(stones.notna(), None).to_dict("records")}
+
+    def prices(answer: dict) -> list[float]:
+        return [item["quote"]["price"] for item in answer["results"]]
+
+    with api_server(server_environment(url, tmp_path / "server")) as base:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            expected = {
+                v: prices(client.post(f"/v1/quotes/batch?model_version={v}", json=body).json())
+                for v in (1, 2)
+            }
+            assert expected[1] != expected[2], "the two versions price differently"
+            seen: list[dict] = []
+            stop = False
+
+            def hammer() -> None:  # whole batches, answered while the champion changes
+                with httpx.Client(base_url=base, timeout=30) as own:
+                    while not stop:
+                        seen.append(own.post("/v1/quotes/batch", json=body).json())
+
+            with ThreadPoolExecutor(1) as pool:
+                running = pool.submit(hammer)
+                delays = []
+                for target, change in ((2, lambda: pipeline.registry.promote(2)),
+                                       (1, pipeline.registry.rollback)):  # fmt: skip
+                    time.sleep(0.3)
+                    change()  # committed in this process; the server learns it on its own
+                    changed = time.monotonic()
+                    while client.post("/v1/quotes", json=STONE).json()["model_version"] != target:
+                        assert time.monotonic() - changed < 5, "the change never arrived"
+                        time.sleep(0.02)
+                    delays.append(time.monotonic() - changed)
+                time.sleep(0.3)
+                stop = True
+                running.result()
+    pipeline.store.dispose()
+    assert max(delays) < 1.0, delays
+    versions = [answer["model_version"] for answer in seen]
+    assert {1, 2} <= set(versions), "batches were answered on both sides of each change"
+    for answer in seen:  # every batch priced wholly by the version it names
+        assert prices(answer) == expected[answer["model_version"]]
+
+
+@pytest.mark.postgres
+def test_a_real_database_outage_keeps_quotes_flowing_and_the_server_recovers(
+    seeded_copy, tmp_path: Path
+) -> None:
+    """The PostgreSQL database refuses every connection (and its open ones are cut) while the
+    server runs: quotes go on from the loaded champion, health says degraded, liveness stays
+    quick; when the database returns, so does everything else, without a restart."""
+    from sqlalchemy import create_engine, text
+
+    from tests.conftest import POSTGRES_URL
+
+    url = seeded_copy("postgresql")
+    name = url.rsplit("/", 1)[1]
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+
+    def database(up: bool) -> None:
+        with admin.connect() as connection:
+            connection.execute(
+                text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {"true" if up else "false"}')
+            )
+            if not up:
+                connection.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = :name AND pid <> pg_backend_pid()"
+                    ),
+                    {"name": name},
+                )
+
+    def wait_for(client: httpx.Client, status: str) -> None:
+        deadline = time.monotonic() + 10
+        while client.get("/health").json()["status"] != status:
+            assert time.monotonic() < deadline, f"/health never said {status}"
+            time.sleep(0.1)
+
+    def wait_for_readiness(client: httpx.Client, ready: bool) -> None:
+        deadline = time.monotonic() + 5  # readiness asks the database at most once a second
+        while client.get("/health/ready").json()["ready"] is not ready:
+            assert time.monotonic() < deadline, f"readiness never said {ready}"
+            time.sleep(0.2)
+
+    with api_server(server_environment(url, tmp_path)) as base:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            assert client.post("/v1/quotes", json=STONE).json()["model_version"] == 1
+            database(up=False)
+            try:
+                wait_for(client, "degraded")
+                for _ in range(20):
+                    quote = client.post("/v1/quotes", json=STONE)
+                    assert quote.status_code == 200 and quote.json()["model_version"] == 1
+                started = time.perf_counter()
+                assert client.get("/health/live").status_code == 200
+                assert time.perf_counter() - started < 0.5
+                wait_for_readiness(client, False)
+                models = client.get("/v1/models")
+                assert models.status_code >= 500
+                assert models.headers["content-type"] == "application/problem+json"
+            finally:
+                database(up=True)
+            wait_for(client, "ok")
+            assert client.get("/v1/models").status_code == 200
+            wait_for_readiness(client, True)
+    admin.dispose()
