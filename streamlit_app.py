@@ -69,8 +69,7 @@ def home() -> None:
             f"the {model.market.latest_label} market level. "
             f"{svc.store.count_appraisals():,} appraisals are in use."
         )
-        batches = svc.store.batches()
-        live = batches[batches["live"].notna()].tail(3)
+        live = svc.latest_readings(3)
         if len(live):
             st.markdown(
                 "**How the serving model read the latest uploads, before training on them:**"

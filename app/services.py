@@ -14,6 +14,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
 from diamond_model.keys import ClientKey, KeyRing, KeyStore
@@ -112,6 +113,12 @@ class Services:
         if current is None:
             raise NoModelError()
         return current
+
+    def latest_readings(self, count: int) -> pd.DataFrame:
+        """The last `count` batches the serving model priced before training on them (live
+        accuracy), oldest first: what Home and `GET /v1/model` show beside training figures."""
+        batches = self.store.batches()
+        return batches[batches["live"].notna()].tail(count)
 
     def quote(self, stone: dict[str, object], explain: bool = True) -> tuple[int, Quote]:
         version, model = self.champion()

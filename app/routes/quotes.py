@@ -301,8 +301,7 @@ async def serving_model(svc: Svc, request: Request) -> ServingModelOut:
 
     def read() -> ServingModelOut:
         info = svc.registry.info(version)
-        batches = svc.store.batches()
-        live = batches[batches["live"].notna()].tail(5)
+        live = svc.latest_readings(5)
         return ServingModelOut(
             version=version,
             created_at=info.created_at,

@@ -249,6 +249,26 @@ def test_market_index_and_serving_model(client: TestClient) -> None:
     assert "real prices fell inside the quoted 90% range" in model["summary"][-1]
 
 
+def test_the_serving_model_reads_a_new_batch_before_any_training(
+    client: TestClient, keys: dict[str, str], appraisals: pd.DataFrame
+) -> None:
+    """Live accuracy: a market move shows in GET /v1/model as soon as the batch is stored."""
+    before = client.get("/v1/model").json()
+    moved = appraisals.iloc[2000:2400].assign(price=lambda f: (f["price"] * 1.15).round())
+    upload = client.post(
+        "/v1/appraisals",
+        files={"file": ("moved.csv", csv_bytes(moved), "text/csv")},
+        headers=auth(keys),
+    )
+    assert upload.status_code == 201 and upload.json()["training_run_url"] is None
+    model = client.get("/v1/model").json()
+    assert model["version"] == 1 and model["metrics"] == before["metrics"], "no retrain yet"
+    latest = model["latest_batches"][-1]
+    assert latest["batch_id"] == upload.json()["batch"]["id"] and latest["appraisals"] == 400
+    assert 12 < latest["level_percent"] < 18, latest
+    assert latest["coverage"] < before["metrics"]["coverage"] - 20, (latest, before["metrics"])
+
+
 # ---- keys, scopes, limits ---------------------------------------------------------------------
 
 

@@ -24,11 +24,21 @@ APPRAISALS = str(ROOT / "pages" / "2_Appraisals_and_retraining.py")
 PERFORMANCE = str(ROOT / "pages" / "3_Performance.py")
 
 
+ON_BOTH = pytest.mark.parametrize(
+    "dashboard_env",
+    ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
+    indirect=True,
+)
+
+
 @pytest.fixture
-def dashboard_env(seeded_copy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The dashboard's process points at a fresh copy of the seeded database."""
+def dashboard_env(
+    request: pytest.FixtureRequest, seeded_copy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """The dashboard's process points at a fresh copy of the seeded database (SQLite, or the
+    real PostgreSQL server for tests parametrised with `ON_BOTH`)."""
     monkeypatch.setenv("DIAMOND_INSTANCE_DIR", str(tmp_path))
-    monkeypatch.setenv("DIAMOND_DATABASE_URL", seeded_copy("sqlite"))
+    monkeypatch.setenv("DIAMOND_DATABASE_URL", seeded_copy(getattr(request, "param", "sqlite")))
     monkeypatch.setenv("DIAMOND_ACCESS_CODE", ACCESS_CODE)
     monkeypatch.setenv("DIAMOND_AUTO_RETRAIN", "true")
     return Settings()
@@ -321,6 +331,21 @@ def test_upload_preview_store_and_retrain_in_the_background(
     pipeline.store.dispose()
 
 
+def test_home_shows_how_the_serving_model_read_the_latest_uploads(
+    dashboard_env: Settings, appraisals: pd.DataFrame
+) -> None:
+    pipeline = Pipeline.from_settings(dashboard_env)
+    moved = appraisals.iloc[2000:2300].assign(price=lambda f: (f["price"] * 1.15).round())
+    pipeline.ingest(csv_bytes(moved), "moved.csv", "expert", retrain=False)
+    app = run(HOME)
+    assert "How the serving model read the latest uploads" in texts(app)
+    table = frame(app, "Its level vs the model")
+    assert table["File"].tolist() == ["moved.csv"]
+    level = float(table["Its level vs the model"].iloc[0].rstrip("%"))
+    assert 12 < level < 18, level
+
+
+@ON_BOTH
 def test_a_retrain_started_here_survives_leaving_the_page(dashboard_env: Settings) -> None:
     app = unlock(run(APPRAISALS))
     app = click(app, "retrain_force")
@@ -332,6 +357,7 @@ def test_a_retrain_started_here_survives_leaving_the_page(dashboard_env: Setting
     assert "v2 now prices every quote" in texts(back)
 
 
+@ON_BOTH
 def test_promote_and_roll_back_with_a_confirmation_that_stays(dashboard_env: Settings) -> None:
     Pipeline.from_settings(dashboard_env).retrain(force=True)
     app = unlock(run(APPRAISALS))

@@ -88,6 +88,24 @@ def test_a_dated_reappraisal_is_a_new_appraisal_and_an_undated_repeat_is_not(
     assert kept.stored == 50, "kept explicitly"
 
 
+def test_an_upload_without_dates_is_dated_the_day_it_was_stored(
+    pipeline: Pipeline, appraisals: pd.DataFrame
+) -> None:
+    rows = appraisals.iloc[:30].drop(columns="appraised_on", errors="ignore")
+    pipeline.ingest(csv_bytes(rows), "undated.csv", "tester", upload_date=date(2026, 6, 15))
+    pipeline.ingest(csv_bytes(dated(appraisals.iloc[30:40], date(2026, 2, 1))), "d.csv", "t")
+    pipeline.ingest(
+        csv_bytes(appraisals.iloc[40:45].drop(columns="appraised_on", errors="ignore")),
+        "today.csv",
+        "t",
+    )
+    stored = pipeline.store.appraisals()
+    days = pd.to_datetime(stored["appraised_on"]).dt.date
+    assert (days[stored["batch_id"] == 1] == date(2026, 6, 15)).all() and len(days) == 45
+    assert (days[stored["batch_id"] == 2] == date(2026, 2, 1)).all(), "a date given is kept"
+    assert (days[stored["batch_id"] == 3] == date.today()).all(), "by default, the upload's day"
+
+
 def test_a_failure_midway_leaves_the_database_unchanged(
     pipeline: Pipeline, small_csv: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
