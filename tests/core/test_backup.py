@@ -70,11 +70,19 @@ def test_a_backup_restores_everything_into_an_empty_database(
 
 
 @pytest.mark.postgres
-def test_a_backup_moves_a_store_from_sqlite_to_postgresql(
-    seeded_copy, empty_database, tmp_path: Path, appraisals: pd.DataFrame
+@pytest.mark.parametrize(
+    "origin, destination", [("sqlite", "postgresql"), ("postgresql", "sqlite")]
+)
+def test_a_backup_moves_a_store_between_sqlite_and_postgresql(
+    origin: str,
+    destination: str,
+    seeded_copy,
+    empty_database,
+    tmp_path: Path,
+    appraisals: pd.DataFrame,
 ) -> None:
-    source = rich_store(seeded_copy("sqlite"), tmp_path / "a", appraisals)
-    check_round_trip(source, empty_database("postgresql"), tmp_path, appraisals)
+    source = rich_store(seeded_copy(origin), tmp_path / "a", appraisals)
+    check_round_trip(source, empty_database(destination), tmp_path, appraisals)
 
 
 def test_a_backup_of_more_than_200_000_appraisals_streams(

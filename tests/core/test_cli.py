@@ -237,3 +237,25 @@ def test_keys_are_shown_once_stored_as_a_hash_listed_used_and_revoked(
     code, _, err = run("keys", "revoke", "nobody")
     assert code == 1 and "nobody" in err
     store.dispose()
+
+
+def test_a_batch_stored_while_another_process_retrains_queues_a_follow_up(
+    run,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    appraisals: pd.DataFrame,
+) -> None:
+    from diamond_model.pipeline import Pipeline
+
+    run("init")
+    automatic = settings.model_copy(update={"auto_retrain": True})
+    monkeypatch.setattr(cli, "get_settings", lambda: automatic)
+    pipeline = Pipeline.from_settings(automatic)
+    pipeline.store.acquire_lease("retrain", 60)  # another process is retraining
+    path = tmp_path / "new.csv"
+    path.write_bytes(csv_bytes(appraisals.iloc[100:150].assign(price=lambda f: f["price"] + 1)))
+    code, out, _ = run("ingest", str(path))
+    assert code == 0, "stored; nothing is wrong"
+    assert "A retrain is running: it will train once more with this data when it finishes" in out
+    pipeline.store.dispose()

@@ -8,6 +8,7 @@ import socket
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -103,6 +104,9 @@ def test_two_workers_on_postgresql_share_the_champion_the_limits_and_the_usage(
     client_key, _ = KeyStore(store).create(
         "quota", frozenset({Scope.QUOTE}), stones_per_day=30, requests_per_minute=40
     )
+    minute_key, _ = KeyStore(store).create(
+        "per-minute", frozenset({Scope.QUOTE}), requests_per_minute=40
+    )
     store.dispose()
     env = server_environment(url, tmp_path)
     with api_server(env, workers=2) as base:
@@ -129,7 +133,7 @@ def test_two_workers_on_postgresql_share_the_champion_the_limits_and_the_usage(
             assert wait_for_run(client, run.json()["url"])["status"] == "promoted"
             promoted = client.post("/v1/models/1/promote", headers={"X-API-Key": keys["expert"]})
         assert promoted.status_code == 200
-        time.sleep(1.5)  # the watchers re-read the champion every second
+        time.sleep(1.5)  # the watchers re-read the champion four times a second
         after = spread(lambda seen: len({w for w, _ in seen}) == 2 and len(seen) >= 20)
         assert {version for _, version in after} == {1}, "both workers serve the new champion"
 
@@ -144,6 +148,27 @@ def test_two_workers_on_postgresql_share_the_champion_the_limits_and_the_usage(
         statuses = [status for status, _ in answers]
         assert statuses.count(200) == 30 and statuses.count(429) == 30, statuses
         assert len({worker for _, worker in answers}) == 2, "both workers took part"
+
+        # 60 requests within one minute for a key allowed 40 a minute: exactly 40 are answered.
+        if datetime.now(UTC).second > 45:  # all 60 inside one calendar minute
+            time.sleep(61 - datetime.now(UTC).second)
+
+        def per_minute(_: int) -> tuple[int, str, str | None]:
+            with httpx.Client(base_url=base, timeout=30) as one:
+                response = one.post("/v1/quotes", json=STONE, headers={"X-API-Key": minute_key})
+                return (
+                    response.status_code,
+                    response.headers["x-worker"],
+                    response.headers.get("retry-after"),
+                )
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(per_minute, range(60)))
+        statuses = [status for status, _, _ in answers]
+        assert statuses.count(200) == 40 and statuses.count(429) == 20, statuses
+        assert len({worker for _, worker, _ in answers}) == 2, "both workers took part"
+        waits = [int(wait) for status, _, wait in answers if status == 429]
+        assert waits and all(1 <= wait <= 60 for wait in waits), waits
 
         # Usage is exact: every request, stone and error of the 'client' key, across workers.
         def client_quote(k: int) -> int:
