@@ -292,3 +292,36 @@ def test_formulas_are_neutralised_in_cells_and_headers() -> None:
     assert safe["note"].tolist() == ["'=HYPERLINK(1)", "'+1+1", "'-2+3", "'@SUM(A1)", "plain", "-5"]
     assert list(safe.columns) == ["note", "'=cmd|' /C calc'!A0"]
     assert safe.iloc[:, 1].tolist() == [1.0, 2, 3, 4, 5, 6]
+
+
+def contrast_on_white(colour: str) -> float:
+    """WCAG 2 contrast ratio of a #rrggbb colour against white."""
+
+    def linear(channel: int) -> float:
+        c = channel / 255
+        return c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (int(colour[k : k + 2], 16) for k in (1, 3, 5))
+    luminance = 0.2126 * linear(r) + 0.7152 * linear(g) + 0.0722 * linear(b)
+    return 1.05 / (luminance + 0.05)
+
+
+def test_the_waterfall_reads_at_a_glance(pricing_model: PricingModel) -> None:
+    from diamond_model.plots import waterfall
+
+    quote = quote_stone(pricing_model, EXAMPLE_STONE, 0.9)
+    figure = waterfall(quote.explanation)
+    [bars] = figure.data
+    assert bars.orientation == "h", "horizontal bars: labels read left to right"
+    assert list(bars.y[1:5]) == [
+        f"{step.label}: {step.value}" for step in quote.explanation.steps[:4]
+    ]
+    assert list(bars.y[1:5])[0].startswith("Size") and bars.y[0].startswith("Typical stone<br>")
+    sizes = [bars.textfont.size, figure.layout.font.size]
+    colours = [bars.textfont.color]
+    for axis in (figure.layout.xaxis, figure.layout.yaxis):
+        sizes += [axis.tickfont.size or figure.layout.font.size]
+        colours += [axis.tickfont.color, axis.title.font.color]
+    assert min(sizes) >= 12, sizes
+    assert all(colour is not None for colour in colours), "no colour left to the theme"
+    assert min(contrast_on_white(c) for c in colours) >= 4.5, colours
