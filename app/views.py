@@ -122,6 +122,21 @@ def sentence_of(text: str) -> str:
     return (text[0].upper() + text[1:]) if text else ""
 
 
+def lines_in(findings: pd.DataFrame) -> int:
+    """How many rows of a file a table of findings (rejections, set-aside notes) is about."""
+    return int(findings["line"].nunique()) if len(findings) else 0
+
+
+def others_to_serve(infos: list[VersionInfo]) -> list[VersionInfo]:
+    """Versions that could serve instead of the champion, newest first."""
+    return [info for info in reversed(infos) if info.servable and not info.is_champion]
+
+
+def run_to_show(runs: list[TrainingRun], mine: int | None) -> TrainingRun | None:
+    """The run this session started, else the latest one."""
+    return next((run for run in runs if run.id == mine), runs[0] if runs else None)
+
+
 def version_label(info: VersionInfo) -> str:
     error = (info.reference_metrics or info.metrics or {}).get("mape")
     shown = f", error {error:.2f}%" if error is not None else ""

@@ -70,7 +70,7 @@ else:
             c3.metric("Already stored", f"{preview.n_duplicates:,}")
             c4.metric(
                 "Measurements set aside",
-                f"{result.notes['line'].nunique() if len(result.notes) else 0:,}",
+                f"{views.lines_in(result.notes):,}",
             )
             st.markdown("\n".join(f"- {line}" for line in preview.sentences()[1:]))
             if not result.rejections.empty:
@@ -148,7 +148,7 @@ def latest_run() -> None:
     the expert leaves this page and its result is here when she comes back."""
     runs = svc.pipeline.runs()
     mine = st.session_state.get(RUN_KEY)
-    run = next((r for r in runs if r.id == mine), runs[0] if runs else None)
+    run = views.run_to_show(runs, mine)
     if run is None:
         st.info("No retrain has run yet.")
         return
@@ -186,7 +186,7 @@ else:
     st.dataframe(views.versions(infos), hide_index=True, width="stretch", key="versions")
     if expert:
         confirm = st.session_state.get("confirm")
-        candidates = [v for v in reversed(infos) if v.servable and not v.is_champion]
+        candidates = views.others_to_serve(infos)
         target = svc.registry.rollback_target()
         col1, col2 = st.columns(2)
         if candidates:
@@ -289,8 +289,8 @@ shown = views.filter_appraisals(svc.store.appraisals(batch_id=batch_id), None, f
 st.dataframe(shown, hide_index=True, width="stretch", height=300, key="rows")
 rejected, set_aside = svc.store.rejected_rows(batch_id), svc.store.set_aside_rows(batch_id)
 st.markdown(
-    f"Batch #{batch_id}: {rejected['line'].nunique() if len(rejected) else 0} rows rejected, "
-    f"{set_aside['line'].nunique() if len(set_aside) else 0} with measurements set aside."
+    f"Batch #{batch_id}: {views.lines_in(rejected)} rows rejected, "
+    f"{views.lines_in(set_aside)} with measurements set aside."
 )
 if len(rejected):
     st.dataframe(views.in_words(rejected), hide_index=True, width="stretch", key="rejected")
