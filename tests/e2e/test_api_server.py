@@ -309,3 +309,32 @@ def test_a_real_database_outage_keeps_quotes_flowing_and_the_server_recovers(
             assert client.get("/v1/models").status_code == 200
             wait_for_readiness(client, True)
     admin.dispose()
+
+
+def test_a_large_csv_upload_does_not_stall_other_quotes(
+    server_env: dict[str, str], appraisals: pd.DataFrame
+) -> None:
+    """A CSV near the upload limit (9,900 stones with long notes, ~19 MB) is read and priced off
+    the event loop: single quotes on another connection keep answering meanwhile."""
+    twice = pd.concat([appraisals, appraisals]).iloc[:9_900]
+    stones = twice.drop(columns="price").assign(note="x" * 1_900)
+    body = csv_bytes(stones)
+    assert 15_000_000 < len(body) < 20_000_000
+    with api_server(server_env) as base:
+        with httpx.Client(base_url=base, timeout=120) as uploader:
+            with ThreadPoolExecutor(1) as pool:
+                upload = pool.submit(
+                    uploader.post,
+                    "/v1/quotes/batch/csv",
+                    files={"file": ("big.csv", body, "text/csv")},
+                )
+                latencies = []
+                with httpx.Client(base_url=base, timeout=30) as client:
+                    while not upload.done():
+                        started = time.perf_counter()
+                        assert client.post("/v1/quotes", json=STONE).status_code == 200
+                        latencies.append(time.perf_counter() - started)
+                answer = upload.result()
+    assert answer.status_code == 200 and answer.json()["priced"] == len(stones)
+    assert len(latencies) >= 5, "the upload took long enough to measure beside it"
+    assert max(latencies) < 1.0, sorted(latencies)[-5:]
