@@ -22,13 +22,15 @@ from benchmarks.common import (
     timings,
 )
 from diamond_model.comparables import CARAT_WINDOW, closest
+from diamond_model.explain import explain
+from diamond_model.intervals import SPREAD_FEATURES
 from diamond_model.kinds import Inputs
-from diamond_model.model import encode
+from diamond_model.model import PricingModel, encode
 from diamond_model.pipeline import Pipeline
 from diamond_model.quote import price_table, quote_stone
-from diamond_model.schema import EXAMPLE_STONE, FOUR_C
+from diamond_model.schema import EXAMPLE_STONE, FOUR_C, STONE_COLUMNS
 from diamond_model.settings import Settings
-from diamond_model.validation import validate_csv
+from diamond_model.validation import check, validate_csv
 
 STONE = EXAMPLE_STONE
 FOUR_CS = {k: STONE[k] for k in FOUR_C}
@@ -47,6 +49,7 @@ def quotes(pipeline: Pipeline) -> None:
     ratio("quote with explanation / bare 4Cs price", explained, bare, 1.5)
     regressor = model.regressor(Inputs.ALL)
     row = encode(pd.DataFrame([STONE]), regressor.features)
+    where_the_time_goes(model, row, explained)
     contrib = report(
         "  LightGBM's own pred_contrib (path-dependent), 1 row",
         timings(lambda: regressor.booster_.predict(row, pred_contrib=True), 2000, 50),
@@ -62,6 +65,39 @@ def quotes(pipeline: Pipeline) -> None:
     print(
         f"{'  pred_contrib / shap (what the shipped path saves)':58} {contrib / shap_values:5.2f}x"
     )
+
+
+def where_the_time_goes(model: PricingModel, row: np.ndarray, explained: float) -> None:
+    """The explained quote of the stone above, stage by stage (medians); the rest is the glue:
+    dictionaries to arrays, the market level, confidence and its words, the Quote object."""
+    cells = {name: np.array([STONE.get(name)], dtype=object) for name in STONE_COLUMNS}
+    regressor = model.regressor(Inputs.ALL)
+    explainer = model.explainer(Inputs.ALL)
+    scales = encode(pd.DataFrame([STONE]), SPREAD_FEATURES)
+    priced = quote_stone(model, STONE, 0.9, explain_prices=False)
+    _, phi = explainer.contributions(row)
+    values = {name: float(row[0, k]) for k, name in enumerate(regressor.features)}
+    words = f"a typical stone in our appraisals ({explainer.typical_words})"
+    market = (priced.market.period, model.market.latest_level)
+    features = list(regressor.features)
+    stages = {
+        "check the inputs (validation, measurements)": lambda: check(cells, 1, "pricing"),
+        "range scales (two small LightGBM models)": lambda: model.spreads[Inputs.ALL].scales(
+            scales
+        ),
+        "price + contributions (LightGBM, shap, the power law)": lambda: explainer.contributions(
+            row
+        ),
+        "words and the waterfall's steps": lambda: explain(
+            explainer.base_log, phi[0], features, values, words, market, priced.price
+        ),
+    }
+    print("  where the explained quote's time goes:")
+    accounted = sum(
+        report(f"    {label}", timings(action, 2000, 50)) for label, action in stages.items()
+    )
+    rest = 1000 * (explained - accounted)
+    print(f"{'    the rest (arrays, market level, confidence words, Quote)':58} {rest:9.2f} ms")
 
 
 def predict(pipeline: Pipeline) -> None:
