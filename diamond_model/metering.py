@@ -288,7 +288,12 @@ class Meter:
 
 
 class Attempts:
-    """Failed keys or access codes per client: after ten in ten minutes, wait for the window."""
+    """Failed keys or access codes per client: after ten in ten minutes, wait.
+
+    A sliding-window count: this window's failures plus the previous window's, weighted by the
+    share of that window still inside the last ten minutes. (A plain fixed window would forget
+    every failure at each boundary: ten just before it and ten just after would all be tried.)
+    """
 
     def __init__(
         self, store: Store, limit: int = FAILED_ATTEMPTS, window: timedelta = FAILED_WINDOW
@@ -297,29 +302,47 @@ class Attempts:
         self.limit = limit
         self.window = window
 
-    def _window(self, now: datetime) -> tuple[str, datetime]:
+    def _windows(self, now: datetime) -> tuple[int, float, datetime]:
+        """(this window's start in epoch seconds, the share of it already gone, its end)."""
         seconds = int(self.window.total_seconds())
-        start = calendar.timegm(now.timetuple()) // seconds * seconds
-        return str(start), datetime.fromtimestamp(start + seconds, UTC).replace(tzinfo=None)
+        epoch = calendar.timegm(now.timetuple())
+        start = epoch // seconds * seconds
+        end = datetime.fromtimestamp(start + seconds, UTC).replace(tzinfo=None)
+        return start, (epoch - start) / seconds, end
+
+    def _previous(self, client: str, start: int) -> int:
+        previous = start - int(self.window.total_seconds())
+        with self.counters.store.session() as session:
+            count = session.scalar(
+                select(Counter.count).where(Counter.key == f"fail:{client}:{previous}")
+            )
+        return count or 0
+
+    @staticmethod
+    def _wait(end: datetime, now: datetime) -> int:
+        return max(1, math.ceil((end - now).total_seconds()))
 
     def failed(self, client: str, now: datetime | None = None) -> int | None:
         """Count a failure; returns the seconds to wait when the client is now over the limit."""
         now = now or utcnow()
-        label, end = self._window(now)
-        count = self.counters.add(f"fail:{client}:{label}", 1, end)
-        log.warning("failed key or access code from %s (%d in this window)", client, count)
+        start, gone, end = self._windows(now)
+        # Kept one window longer than it counts: the next window weighs it.
+        current = self.counters.add(f"fail:{client}:{start}", 1, end + self.window)
+        count = current + self._previous(client, start) * (1 - gone)
+        log.warning("failed key or access code from %s (%.0f in the last window)", client, count)
         if count > self.limit:
-            return max(1, math.ceil((end - now).total_seconds()))
+            return self._wait(end, now)
         return None
 
     def waiting(self, client: str, now: datetime | None = None) -> int | None:
-        """Seconds left while the client is over the limit, else None (a database read)."""
+        """Seconds left while the client is over the limit, else None (database reads)."""
         now = now or utcnow()
-        label, end = self._window(now)
+        start, gone, end = self._windows(now)
         with self.counters.store.session() as session:
-            count = session.scalar(
-                select(Counter.count).where(Counter.key == f"fail:{client}:{label}")
+            current = session.scalar(
+                select(Counter.count).where(Counter.key == f"fail:{client}:{start}")
             )
-        if count is not None and count >= self.limit:
-            return max(1, math.ceil((end - now).total_seconds()))
+        count = (current or 0) + self._previous(client, start) * (1 - gone)
+        if count >= self.limit:
+            return self._wait(end, now)
         return None

@@ -218,3 +218,23 @@ def test_the_lease_is_exclusive_until_released_or_lapsed(pipeline: Pipeline) -> 
     assert not store.request_follow_up("retrain"), "nobody holds it"
     assert store.acquire_lease("retrain", seconds=-1) is not None
     assert store.acquire_lease("retrain", seconds=60) is not None, "a lapsed lease is taken over"
+
+
+def test_failed_attempts_are_counted_across_window_boundaries(pipeline: Pipeline) -> None:
+    from datetime import datetime, timedelta
+
+    from diamond_model.metering import Attempts
+
+    attempts = Attempts(pipeline.store, limit=10, window=timedelta(minutes=10))
+    boundary = datetime(2026, 11, 26, 23, 40)
+    for _ in range(6):
+        assert attempts.failed("guesser", boundary - timedelta(seconds=1)) is None
+    for _ in range(4):
+        assert attempts.failed("guesser", boundary + timedelta(seconds=1)) is None
+    # Ten either side of a boundary: the eleventh waits (a fixed window would count 5 of 10).
+    wait = attempts.failed("guesser", boundary + timedelta(seconds=2))
+    assert wait is not None and 0 < wait <= 600
+    assert attempts.waiting("guesser", boundary + timedelta(seconds=3)) is not None
+    assert attempts.waiting("someone else", boundary) is None
+    later = boundary + timedelta(minutes=25)
+    assert attempts.waiting("guesser", later) is None, "old failures are forgotten"
