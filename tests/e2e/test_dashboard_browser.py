@@ -153,6 +153,13 @@ def test_the_counter_prices_a_conflicting_stone_an_extreme_one_and_a_list(
             )
         width = phone.evaluate("document.documentElement.scrollWidth")
         assert width <= 390, f"no sideways scrolling ({width}px)"
+        what_if = phone.locator(
+            "xpath=//h3[contains(., 'What if the grades were different?')]"
+            "/following::div[@data-testid='stDataFrame'][1]//div[contains(@class, 'dvn-scroller')]"
+        )
+        what_if.scroll_into_view_if_needed()
+        inside, shown = what_if.evaluate("e => [e.scrollWidth, e.clientWidth]")
+        assert 300 < shown and inside <= shown, f"what-if figures fit ({inside}px in {shown}px)"
         shot(phone, "4-price-a-stone-on-a-phone.png", full=False)
         phone.close()
 
