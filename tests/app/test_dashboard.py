@@ -4,6 +4,7 @@ Widgets are found by their key."""
 from __future__ import annotations
 
 import io
+import re
 import time
 from pathlib import Path
 
@@ -329,6 +330,30 @@ def test_upload_preview_store_and_retrain_in_the_background(
     pipeline = Pipeline.from_settings(dashboard_env)
     assert pipeline.store.count_appraisals() == 2098
     pipeline.store.dispose()
+
+
+def test_the_preview_names_rows_far_off_the_model_and_says_how_the_stones_differ(
+    dashboard_env: Settings, appraisals: pd.DataFrame
+) -> None:
+    fresh = appraisals.iloc[2000:]
+    heavy = fresh[fresh["carat"] > 1.5].iloc[:120].copy()
+    heavy.loc[heavy.index[[3, 7]], "price"] *= 3  # two mistyped prices
+    app = unlock(run(APPRAISALS))
+    app.file_uploader[0].set_value(("heavy.csv", csv_bytes(heavy), "text/csv"))
+    app = rerun(app)
+    words = texts(app)
+    found = re.search(
+        r"(\d+) rows are more than 30 % off the model's price after that shift: "
+        r"lines ([^\n]*)",
+        words,
+    )
+    assert found and int(found.group(1)) >= 2, words
+    listed = dict(re.findall(r"(\d+) \(([+-]\d+) %\)", found.group(2)))
+    assert {"5", "9"} <= set(listed) and int(listed["5"]) > 100, "the two mistyped rows, by line"
+    shifts = frame(app, "shift")
+    assert set(shifts["shift"]) <= {"large", "moderate", "none"}, "flags in words"
+    assert shifts.set_index("feature").loc["Carat", "shift"] == "large"
+    assert "PSI" in words, "a sentence says what PSI means"
 
 
 def test_home_shows_how_the_serving_model_read_the_latest_uploads(
