@@ -238,3 +238,31 @@ def test_failed_attempts_are_counted_across_window_boundaries(pipeline: Pipeline
     assert attempts.waiting("someone else", boundary) is None
     later = boundary + timedelta(minutes=25)
     assert attempts.waiting("guesser", later) is None, "old failures are forgotten"
+
+
+def test_quote_records_are_kept_for_the_retention_and_then_purged(pipeline: Pipeline) -> None:
+    from datetime import timedelta
+
+    from diamond_model.records import QuoteLog
+    from diamond_model.tables import utcnow
+
+    log = QuoteLog(pipeline.store, retention_days=1)
+    now = utcnow()
+
+    def record(quote_id: str, age: timedelta) -> dict[str, object]:
+        return {
+            "id": quote_id,
+            "created_at": now - age,
+            "key_id": None,
+            "model_version": 1,
+            "market_period": "2026-01",
+            "stone": {"carat": 1.0},
+            "answer": {"price": 6000.0},
+        }
+
+    log.add([record("old", timedelta(days=2)), record("new", timedelta(hours=1))])
+    assert log.get("old") is not None, "pending records answer before they are written"
+    log.flush()
+    assert log.count() == 1, "the expired record was purged as the batch was written"
+    assert log.get("old") is None
+    assert log.get("new")["answer"] == {"price": 6000.0}
