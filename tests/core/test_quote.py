@@ -90,6 +90,9 @@ def test_a_depth_that_disagrees_with_the_millimetres_is_set_aside(
     assert quote.set_aside == ("depth",)
     assert any("depth 58 % disagrees with the millimetres" in w for w in quote.warnings)
     assert quote.confidence == Confidence.MEDIUM
+    consistent = quote_stone(pricing_model, {k: v for k, v in STONE.items() if k != "depth"}, 0.9)
+    width, usual = quote.high - quote.low, consistent.high - consistent.low
+    assert width > 1.2 * usual, "disagreeing inputs widen the range (by a quarter)"
 
 
 def test_only_a_bad_c_leaves_a_stone_unpriced(pricing_model: PricingModel) -> None:
