@@ -310,13 +310,16 @@ class Attempts:
         end = datetime.fromtimestamp(start + seconds, UTC).replace(tzinfo=None)
         return start, (epoch - start) / seconds, end
 
-    def _previous(self, client: str, start: int) -> int:
-        previous = start - int(self.window.total_seconds())
+    def _count(self, client: str, start: int) -> int:
+        """Failures counted in the window starting at `start` (epoch seconds)."""
         with self.counters.store.session() as session:
             count = session.scalar(
-                select(Counter.count).where(Counter.key == f"fail:{client}:{previous}")
+                select(Counter.count).where(Counter.key == f"fail:{client}:{start}")
             )
         return count or 0
+
+    def _previous(self, client: str, start: int) -> int:
+        return self._count(client, start - int(self.window.total_seconds()))
 
     @staticmethod
     def _wait(end: datetime, now: datetime) -> int:
@@ -338,11 +341,7 @@ class Attempts:
         """Seconds left while the client is over the limit, else None (database reads)."""
         now = now or utcnow()
         start, gone, end = self._windows(now)
-        with self.counters.store.session() as session:
-            current = session.scalar(
-                select(Counter.count).where(Counter.key == f"fail:{client}:{start}")
-            )
-        count = (current or 0) + self._previous(client, start) * (1 - gone)
+        count = self._count(client, start) + self._previous(client, start) * (1 - gone)
         if count >= self.limit:
             return self._wait(end, now)
         return None

@@ -210,12 +210,9 @@ class PriceModel(RegressorMixin, BaseEstimator):
         log_price = np.log(np.asarray(y, dtype=float))
         log_carat = np.log(matrix[:, features.index("carat")])
         design = np.column_stack([log_carat, np.ones_like(log_carat)])
-        root = None if sample_weight is None else np.sqrt(np.asarray(sample_weight, dtype=float))
-        slope, intercept = np.linalg.lstsq(
-            design if root is None else design * root[:, None],
-            log_price if root is None else log_price * root,
-            rcond=None,
-        )[0]
+        weight = np.ones_like(log_price) if sample_weight is None else np.asarray(sample_weight)
+        root = np.sqrt(weight.astype(float))  # weighted least squares: rows scaled by √weight
+        slope, intercept = np.linalg.lstsq(design * root[:, None], log_price * root, rcond=None)[0]
         # A heavier stone must never be cheaper: the line is the monotone backbone of the model.
         self.carat_slope_ = float(max(slope, 0.0))
         self.intercept_ = float(intercept if slope > 0 else log_price.mean())
