@@ -368,13 +368,31 @@ class Pipeline:
                 f"A retrain is already running{which}{since}. Wait for it to finish (its result "
                 "appears in the training runs), then try again."
             )
+        run_id = None
         try:
             run_id = self._open_run(trigger)
             lease.mark(run_id)
-        except BaseException:
-            lease.abandon()
+        except BaseException as error:  # a signal may land between recording the run and marking
+            self._abandon(lease, run_id, error)
             raise
         return RunTicket(run_id=run_id, lease=lease, trigger=trigger)
+
+    def _abandon(self, lease: Lease, run_id: int | None, error: BaseException) -> None:
+        """Let go of the lease and record why the run ended early."""
+        lease.abandon()
+        if run_id is None:
+            return
+        interrupted = not isinstance(error, Exception)
+        reason = "interrupted"
+        if isinstance(error, RetrainCancelled):
+            reason = f"abandoned: {error}"
+        elif isinstance(error, SystemExit | KeyboardInterrupt):
+            reason = "abandoned: the process was stopped (signal or Ctrl-C)"
+        self.finish(
+            run_id,
+            status=RunStatus.ABANDONED if interrupted else RunStatus.FAILED,
+            message=reason if interrupted else f"{type(error).__name__}: {error}",
+        )
 
     def _open_run(self, trigger: str) -> int:
         with self.store.session() as session, session.begin():
@@ -413,18 +431,7 @@ class Pipeline:
                 ticket.lease.mark(run_id)
                 force = False
         except BaseException as error:  # also Streamlit's StopException and KeyboardInterrupt
-            ticket.lease.abandon()
-            interrupted = not isinstance(error, Exception)
-            reason = "interrupted"
-            if isinstance(error, RetrainCancelled):
-                reason = f"abandoned: {error}"
-            elif isinstance(error, SystemExit | KeyboardInterrupt):
-                reason = "abandoned: the process was stopped (signal or Ctrl-C)"
-            self.finish(
-                run_id,
-                status=RunStatus.ABANDONED if interrupted else RunStatus.FAILED,
-                message=reason if interrupted else f"{type(error).__name__}: {error}",
-            )
+            self._abandon(ticket.lease, run_id, error)
             raise
         first = outcomes[0]
         if len(outcomes) > 1:

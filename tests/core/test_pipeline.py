@@ -189,6 +189,27 @@ def test_interrupted_retrain_leaves_nothing_half_done(pipeline: Pipeline, small_
     assert pipeline.retrain().promoted
 
 
+def test_a_stop_between_recording_the_run_and_marking_the_lease_is_recorded(
+    pipeline: Pipeline, small_csv: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The window a CI run hit: SIGTERM landed right after the run was recorded as running."""
+    from diamond_model.lease import Lease
+
+    pipeline.ingest(small_csv, "a.csv", "tester")
+
+    def stopped(self: Lease, run_id: int) -> None:
+        raise SystemExit(143)
+
+    monkeypatch.setattr(Lease, "mark", stopped)
+    with pytest.raises(SystemExit):
+        pipeline.retrain()
+    run = pipeline.runs()[0]
+    assert run.status == RunStatus.ABANDONED and "the process was stopped" in run.message
+    assert pipeline.store.lock_state(RETRAIN_LOCK).holder is None, "no stuck lease"
+    monkeypatch.undo()
+    assert pipeline.retrain().promoted
+
+
 def test_failed_retrain_is_recorded(pipeline: Pipeline) -> None:
     from diamond_model.training import NotEnoughDataError
 
