@@ -36,7 +36,10 @@ class Screened:
 
 
 def _apart(implied: float, weighed: float) -> str:
-    ratio = implied / weighed
+    with np.errstate(over="ignore"):  # a weight like 5e-324 ct makes the ratio overflow
+        ratio = implied / weighed
+    if ratio > 1000:
+        return "over 1,000 times"
     if ratio >= 2:
         return f"{ratio:.1f} times"
     if ratio <= 0.5:

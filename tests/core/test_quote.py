@@ -65,6 +65,19 @@ def test_millimetres_of_a_bigger_stone_are_set_aside_too(pricing_model: PricingM
     assert any("9.1 times the 0.3 ct weighed" in w for w in quote.warnings)
 
 
+def test_a_vanishing_weight_is_told_in_words_without_an_overflow(
+    pricing_model: PricingModel,
+) -> None:
+    """The API's schema test sent the smallest float as carat with millimetres: an overflow."""
+    import warnings
+
+    stone = {"carat": 5e-324, "cut": "Ideal", "color": "G", "clarity": "VS1"}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quote = quote_stone(pricing_model, {**stone, "x": 4.3, "y": 4.3, "z": 2.7}, 0.9)
+    assert any("over 1,000 times the 4.94066e-324 ct weighed" in w for w in quote.warnings)
+
+
 @pytest.mark.parametrize(
     ("measurements", "set_aside", "says"),
     [
