@@ -306,6 +306,9 @@ class ChampionCache:
         self.explain = explain  # prepare explanations before a loaded model serves
         self.interval = interval
         self._lock = threading.Lock()
+        # One refresh at a time: an overlapping one that read the row earlier would otherwise
+        # finish last and put back an older champion, or clear an outage just recorded.
+        self._refreshing = threading.Lock()
         self._current: tuple[int, PricingModel] | None = None
         self._checked = 0.0
         self._older: OrderedDict[int, PricingModel] = OrderedDict()
@@ -327,15 +330,16 @@ class ChampionCache:
     def refresh(self) -> tuple[int, PricingModel] | None:
         """Read the champion row; load the model when it changed. Never raises for a database
         outage: the current model stays and `last_error` records why."""
+        with self._refreshing:
+            return self._refresh()
+
+    def _refresh(self) -> tuple[int, PricingModel] | None:
         self._checked = time.monotonic()
         try:
             version, _ = self.registry.champion_stamp()
             current = self._current
             if version is not None and (current is None or current[0] != version):
-                with self._lock:
-                    current = self._current
-                    if current is None or current[0] != version:
-                        self._current = (version, self._load(version))
+                self._current = (version, self._load(version))
             elif version is None:
                 self._current = None
             self.last_error = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from datetime import date
 
 import numpy as np
@@ -281,6 +282,48 @@ def test_another_process_picks_up_a_new_champion_within_a_second(
     finally:
         cache.close()
         other.store.dispose()
+
+
+def test_overlapping_champion_checks_end_with_the_newest_reading(
+    pipeline: Pipeline, appraisals: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A check that read the champion row first must not finish last: it would put back the
+    previous champion, or clear an outage a later check recorded (a CI run hit the latter)."""
+    from sqlalchemy.exc import OperationalError
+
+    two_versions(pipeline, appraisals)
+    cache = pipeline.cache()
+    registry = cache.registry
+    read_row = registry.champion_stamp
+    gate = threading.Event()
+
+    def overlap(late_reading: Callable[[], tuple]) -> None:
+        def stamp() -> tuple:
+            if threading.current_thread().name == "early":
+                gate.wait(5)
+                return (1, None)  # what the row said before the latest change
+            return late_reading()
+
+        gate.clear()
+        monkeypatch.setattr(registry, "champion_stamp", stamp)
+        early = threading.Thread(target=cache.refresh, name="early")
+        early.start()
+        time.sleep(0.1)  # the early check has read the row and is slow to finish
+        late = threading.Thread(target=cache.refresh)
+        late.start()
+        late.join(0.5)
+        gate.set()
+        early.join(5)
+        late.join(5)
+
+    overlap(read_row)
+    assert cache.current[0] == 2 and cache.healthy
+
+    def unreachable() -> tuple:
+        raise OperationalError("SELECT", {}, Exception("connection refused"))
+
+    overlap(unreachable)
+    assert not cache.healthy and "connection refused" in cache.last_error
 
 
 def test_pricing_keeps_serving_while_a_retrain_runs(
