@@ -36,10 +36,9 @@ class Screened:
 
 
 def _apart(implied: float, weighed: float) -> str:
-    with np.errstate(over="ignore"):  # a weight like 5e-324 ct makes the ratio overflow
-        ratio = implied / weighed
-    if ratio > 1000:
+    if implied > 1000 * weighed:  # before dividing: a weight like 5e-324 ct would overflow
         return "over 1,000 times"
+    ratio = implied / weighed
     if ratio >= 2:
         return f"{ratio:.1f} times"
     if ratio <= 0.5:
