@@ -128,9 +128,12 @@ class Range:
 # jewellery shops are far below 30 ct; depth and table outside 40-80 % are not round brilliants
 # (of the 53,940 public appraisals this data comes from, every table lies within 43-79 % but one
 # of 95 %, a stone with almost no crown: in the bundled file too, a typing error); a 30 mm girdle
-# would be a museum piece. Values outside are typing errors, not rare stones.
+# would be a museum piece. Values outside are typing errors, not rare stones. The lightest stones
+# traded are melee of about 0.001 ct (a point is 0.01 ct; the smallest sieve sizes weigh ~0.001
+# ct): anything lighter is dust or a typing error, and priced it would read "$0.00".
+MIN_CARAT = 0.001
 RANGES: dict[str, Range] = {
-    "carat": Range(0.0, 30.0, low_inclusive=False),
+    "carat": Range(MIN_CARAT, 30.0),
     "depth": Range(40.0, 80.0),
     "table": Range(40.0, 80.0),
     "x": Range(0.0, 30.0, low_inclusive=False),

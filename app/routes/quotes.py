@@ -37,6 +37,7 @@ from diamond_model.kinds import Scope
 from diamond_model.metrics import plain_words
 from diamond_model.model import PricingModel
 from diamond_model.quote import QuoteBatch, quote_frame, quote_stone
+from diamond_model.schema import RANGES
 from diamond_model.store import FileTooLargeError
 
 # The router's access check, also taken as a parameter by routes that need the caller: FastAPI
@@ -250,7 +251,9 @@ async def quote_csv(
 )
 async def comparables(
     svc: Svc,
-    carat: Annotated[float, Query(gt=0, le=30, description="Weight (ct).")],
+    carat: Annotated[
+        float, Query(ge=RANGES["carat"].low, le=RANGES["carat"].high, description="Weight (ct).")
+    ],
     cut: Annotated[Cut, Query(description="Cut grade.")],
     color: Annotated[Color, Query(description="Colour grade.")],
     clarity: Annotated[Clarity, Query(description="Clarity grade.")],

@@ -155,7 +155,7 @@ def test_an_invalid_stone_hides_the_price_and_says_what_to_fix(dashboard_env: Se
     app.number_input(key="carat").set_value(40.0)
     app = rerun(app)
     assert not app.metric, "no stale price next to the error"
-    assert "No price: Carat must be more than 0 ct and at most 30 ct" in texts(app)
+    assert "No price: Carat must be at least 0.001 ct and at most 30 ct" in texts(app)
 
 
 def test_a_zero_dimension_is_set_aside_with_a_warning(dashboard_env: Settings) -> None:

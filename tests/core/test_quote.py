@@ -65,17 +65,22 @@ def test_millimetres_of_a_bigger_stone_are_set_aside_too(pricing_model: PricingM
     assert any("9.1 times the 0.3 ct weighed" in w for w in quote.warnings)
 
 
-def test_a_vanishing_weight_is_told_in_words_without_an_overflow(
+def test_the_lightest_melee_is_told_in_words_without_an_overflow(
     pricing_model: PricingModel,
 ) -> None:
-    """The API's schema test sent the smallest float as carat with millimetres: an overflow."""
+    """The API's schema test sent the smallest float as carat with millimetres: an overflow.
+    Below the smallest melee (0.001 ct) a weight is now refused; at it, the words still hold."""
     import warnings
 
-    stone = {"carat": 5e-324, "cut": "Ideal", "color": "G", "clarity": "VS1"}
+    stone = {"carat": 0.001, "cut": "Ideal", "color": "G", "clarity": "VS1"}
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         quote = quote_stone(pricing_model, {**stone, "x": 4.3, "y": 4.3, "z": 2.7}, 0.9)
-    assert any("over 1,000 times the 4.94066e-324 ct weighed" in w for w in quote.warnings)
+    assert any("305.3 times the 0.001 ct weighed" in w for w in quote.warnings), quote.warnings
+    assert quote.price > 0 and not any("inf" in w for w in quote.warnings)
+    for dust in (5e-324, 0.0001):
+        with pytest.raises(InvalidStoneError, match="Carat must be at least 0.001 ct"):
+            quote_stone(pricing_model, {**stone, "carat": dust}, 0.9)
 
 
 @pytest.mark.parametrize(

@@ -58,7 +58,7 @@ def test_bundled_dataset_defects_are_each_handled(dataset_bytes: bytes) -> None:
             "use one of I1, SI2, SI1, VS2, VS1, VVS2, VVS1, IF",
         ),
         ("abc,Ideal,H,SI2,62.0,55.0,4733,6.61,6.65,4.11", "carat", "Carat must be a number"),
-        ("0,Ideal,H,SI2,62.0,55.0,4733,6.61,6.65,4.11", "carat", "Carat must be more than 0 ct"),
+        ("0,Ideal,H,SI2,62.0,55.0,4733,6.61,6.65,4.11", "carat", "Carat must be at least 0.001 ct"),
         ("45,Ideal,H,SI2,62.0,55.0,4733,6.61,6.65,4.11", "carat", "at most 30 ct"),
         ("1.1,Ideal,H,SI2,62.0,55.0,0,6.61,6.65,4.11", "price", "Price must be more than $0"),
         ("1.1,Ideal,H,SI2,62.0,55.0,-5,6.61,6.65,4.11", "price", "Price must be more than $0"),
