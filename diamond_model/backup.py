@@ -2,9 +2,18 @@
 
 A backup is one zip file: a manifest (schema revision, row counts, price sum, champion) and every
 table as JSON lines, model artefacts as binary entries. Tables are streamed a chunk at a time
-both ways, so a store of any size fits. `restore` writes into an empty database in one
-transaction (a failure leaves it empty) and checks the counts against the manifest. Both write
-through a temporary file renamed into place: a killed backup leaves no truncated file behind.
+both ways, so a store of any size fits.
+
+A backup is one snapshot: the manifest and every table are read in one transaction (REPEATABLE
+READ on PostgreSQL; on SQLite, the database is first copied by SQLite's own backup API, which
+holds one read snapshot for the copy), so a backup taken while the API records quotes and the
+expert uploads still matches its own manifest. The file is created readable by its owner only
+(0600): it holds key hashes, client quotes and models.
+
+A backup file is untrusted input. `restore` writes into an empty database in one transaction
+and, before it commits, checks the counts against the manifest and every model artefact against
+its recorded hash and format (`artefact.read`: nothing in a backup is ever unpickled); any
+mismatch rolls the whole restore back and says why in words.
 """
 
 from __future__ import annotations
@@ -12,19 +21,34 @@ from __future__ import annotations
 import base64
 import io
 import json
+import sqlite3
+import tempfile
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 
-from sqlalchemy import Date, DateTime, LargeBinary, Table, func, select, text
+from sqlalchemy import (
+    Connection,
+    Date,
+    DateTime,
+    LargeBinary,
+    Table,
+    create_engine,
+    func,
+    select,
+    text,
+)
+from sqlalchemy.exc import IntegrityError
 
-from diamond_model import migrate
+from diamond_model import artefact, migrate
 from diamond_model.csvfile import neutralise_formulas
 from diamond_model.files import atomic_file, check_folder, check_target
+from diamond_model.model import MODEL_FORMAT
 from diamond_model.schema import APPRAISAL_COLUMNS, APPRAISED_ON
 from diamond_model.store import Store
-from diamond_model.tables import Appraisal, Base, Champion
+from diamond_model.tables import Appraisal, Base, Champion, ModelVersion
 
 FORMAT = 1
 CHUNK = 5_000
@@ -58,49 +82,81 @@ def _encode(value: object) -> object:
     return value
 
 
-def _rows(store: Store, table: Table) -> Iterator[dict[str, object]]:
+def _rows(connection: Connection, table: Table) -> Iterator[dict[str, object]]:
     key = list(table.primary_key.columns)
-    with store.engine.connect() as connection:
-        result = connection.execution_options(yield_per=CHUNK).execute(select(table).order_by(*key))
-        for row in result.mappings():
-            yield {name: _encode(value) for name, value in row.items()}
+    result = connection.execution_options(yield_per=CHUNK).execute(select(table).order_by(*key))
+    for row in result.mappings():
+        yield {name: _encode(value) for name, value in row.items()}
+
+
+def _counts(connection: Connection) -> dict[str, int]:
+    return {
+        name: int(
+            connection.execute(
+                select(func.count()).select_from(Base.metadata.tables[name])
+            ).scalar()
+            or 0
+        )
+        for name in TABLES
+    }
+
+
+def _manifest(connection: Connection) -> dict[str, object]:
+    price_sum = float(connection.execute(select(func.sum(Appraisal.price))).scalar() or 0.0)
+    return {
+        "format": FORMAT,
+        "schema": migrate.current(connection),
+        "created_at": datetime.now().isoformat(timespec="seconds"),
+        "counts": _counts(connection),
+        "price_sum": round(price_sum, 2),
+        "champion": connection.execute(select(Champion.version).where(Champion.id == 1)).scalar(),
+    }
 
 
 def manifest(store: Store) -> dict[str, object]:
     """Counts of every table, the sum of all prices, and the champion: what a restore must match."""
     with store.engine.connect() as connection:
-        counts = {
-            name: int(
-                connection.execute(
-                    select(func.count()).select_from(Base.metadata.tables[name])
-                ).scalar()
-                or 0
-            )
-            for name in TABLES
-        }
-        price_sum = float(connection.execute(select(func.sum(Appraisal.price))).scalar() or 0.0)
-        champion = connection.execute(select(Champion.version).where(Champion.id == 1)).scalar()
-        revision = migrate.current(connection)
-    return {
-        "format": FORMAT,
-        "schema": revision,
-        "created_at": datetime.now().isoformat(timespec="seconds"),
-        "counts": counts,
-        "price_sum": round(price_sum, 2),
-        "champion": champion,
-    }
+        return _manifest(connection)
+
+
+@contextmanager
+def _snapshot(store: Store) -> Iterator[Connection]:
+    """A connection that sees one moment of the store for as long as it is open."""
+    if store.engine.dialect.name == "sqlite":
+        with tempfile.TemporaryDirectory(prefix="diamond-backup-") as folder:
+            copy = Path(folder) / "snapshot.sqlite3"
+            source = store.engine.raw_connection()
+            try:
+                with sqlite3.connect(copy) as target:
+                    source.driver_connection.backup(target)  # type: ignore[union-attr]
+            finally:
+                source.close()
+            engine = create_engine(f"sqlite:///{copy}")
+            try:
+                with engine.connect() as connection:
+                    yield connection
+            finally:
+                engine.dispose()
+        return
+    with store.engine.connect().execution_options(
+        isolation_level="REPEATABLE READ", postgresql_readonly=True
+    ) as connection:
+        with connection.begin():
+            yield connection
 
 
 def backup(store: Store, path: Path, overwrite: bool = False) -> dict[str, object]:
-    """Write the whole store to `path` (a zip file); returns the manifest."""
-    summary = manifest(store)
-    with atomic_file(path, overwrite) as handle:
-        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            archive.writestr("manifest.json", json.dumps(summary, indent=2))
-            for name in TABLES:
-                with archive.open(f"{name}.jsonl", "w") as entry:
-                    for row in _rows(store, Base.metadata.tables[name]):
-                        entry.write((json.dumps(row) + "\n").encode())
+    """Write the whole store to `path` (a zip file, mode 0600) as one snapshot; returns the
+    manifest."""
+    with _snapshot(store) as connection:
+        summary = _manifest(connection)
+        with atomic_file(path, overwrite, mode=0o600) as handle:
+            with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                archive.writestr("manifest.json", json.dumps(summary, indent=2))
+                for name in TABLES:
+                    with archive.open(f"{name}.jsonl", "w") as entry:
+                        for row in _rows(connection, Base.metadata.tables[name]):
+                            entry.write((json.dumps(row) + "\n").encode())
     return summary
 
 
@@ -133,8 +189,46 @@ def _read(archive: zipfile.ZipFile, name: str, table: Table) -> Iterator[list[di
         yield chunk
 
 
+def _check_artefacts(connection: Connection) -> list[str]:
+    """Every restored model of this release's format must match its hash and parse; older
+    formats are kept as records (never read here; `init` re-saves the previous release's)."""
+    older = 0
+    rows = connection.execute(
+        select(
+            ModelVersion.version,
+            ModelVersion.format,
+            ModelVersion.artefact,
+            ModelVersion.artefact_sha256,
+        ).order_by(ModelVersion.version)
+    )
+    for version, fmt, blob, sha256 in rows:
+        if fmt != MODEL_FORMAT:
+            older += 1
+            continue
+        try:
+            artefact.read(blob, sha256)
+        except artefact.ArtefactError as error:
+            raise BackupError(
+                f"Model version {version} in the backup is refused: {error}. Nothing was "
+                "restored; use an untouched backup."
+            ) from error
+    if not older:
+        return []
+    return [
+        f"{older} model version(s) of an earlier release kept as records; `init` re-saves "
+        "the previous release's in the safe format"
+    ]
+
+
+def _occupied(store: Store) -> list[str]:
+    counts = manifest(store)["counts"]
+    made_by_schema = {"champion", "locks"}  # create_schema's singleton rows
+    return [name for name in TABLES if name not in made_by_schema and counts[name]]  # type: ignore[index]
+
+
 def restore(store: Store, path: Path) -> list[str]:
-    """Restore a backup into an empty database (schema at the backup's revision or later)."""
+    """Restore a backup into an empty database (schema at the backup's revision or later);
+    verified before it commits, so a refused backup leaves the database as it was."""
     if not path.is_file():
         raise BackupError(f"{path} is not a file; give the path of a backup made by `backup`.")
     try:
@@ -144,39 +238,66 @@ def restore(store: Store, path: Path) -> list[str]:
     with archive:
         try:
             expected = json.loads(archive.read("manifest.json"))
-        except KeyError as error:
+            expected_counts = dict(expected["counts"])
+        except (KeyError, TypeError, ValueError) as error:
             raise BackupError(
-                f"{path} has no manifest.json: not a backup of this product"
+                f"{path} has no readable manifest.json: not a backup of this product"
             ) from error
         store.create_schema()
-        if any(manifest(store)["counts"][name] for name in ("batches", "model_versions")):
+        occupied = _occupied(store)
+        if occupied:
             raise BackupError(
-                "The database is not empty. Restore into a new database: point "
-                "DIAMOND_DATABASE_URL at an empty one (or move the SQLite file away) first."
+                f"The database is not empty (it holds {', '.join(occupied)}). Restore into a new "
+                "database: point DIAMOND_DATABASE_URL at an empty one (or move the SQLite file "
+                "away) first."
             )
-        with store.engine.begin() as connection:
-            for name in ("champion", "locks"):  # made by create_schema; the backup has them
-                connection.execute(Base.metadata.tables[name].delete())
-            for name in TABLES:
-                table = Base.metadata.tables[name]
-                if f"{name}.jsonl" not in archive.namelist():
-                    continue
-                for chunk in _read(archive, name, table):
-                    connection.execute(table.insert(), chunk)
-            if connection.dialect.name == "postgresql":
-                _reset_sequences(connection)
-    found = manifest(store)
-    if found["counts"] != expected["counts"] or found["price_sum"] != expected["price_sum"]:
-        raise BackupError(
-            f"Restored, but the counts differ from the backup's manifest: {found['counts']} vs "
-            f"{expected['counts']}; do not use this database."
-        )
-    counts = expected["counts"]
+        notes: list[str] = []
+        try:
+            with store.engine.begin() as connection:
+                for name in ("champion", "locks"):  # made by create_schema; the backup has them
+                    connection.execute(Base.metadata.tables[name].delete())
+                for name in TABLES:
+                    table = Base.metadata.tables[name]
+                    if f"{name}.jsonl" not in archive.namelist():
+                        continue
+                    for chunk in _read(archive, name, table):
+                        connection.execute(table.insert(), chunk)
+                if connection.dialect.name == "postgresql":
+                    _reset_sequences(connection)
+                found = _manifest(connection)
+                if found["counts"] != expected_counts or found["price_sum"] != expected.get(
+                    "price_sum"
+                ):
+                    differ = {
+                        name: (found["counts"].get(name), expected_counts.get(name))  # type: ignore[union-attr]
+                        for name in TABLES
+                        if found["counts"].get(name) != expected_counts.get(name)  # type: ignore[union-attr]
+                    }
+                    raise BackupError(
+                        "The backup does not match its own manifest "
+                        + (
+                            f"(rows found vs promised: {differ})"
+                            if differ
+                            else f"(price sum {found['price_sum']} vs {expected.get('price_sum')})"
+                        )
+                        + "; nothing was restored."
+                    )
+                notes = _check_artefacts(connection)
+        except IntegrityError as error:
+            raise BackupError(
+                "The backup's rows clash with each other or with this database "
+                f"({type(error.orig).__name__}); nothing was restored. Restore into an empty "
+                "database."
+            ) from None
+    counts = expected_counts
     return [
-        f"restored {path.name} (made {expected['created_at']}, schema {expected['schema']}): "
+        f"restored {path.name} (made {expected.get('created_at')}, "
+        f"schema {expected.get('schema')}): "
         f"{counts['appraisals']:,} appraisals in {counts['batches']:,} batches, "
-        f"{counts['model_versions']} model versions, champion v{expected['champion']}",
-        "counts and price sum match the backup's manifest",
+        f"{counts['model_versions']} model versions, champion v{expected.get('champion')}",
+        *notes,
+        "counts and price sum match the backup's manifest, and every model its hash: checked "
+        "before the restore was committed",
     ]
 
 

@@ -41,16 +41,19 @@ def check_folder(folder: Path) -> None:
 
 
 @contextmanager
-def atomic_file(path: Path, overwrite: bool) -> Iterator[BinaryIO]:
-    """A binary file that becomes `path` when the block ends without error, and nothing if not."""
+def atomic_file(path: Path, overwrite: bool, mode: int | None = None) -> Iterator[BinaryIO]:
+    """A binary file that becomes `path` when the block ends without error, and nothing if not.
+    `mode`: its permissions (default: an ordinary new file's, by the umask)."""
     check_target(path, overwrite)
     handle = tempfile.NamedTemporaryFile(
         dir=path.parent, prefix=f".{path.name}.", suffix=".partial", delete=False
     )
     try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(handle.name, 0o666 & ~umask)  # as an ordinary new file, not mkstemp's 0600
+        if mode is None:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask  # as an ordinary new file, not mkstemp's 0600
+        os.chmod(handle.name, mode)
         with handle:
             yield handle
             handle.flush()

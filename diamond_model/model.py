@@ -34,7 +34,11 @@ from diamond_model.threads import predict_threads
 
 FULL_FEATURES: tuple[str, ...] = STONE_COLUMNS
 MONOTONE_INCREASING: frozenset[str] = frozenset(FOUR_C)
-MODEL_FORMAT = 2  # artefacts of format 1 (the first release) are kept for audit but not served
+# Artefact formats: 1, the first release's pickles (kept for the record, never read); 2, the
+# previous release's joblib pickles (re-saved by `init`, never read elsewhere); 3, compressed
+# JSON with LightGBM's text models (`artefact.py`): the only format served.
+MODEL_FORMAT = 3
+LEGACY_FORMAT = 2
 
 
 def encode(frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
@@ -375,11 +379,6 @@ class PricingModel:
             words = stone_words({name: self.typical[name] for name in regressor.features})
             self._explainers[inputs] = Explainer(regressor, self.reference(inputs), words)
         return self._explainers[inputs]
-
-    def __getstate__(self) -> dict[str, object]:
-        state = dict(self.__dict__)
-        state["_explainers"] = {}  # rebuilt on first use: shap's trees are not worth storing
-        return state
 
 
 def linear_baseline() -> TransformedTargetRegressor:

@@ -34,7 +34,7 @@ from diamond_model.kinds import RunStatus, VersionStatus
 from diamond_model.lease import Lease
 from diamond_model.model import MODEL_FORMAT, PricingModel
 from diamond_model.preview import BatchPreview, LiveScore, prepare
-from diamond_model.registry import ChampionCache, Registry, json_safe
+from diamond_model.registry import ArtefactRefusedError, ChampionCache, Registry, json_safe
 from diamond_model.schema import BUNDLED_APPRAISED_ON, BUNDLED_UPLOADER
 from diamond_model.settings import Settings
 from diamond_model.store import RETRAIN_LOCK, Store
@@ -679,12 +679,14 @@ class Pipeline:
     def initialise(
         self, dataset: Path = BUNDLED_DATASET, progress: Progress | None = None
     ) -> list[str]:
-        """Upgrade the schema; on an empty database store `dataset` (dated as documented) and
-        train a first champion; replace a champion an earlier release trained."""
+        """Upgrade the schema and re-save the previous release's models safely; on an empty
+        database store `dataset` (dated as documented) and train a first champion; replace a
+        champion an earlier release trained (or one whose artefact is refused)."""
         messages = []
         before, after = self.store.create_schema()
         if before != after:
             messages.append(f"database schema upgraded from {before or 'empty'} to {after}")
+        messages += self.registry.upgrade_artefacts()
         if self.store.max_batch_id() == 0:
             submission = self.submit(
                 self.preview(dataset.read_bytes(), dataset.name, upload_date=BUNDLED_APPRAISED_ON),
@@ -700,6 +702,12 @@ class Pipeline:
             )
         champion = self.registry.champion_version()
         info = self.registry.info(champion) if champion else None
+        if info is not None and info.servable:
+            try:
+                self.registry.load(info.version)
+            except ArtefactRefusedError as error:
+                messages.append(f"champion v{info.version} cannot serve: {error}")
+                info = None
         if (info is None or not info.servable) and self.store.count_appraisals() >= 50:
             outcome = self.retrain(trigger="init", progress=progress, wait_seconds=600, force=True)
             messages.append(f"trained model v{outcome.candidate_version}: {outcome.reason}")

@@ -7,7 +7,6 @@ batch, each priced at its own month's market level, so the history compares like
 
 from __future__ import annotations
 
-import io
 import logging
 import math
 import threading
@@ -16,14 +15,14 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
-import joblib
 import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from diamond_model import artefact
 from diamond_model.kinds import VersionStatus
-from diamond_model.model import MODEL_FORMAT, PricingModel
+from diamond_model.model import LEGACY_FORMAT, MODEL_FORMAT, PricingModel
 from diamond_model.store import Store
 from diamond_model.tables import Batch, Champion, ChampionEvent, ModelVersion, utcnow
 from diamond_model.training import TrainingResult, evaluate, holdout_mask
@@ -33,6 +32,10 @@ log = logging.getLogger(__name__)
 
 class RegistryError(ValueError):
     """A registry request that cannot be carried out (unknown version, nothing to roll back to)."""
+
+
+class ArtefactRefusedError(RegistryError):
+    """A stored model that will not be served: an old pickle, changed bytes, or unreadable."""
 
 
 @dataclass(frozen=True)
@@ -60,14 +63,33 @@ class VersionInfo:
         return self.format == MODEL_FORMAT
 
 
-def serialize(model: PricingModel) -> bytes:
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer, compress=3)
-    return buffer.getvalue()
+def _refusal(version: int, fmt: int, blob: bytes | None, sha256: str | None) -> str | None:
+    """Why a stored version cannot be served, checked on its bytes before any is parsed."""
+    if fmt == LEGACY_FORMAT:
+        return (
+            f"version {version} is stored as a pickle by the previous release; "
+            "`python -m diamond_model init` re-saves it safely"
+        )
+    if fmt != MODEL_FORMAT:
+        return (
+            f"version {version} was trained by the first release (format {fmt}) and is kept "
+            "for the record only; promote a later version or retrain"
+        )
+    if blob is None:
+        return f"version {version} has no stored model"
+    return None
 
 
-def deserialize(blob: bytes) -> PricingModel:
-    return joblib.load(io.BytesIO(blob))
+def read_artefact(version: int, fmt: int, blob: bytes | None, sha256: str | None) -> PricingModel:
+    """The model of one stored version, or ArtefactRefusedError saying why not (logged)."""
+    reason = _refusal(version, fmt, blob, sha256)
+    if reason is None:
+        try:
+            return artefact.read(blob, sha256)  # type: ignore[arg-type]
+        except artefact.ArtefactError as error:
+            reason = f"version {version} is refused: {error}"
+    log.error("model %s", reason)
+    raise ArtefactRefusedError(reason[0].upper() + reason[1:] + ".")
 
 
 def json_safe(values: dict[str, float]) -> dict[str, float | None]:
@@ -143,6 +165,7 @@ class Registry:
         reference: dict | None,
     ) -> int:
         """Insert a trained model (inside the caller's transaction); returns its version."""
+        blob = artefact.write(result.model)
         row = ModelVersion(
             algorithm=result.algorithm[:200],
             params=result.params,
@@ -156,7 +179,8 @@ class Registry:
             training_seconds=result.seconds,
             run_id=run_id,
             format=MODEL_FORMAT,
-            artefact=serialize(result.model),
+            artefact=blob,
+            artefact_sha256=artefact.digest(blob),
         )
         session.add(row)
         session.flush()
@@ -192,10 +216,8 @@ class Registry:
                 f"There is no model version {version}; stored versions: {known or 'none'}."
             )
         if row.format != MODEL_FORMAT:
-            raise RegistryError(
-                f"Version {version} was trained by an earlier release (format {row.format}) and "
-                "is kept for the record only; promote a later version or retrain."
-            )
+            reason = _refusal(version, row.format, b"", None) or ""
+            raise ArtefactRefusedError(reason[0].upper() + reason[1:] + ".")
         return row
 
     def promote(self, version: int, note: str = "promoted by hand") -> VersionInfo:
@@ -254,12 +276,48 @@ class Registry:
             )
 
     def load(self, version: int) -> PricingModel:
-        with self.store.session() as session:
-            row = self._servable(session, version)
-            blob = session.scalar(
-                select(ModelVersion.artefact).where(ModelVersion.version == row.version)
-            )
-        return deserialize(blob)
+        """The stored model, checked against its recorded hash; never an old pickle."""
+        with self.store.engine.connect() as connection:
+            row = connection.execute(
+                select(
+                    ModelVersion.format, ModelVersion.artefact, ModelVersion.artefact_sha256
+                ).where(ModelVersion.version == version)
+            ).first()
+        if row is None:
+            with self.store.session() as session:
+                self._servable(session, version)  # raises, naming the stored versions
+        return read_artefact(version, row[0], row[1], row[2])
+
+    def upgrade_artefacts(self) -> list[str]:
+        """Re-save the previous release's pickled models (format 2) as this release's format,
+        reading each with an allow-list of classes; one that names anything else stays
+        refused. First-release models (format 1) stay as records: they lack what a quote needs."""
+        with self.store.engine.connect() as connection:
+            legacy = connection.scalars(
+                select(ModelVersion.version)
+                .where(ModelVersion.format == LEGACY_FORMAT)
+                .order_by(ModelVersion.version)
+            ).all()
+        messages = []
+        for version in legacy:
+            with self.store.session() as session, session.begin():
+                row = session.get(ModelVersion, version)
+                if row is None or row.format != LEGACY_FORMAT:
+                    continue
+                try:
+                    model = artefact.read_legacy(row.artefact)
+                except artefact.ArtefactError as error:
+                    log.error("model version %d not upgraded: %s", version, error)
+                    messages.append(f"model v{version} not re-saved and not served: {error}")
+                    continue
+                blob = artefact.write(model)
+                row.artefact, row.artefact_sha256, row.format = (
+                    blob,
+                    artefact.digest(blob),
+                    MODEL_FORMAT,
+                )
+            messages.append(f"model v{version} re-saved in the safe format")
+        return messages
 
     def info(self, version: int) -> VersionInfo | None:
         """One version's provenance and metrics (a single-row read, artefact not loaded)."""
@@ -284,7 +342,8 @@ class Registry:
         return pd.DataFrame(rows, columns=["at", "kind", "version", "note"])
 
 
-# While the database stays away, the warning is repeated this often (not at every check).
+# While the database stays away or a champion is refused, the warning is repeated this often;
+# a refused champion is also read again this often (its row may have been repaired).
 WARN_EVERY_SECONDS = 60.0
 
 
@@ -295,17 +354,25 @@ class ChampionCache:
     process calls `watch`: a daemon thread refreshes every `interval` seconds (a one-row read,
     0.1 ms), so a promotion or rollback made by any process is served within that time plus the
     new model's loading (about 0.1 s): within a second. `get` only reads memory (one
-    attribute read of a (version, model) pair, so a response never mixes two versions). When
-    the database cannot be reached, the loaded model keeps serving and `healthy` says so.
+    attribute read of a (version, model) pair, so a response never mixes two versions).
+
+    Nothing stops the watcher: when the database cannot be reached, or the new champion's
+    artefact is refused (an old pickle, changed bytes, unreadable) or fails to load for any
+    reason, the last good model keeps serving, `problem` says why (readiness reports it), the
+    warning is logged once a minute, and a later promotion is applied as usual.
+
+    Pinned versions (`version`) are loaded one at a time under a lock, so clients asking for
+    several at once cost one load each, not one per request, and kept in a small LRU cache.
     """
 
     def __init__(
-        self, registry: Registry, interval: float = 0.25, keep: int = 3, explain: bool = False
+        self, registry: Registry, interval: float = 0.25, keep: int = 4, explain: bool = False
     ) -> None:
         self.registry = registry
         self.explain = explain  # prepare explanations before a loaded model serves
         self.interval = interval
         self._lock = threading.Lock()
+        self._loading = threading.Lock()  # one pinned load at a time in this process
         # One refresh at a time: an overlapping one that read the row earlier would otherwise
         # finish last and put back an older champion, or clear an outage just recorded.
         self._refreshing = threading.Lock()
@@ -315,12 +382,19 @@ class ChampionCache:
         self._keep = keep
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.last_error: str | None = None
+        self.last_error: str | None = None  # the database could not be read
+        self.refused: str | None = None  # the champion's artefact could not be loaded
+        self._refused_at: dict[int, tuple[float, str]] = {}
         self._warned = 0.0
 
     @property
     def healthy(self) -> bool:
-        return self.last_error is None
+        return self.last_error is None and self.refused is None
+
+    @property
+    def problem(self) -> str | None:
+        """Why this process is degraded, in words (None when it serves the champion)."""
+        return self.last_error or self.refused
 
     @property
     def current(self) -> tuple[int, PricingModel] | None:
@@ -328,30 +402,58 @@ class ChampionCache:
         return self._current
 
     def refresh(self) -> tuple[int, PricingModel] | None:
-        """Read the champion row; load the model when it changed. Never raises for a database
-        outage: the current model stays and `last_error` records why."""
+        """Read the champion row; load the model when it changed. Never raises: the loaded
+        model stays and `problem` records why it could not be replaced."""
         with self._refreshing:
             return self._refresh()
+
+    def _warn(self, message: str, first: bool) -> None:
+        if first or time.monotonic() - self._warned >= WARN_EVERY_SECONDS:
+            self._warned = time.monotonic()
+            log.warning(message)
 
     def _refresh(self) -> tuple[int, PricingModel] | None:
         self._checked = time.monotonic()
         try:
             version, _ = self.registry.champion_stamp()
-            current = self._current
-            if version is not None and (current is None or current[0] != version):
-                self._current = (version, self._load(version))
-            elif version is None:
-                self._current = None
-            self.last_error = None
         except (SQLAlchemyError, OSError) as error:
             first = self.last_error is None
             self.last_error = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
-            if first or time.monotonic() - self._warned >= WARN_EVERY_SECONDS:
-                self._warned = time.monotonic()
-                log.warning("champion check failed, serving the loaded model: %s", self.last_error)
-        except RegistryError as error:
-            self.last_error = str(error)
+            self._warn(f"champion check failed, serving the loaded model: {self.last_error}", first)
+            return self._current
+        self.last_error = None
+        current = self._current
+        if version is None:
+            self._current, self.refused = None, None
+        elif current is None or current[0] != version:
+            self._try_load(version)
+        else:
+            self.refused = None
         return self._current
+
+    def _try_load(self, version: int) -> None:
+        refused = self._refused_at.get(version)
+        if refused is not None and time.monotonic() - refused[0] < WARN_EVERY_SECONDS:
+            self.refused = refused[1]
+            return
+        try:
+            model = self._load(version)
+        except Exception as error:  # any failure: the last good model must keep serving
+            if isinstance(error, SQLAlchemyError | OSError):
+                reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
+            elif isinstance(error, ArtefactRefusedError):
+                reason = str(error)
+            else:
+                log.exception("loading champion v%d failed", version)
+                reason = f"version {version} could not be loaded ({type(error).__name__})"
+            serving = f"v{self._current[0]}" if self._current else "no model"
+            self.refused = f"champion {reason[0].lower() + reason[1:]} Serving {serving}."
+            first = refused is None
+            self._refused_at[version] = (time.monotonic(), self.refused)
+            self._warn(self.refused, first)
+            return
+        self._refused_at.pop(version, None)
+        self._current, self.refused = (version, model), None
 
     def _load(self, version: int) -> PricingModel:
         model = self.registry.load(version)
@@ -363,9 +465,7 @@ class ChampionCache:
             return self.refresh()
         return self._current
 
-    def version(self, version: int) -> PricingModel:
-        """A given version (for reproducing an earlier quote): the champion, or loaded and kept
-        among the last few asked for."""
+    def _kept(self, version: int) -> PricingModel | None:
         current = self._current
         if current is not None and current[0] == version:
             return current[1]
@@ -373,16 +473,36 @@ class ChampionCache:
             if version in self._older:
                 self._older.move_to_end(version)
                 return self._older[version]
-        if not self.registry.served(version):
-            raise RegistryError(
-                f"Version {version} never priced quotes, so there is nothing to reproduce with "
-                "it; GET /v1/models lists the versions that served."
-            )
-        model = self._load(version)
-        with self._lock:
-            self._older[version] = model
-            while len(self._older) > self._keep:
-                self._older.popitem(last=False)
+        return None
+
+    def version(self, version: int) -> PricingModel:
+        """A given version (for reproducing an earlier quote): the champion, or loaded once and
+        kept among the last few asked for. RegistryError when it never served (404), and
+        ArtefactRefusedError when its artefact is refused (409)."""
+        kept = self._kept(version)
+        if kept is not None:
+            return kept
+        with self._loading:
+            kept = self._kept(version)  # loaded by the request we waited for
+            if kept is not None:
+                return kept
+            refused = self._refused_at.get(version)
+            if refused is not None and time.monotonic() - refused[0] < WARN_EVERY_SECONDS:
+                raise ArtefactRefusedError(refused[1])
+            if not self.registry.served(version):
+                raise RegistryError(
+                    f"Version {version} never priced quotes, so there is nothing to reproduce "
+                    "with it; GET /v1/models lists the versions that served."
+                )
+            try:
+                model = self._load(version)
+            except ArtefactRefusedError as error:
+                self._refused_at[version] = (time.monotonic(), str(error))
+                raise
+            with self._lock:
+                self._older[version] = model
+                while len(self._older) > self._keep:
+                    self._older.popitem(last=False)
         return model
 
     def watch(self) -> None:
@@ -395,7 +515,10 @@ class ChampionCache:
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
-            self.refresh()
+            try:
+                self.refresh()
+            except Exception:  # refresh catches what it expects; the thread must outlive the rest
+                log.exception("champion watcher: unexpected failure, watching on")
 
     def close(self) -> None:
         self._stop.set()

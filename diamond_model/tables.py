@@ -124,6 +124,8 @@ class ModelVersion(Base):
     run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     format: Mapped[int] = mapped_column(Integer, default=1)
     artefact: Mapped[bytes] = deferred(mapped_column(LargeBinary))
+    # SHA-256 of `artefact`, recorded when the version is created and checked at every load.
+    artefact_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class ChampionEvent(Base):

@@ -1,5 +1,6 @@
 """Liveness (never touches the database), readiness (does, at most once a second), and a
-summary from memory."""
+summary from memory. A champion whose artefact was refused makes both readiness and the summary
+say degraded, with the reason, while the last good model serves."""
 
 from __future__ import annotations
 
@@ -20,6 +21,9 @@ async def live() -> Liveness:
 @router.get("/health/ready", response_model=Readiness, summary="Can it reach its database")
 async def ready(svc: Svc) -> Readiness:
     ok, detail = await run_in_threadpool(svc.readiness.check)
+    refused = svc.cache.refused
+    if refused is not None:  # still ready: the last good model serves; the operator must know
+        detail = f"degraded: {refused} ({detail})"
     return Readiness(ready=ok, detail=detail)
 
 
@@ -30,6 +34,8 @@ async def health(svc: Svc) -> Health:
     loaded = current is not None
     if not loaded:
         detail = "no model loaded: train one (`python -m diamond_model init`)"
+    elif svc.cache.refused is not None:
+        detail = svc.cache.refused
     elif not svc.cache.healthy:
         detail = f"serving the loaded model v{current[0]}; the database is unreachable"
     else:
