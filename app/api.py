@@ -13,13 +13,17 @@ from contextlib import asynccontextmanager
 from importlib import resources
 
 from fastapi import FastAPI
+from fastapi.openapi.constants import REF_TEMPLATE
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic.json_schema import models_json_schema
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.problems import install_error_handlers, problem_response, problem_responses
 from app.routes import ROUTERS
+from app.schemas import BatchIn
 from app.services import Services
 from diamond_model.settings import Settings, get_settings
 
@@ -43,80 +47,139 @@ field, what was wrong and what is accepted.
 """
 
 
-class BodyLimit:
-    """Refuse request bodies over the limit with 413 and stop reading them.
+# What each route may be sent, in bytes, before anything is parsed (README, "Limits on
+# requests"). A stone written out in full is ~130 bytes of JSON (~260 with 17-digit floats and
+# indentation); 400 leaves room for a client's own extra fields, which are ignored.
+SMALL_BYTES = 16_384  # one stone (a few hundred bytes), a withdrawal note, a retrain request
+BYTES_PER_STONE = 400
 
-    A declared Content-Length over the limit is refused before any byte is read. A body without
-    one (chunked) is read up to the limit before the app sees it; one byte more and the answer is
-    413 with `Connection: close`, so the server drops the connection instead of draining the rest.
+
+def body_cap(settings: Settings, method: str, path: str) -> int:
+    """The largest body `method path` accepts: every route is bounded, unknown ones too."""
+    if method == "POST":
+        stones = settings.max_batch_stones * BYTES_PER_STONE
+        if path == "/v1/quotes/batch":
+            return stones + SMALL_BYTES
+        if path == "/v1/quotes/batch/csv":
+            return min(settings.max_upload_bytes, stones) + MULTIPART_SLACK
+        if path == "/v1/appraisals":
+            return settings.max_upload_bytes + MULTIPART_SLACK
+    return SMALL_BYTES
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` once a body passes its route's cap; FastAPI re-raises an
+    HTTPException met while reading a body, so the problem handler answers it (413)."""
+
+    def __init__(self, cap: int, method: str, path: str) -> None:
+        super().__init__(
+            413,
+            f"The request body is over the limit of {cap:,} bytes for {method} {path[:100]}; "
+            "split the file or batch.",
+            headers={"Connection": "close"},
+        )
+
+
+class BodyLimit:
+    """Refuse a request body over its route's cap with 413 and stop reading it.
+
+    A declared Content-Length over the cap is refused before any byte is read; one within it is
+    all the server's HTTP parser delivers (a body that says it is small and keeps sending is cut
+    at the declared length, and what follows is not a request), and it is counted all the same.
+    A chunked body is read here up to the cap before the app sees it (so a route that would not
+    read it cannot leave the server draining it); one byte more and the answer is 413 with
+    `Connection: close`, so the server drops the connection instead of reading the rest.
     """
 
-    def __init__(self, app: ASGIApp, limit: Callable[[], int]) -> None:
+    def __init__(self, app: ASGIApp, cap: Callable[[str, str], int]) -> None:
         self.app = app
-        self.limit = limit
+        self.cap = cap
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.limit()
+        method = scope["method"]
+        path = scope["path"].removeprefix(scope.get("root_path", "")) or "/"
+        cap = self.cap(method, path)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
-        if declared is not None:
-            if declared.isdigit() and int(declared) > limit:
-                await _too_big(limit)(scope, receive, send)
-                return
-            await self.app(scope, receive, send)
-            return
-        if headers.get(b"transfer-encoding", b"").lower() != b"chunked":
-            await self.app(scope, receive, send)
-            return
-        chunks, size = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break
-            size += len(message.get("body", b""))
-            if size > limit:
-                await _too_big(limit)(scope, receive, send)
-                return
-            chunks.append(message.get("body", b""))
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        delivered = False
-
-        async def replay() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        try:
+            if declared is not None:
+                if declared.isdigit() and int(declared) > cap:
+                    raise BodyTooLarge(cap, method, path)
+                await self.app(scope, _counted(receive, cap, method, path), send)
+            elif headers.get(b"transfer-encoding", b"").lower() == b"chunked":
+                body = await _read_up_to(receive, cap, method, path)
+                await self.app(scope, _replay(body, receive), send)
+            else:
+                await self.app(scope, receive, send)
+        except BodyTooLarge as error:  # before the app, or read outside FastAPI's body handling
+            await _too_big(error)(scope, receive, send)
 
 
-def _too_big(limit: int) -> ASGIApp:
-    return problem_response(
-        413,
-        "Request too large",
-        f"The request body is over the limit of {limit:,} bytes; split the file or batch.",
-        headers={"Connection": "close"},
-    )
+def _counted(receive: Receive, cap: int, method: str, path: str) -> Receive:
+    received = 0
+
+    async def counted() -> Message:
+        nonlocal received
+        message = await receive()
+        if message["type"] == "http.request":
+            received += len(message.get("body", b""))
+            if received > cap:
+                raise BodyTooLarge(cap, method, path)
+        return message
+
+    return counted
+
+
+async def _read_up_to(receive: Receive, cap: int, method: str, path: str) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if size > cap:
+            raise BodyTooLarge(cap, method, path)
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    delivered = False
+
+    async def replay() -> Message:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def _too_big(error: BodyTooLarge) -> ASGIApp:
+    return problem_response(413, "Request too large", str(error.detail), headers=error.headers)
 
 
 class WorkerHeader:
-    """Add `X-Worker: <pid>`: which worker answered (for operations, and the multi-worker test).
+    """`X-Worker: <pid>` on every answer when `DIAMOND_EXPOSE_WORKER` is set (tests that need to
+    know which of two workers answered; off by default: in production the header would tell a
+    stranger which process to aim at).
 
     A plain ASGI middleware: Starlette's `@app.middleware("http")` costs about a millisecond a call.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, enabled: Callable[[], bool]) -> None:
         self.app = app
+        self.enabled = enabled
         self.header = (b"x-worker", str(os.getpid()).encode())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or not self.enabled():
             await self.app(scope, receive, send)
             return
 
@@ -155,7 +218,8 @@ def _docs(app: FastAPI) -> None:
 
 
 def _openapi(app: FastAPI) -> Callable[[], dict]:
-    """The generated document, with uploaded files also marked `format: binary`.
+    """The generated document, with uploaded files also marked `format: binary`, and the
+    bodies that routes read themselves (a batch is counted before it is validated) described.
 
     FastAPI describes a file part the OpenAPI 3.1 way (`contentMediaType`) only; client
     generators that read the 3.0 way (`format: binary`) would send the file as text.
@@ -165,6 +229,12 @@ def _openapi(app: FastAPI) -> Callable[[], dict]:
     def openapi() -> dict:
         if app.openapi_schema is None:
             schema = build()
+            _, read_by_routes = models_json_schema(
+                [(BatchIn, "validation")], ref_template=REF_TEMPLATE
+            )
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(
+                read_by_routes["$defs"]
+            )
             for component in schema.get("components", {}).get("schemas", {}).values():
                 for field in component.get("properties", {}).values():
                     if field.get("contentMediaType") == "application/octet-stream":
@@ -196,14 +266,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.add_middleware(
-        BodyLimit, limit=lambda: (settings or get_settings()).max_upload_bytes + MULTIPART_SLACK
+        BodyLimit, cap=lambda method, path: body_cap(settings or get_settings(), method, path)
     )
     install_error_handlers(app)
     for router in ROUTERS:
         app.include_router(router)
     _docs(app)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
-    app.add_middleware(WorkerHeader)
+    app.add_middleware(WorkerHeader, enabled=lambda: (settings or get_settings()).expose_worker)
     return app
 
 

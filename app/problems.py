@@ -3,6 +3,8 @@ and what is accepted, sent as application/problem+json and declared so in the Op
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -20,9 +22,17 @@ from diamond_model.keys import ClientKeyError
 from diamond_model.pipeline import RetrainInProgressError
 from diamond_model.quote import InvalidStoneError
 from diamond_model.registry import RegistryError
-from diamond_model.store import AlreadyIngestedError, FileTooLargeError, UnknownBatchError
+from diamond_model.store import (
+    FAULT_WORDS,
+    AlreadyIngestedError,
+    FileTooLargeError,
+    StorageFault,
+    UnknownBatchError,
+    storage_fault,
+)
 
 PROBLEM = "application/problem+json"
+log = logging.getLogger(__name__)
 
 
 def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -41,6 +51,7 @@ def problem_response(
     detail: str,
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    error_id: str | None = None,
 ) -> JSONResponse:
     """A problem document response (media type application/problem+json)."""
     body = Problem(
@@ -49,8 +60,10 @@ def problem_response(
         status=status,
         detail=detail,
         errors=errors or [],
+        error_id=error_id,
     )
-    return JSONResponse(body.model_dump(), status_code=status, media_type=PROBLEM, headers=headers)
+    content = body.model_dump(exclude=None if error_id else {"error_id"})
+    return JSONResponse(content, status_code=status, media_type=PROBLEM, headers=headers)
 
 
 class AuthError(Exception):
@@ -150,7 +163,9 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(422, "Invalid input", str(error), errors)
 
     @app.exception_handler(SQLAlchemyError)
-    async def database_error(_: Request, error: SQLAlchemyError) -> JSONResponse:
+    async def database_error(request: Request, error: SQLAlchemyError) -> JSONResponse:
+        if (fault := storage_fault(error)) is not None:
+            return _storage_problem(fault)
         return problem_response(
             503,
             "Database unavailable",
@@ -158,8 +173,32 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "5"},
         )
 
+    @app.exception_handler(OSError)
+    async def os_error(request: Request, error: OSError) -> JSONResponse:
+        if (fault := storage_fault(error)) is not None:
+            return _storage_problem(fault)
+        return server_error(request, error)
+
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, error: Exception) -> JSONResponse:
-        return problem_response(
-            500, "Server error", f"Unexpected {type(error).__name__}; it was logged."
-        )
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
+        return server_error(request, error)
+
+
+def _storage_problem(fault: StorageFault) -> JSONResponse:
+    """Full storage is 507 (the request may work once space is freed); read-only is 503."""
+    if fault is StorageFault.FULL:
+        return problem_response(507, "Storage full", FAULT_WORDS[fault])
+    return problem_response(503, "Storage read-only", FAULT_WORDS[fault])
+
+
+def server_error(request: Request, error: BaseException) -> JSONResponse:
+    """500 with an id to find the log line (which has the traceback); nothing of the code."""
+    error_id = uuid.uuid4().hex[:16]
+    log.error("error %s: %s %s failed", error_id, request.method, request.url.path, exc_info=error)
+    return problem_response(
+        500,
+        "Server error",
+        f"Something went wrong on our side; it was logged as error {error_id}. Quote it if you "
+        "report this.",
+        error_id=error_id,
+    )

@@ -51,17 +51,45 @@ def current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (also a `file:...?mode=ro&uri=true` one); None for
+    memory or another database."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("sqlite:///", 1)[-1] if "sqlite:///" in url else ""
+    if path.startswith("file:"):
+        path = path.removeprefix("file:").split("?", 1)[0]
+    else:
+        path = path.split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+def lock_file(database: Path) -> Path:
+    """Where concurrent starts on one SQLite file take turns: beside it."""
+    return database.with_suffix(".migrate-lock")
+
+
 @contextmanager
-def _exclusive(engine: Engine) -> Iterator[None]:
+def _exclusive(engine: Engine) -> Iterator[bool]:
+    """Hold the upgrade lock; yields False when none can be taken (a read-only folder)."""
     if engine.dialect.name == "sqlite":
-        database = engine.url.database
-        if not database or database == ":memory:":
-            yield
+        database = sqlite_file(engine.url.render_as_string(hide_password=False))
+        if database is None:
+            yield True
             return
-        with open(Path(database).with_suffix(".migrate-lock"), "a") as handle:
+        try:
+            handle = open(lock_file(database), "a")  # closed by the `with` below
+        except OSError as error:
+            # A folder we cannot write a lock file in is one SQLite cannot write a journal in
+            # either: the database is read-only to this process. Serve it if no upgrade is
+            # needed (checked by the caller); any upgrade is refused in words.
+            log.info("no migrate lock beside %s (%s): read-only use", database, error.strerror)
+            yield False
+            return
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
-                yield
+                yield True
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
         return
@@ -69,15 +97,19 @@ def _exclusive(engine: Engine) -> Iterator[None]:
         connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK})
         connection.commit()
         try:
-            yield
+            yield True
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK})
             connection.commit()
 
 
+class ReadOnlyUpgradeError(RuntimeError):
+    """The schema needs an upgrade but the database's folder cannot be written."""
+
+
 def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
     """Bring the database to `target`; returns (revision before, revision after)."""
-    with _exclusive(engine), engine.connect() as connection:
+    with _exclusive(engine) as locked, engine.connect() as connection:
         sqlite = connection.dialect.name == "sqlite"
         if sqlite:
             # SQLite alters a table by copying it; the copy of a table other tables point at
@@ -94,11 +126,19 @@ def upgrade(engine: Engine, target: str = "head") -> tuple[str | None, str]:
                         "database schema %s is newer than this release's %s", before, head()
                     )
                     return before, before
+                wanted = head() if target == "head" else target
+                if before != wanted and not locked:
+                    raise ReadOnlyUpgradeError(
+                        f"The database {engine.url.database} is at schema {before or 'none'} and "
+                        f"needs {wanted}, but its folder cannot be written (read-only). Make it "
+                        "writable and run `python -m diamond_model init` once; after that it can "
+                        "be served read-only."
+                    )
                 if before is None and inspect(connection).has_table("appraisals"):
                     command.stamp(_config(connection), BASELINE)
                     before = BASELINE
                     log.info("first-release database recognised and stamped at the baseline")
-                if before != (head() if target == "head" else target):
+                if before != wanted:
                     command.upgrade(_config(connection), target)
                 if sqlite:
                     broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()

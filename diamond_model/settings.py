@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(20_000_000, ge=1_000, description="Largest accepted CSV upload.")
     max_upload_rows: int = Field(200_000, ge=1, description="Most data rows in one uploaded CSV.")
     max_batch_stones: int = Field(10_000, ge=1, description="Most stones priced in one API call.")
+    expose_worker: bool = Field(
+        False,
+        description="Add `X-Worker: <pid>` to every API answer. For tests and local debugging "
+        "only: in production it tells a stranger which process to aim at.",
+    )
     access_code: SecretStr | None = Field(
         None,
         description="The expert's access code for the dashboard (not an API key). Generated at "

@@ -33,7 +33,7 @@ router = APIRouter(
     prefix="/v1",
     tags=["data"],
     dependencies=[Depends(access(Scope.DATA_WRITE, READS))],
-    responses=problem_responses(401, 403, 429),
+    responses=problem_responses(401, 403, 429, 503, 507),
 )
 
 

@@ -17,7 +17,7 @@ router = APIRouter(
     prefix="/v1",
     tags=["models"],
     dependencies=[Depends(access(Scope.MODELS_WRITE, READS))],
-    responses=problem_responses(401, 403, 429),
+    responses=problem_responses(401, 403, 429, 503, 507),
 )
 
 

@@ -57,3 +57,9 @@ class Problem(BaseModel):
     status: int = Field(examples=[422])
     detail: str = Field(examples=["cut: 'Excelent' is not a cut grade: use one of Fair, ..."])
     errors: list[FieldError] = Field(default_factory=list)
+    error_id: str | None = Field(
+        None,
+        description="Server errors only: the id under which the failure was logged (quote it "
+        "when reporting the problem).",
+        examples=["5f0c2a9e4b7d4e21"],
+    )

@@ -129,7 +129,7 @@ def test_a_quote_is_reproduced_with_its_model_version_after_a_promotion(
             "cut",
             "use one of 'Fair', 'Good', 'Very Good', 'Premium' or 'Ideal'",
         ),
-        ({"carat": 0}, "carat", "greater than 0"),
+        ({"carat": 0}, "carat", "greater than or equal to 0.001"),
         ({"carat": "heavy"}, "carat", "must be a number"),
         ({"carat": True}, "carat", "true/false and text are not numbers"),
         ({"x": False}, "x", "must be a number"),
