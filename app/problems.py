@@ -21,7 +21,7 @@ from diamond_model.csvfile import UnusableFileError
 from diamond_model.keys import ClientKeyError
 from diamond_model.pipeline import RetrainInProgressError
 from diamond_model.quote import InvalidStoneError
-from diamond_model.registry import RegistryError
+from diamond_model.registry import ArtefactRefusedError, RegistryError
 from diamond_model.store import (
     FAULT_WORDS,
     AlreadyIngestedError,
@@ -133,6 +133,7 @@ def install_error_handlers(app: FastAPI) -> None:
         (FileTooLargeError, 413, "Request too large"),
         (RetrainInProgressError, 409, "Retrain in progress"),
         (UnknownBatchError, 404, "Not found"),
+        (ArtefactRefusedError, 409, "Model refused"),
         (RegistryError, 404, "Not found"),
     ]
     for kind, status, title in mapping:

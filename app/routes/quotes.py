@@ -52,8 +52,9 @@ router = APIRouter(
     prefix="/v1",
     tags=["quotes"],
     dependencies=[Depends(quoting)],
-    # 404: a pinned model_version that does not exist; 503: no model trained yet.
-    responses=problem_responses(401, 403, 404, 429, 503),
+    # 404: a pinned model_version that does not exist; 409: its artefact is refused; 503: no
+    # model trained yet.
+    responses=problem_responses(401, 403, 404, 409, 429, 503),
 )
 
 PinnedVersion = Annotated[
