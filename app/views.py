@@ -292,12 +292,15 @@ def priced_list(priced: pd.DataFrame) -> pd.DataFrame:
     return frame.astype(object).where(frame.notna(), "").replace({None: "", np.nan: ""})
 
 
-MARKDOWN_SPECIALS = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$])")
+# What Streamlit's markdown reads inside a line: emphasis, code, links, HTML, LaTeX, tables,
+# strike-through. Line-start marks (#, -, 1.) cannot start a line once newlines are spaces.
+MARKDOWN_SPECIALS = re.compile(r"([\\`*_\[\]<>|~$])")
 
 
 def literal(text: str) -> str:
-    """Text shown as written inside Streamlit markdown (an uploaded `$5` or `**` stays as is)."""
-    return MARKDOWN_SPECIALS.sub(r"\\\1", text)
+    """Text shown as written inside Streamlit markdown (an uploaded `$5`, `**` or `[a](b)`
+    stays as is), on one line."""
+    return MARKDOWN_SPECIALS.sub(r"\\\1", " ".join(text.splitlines()))
 
 
 def unpriced_reasons(priced: pd.DataFrame, most: int = 20) -> list[str]:

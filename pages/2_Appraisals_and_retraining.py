@@ -58,12 +58,15 @@ else:
                     uploaded.getvalue(), uploaded.name, champion=svc.cache.get()
                 )
             except (UnusableFileError, FileTooLargeError) as error:
-                st.error(f"**{uploaded.name}** cannot be used: {error}")
+                st.error(
+                    f"**{views.literal(uploaded.name)}** cannot be used: "
+                    f"{views.literal(str(error))}"
+                )
                 continue
         preview = previews[uploaded.file_id]
         result = preview.result
         with st.container(border=True):
-            st.markdown(f"#### {uploaded.name}")
+            st.markdown(f"#### {views.literal(uploaded.name)}")
             c1, c2, c3, c4 = st.columns(4)
             c1.metric("Appraisals to store", f"{len(preview.rows_to_store(False)):,}")
             c2.metric("Rows rejected", f"{result.n_rejected:,}")
@@ -72,7 +75,7 @@ else:
                 "Measurements set aside",
                 f"{views.lines_in(result.notes):,}",
             )
-            st.markdown("\n".join(f"- {line}" for line in preview.sentences()[1:]))
+            st.markdown("\n".join(f"- {views.literal(line)}" for line in preview.sentences()[1:]))
             if not result.rejections.empty:
                 st.markdown(
                     "**Rejected rows** (the line in your file, the column, the value, why):"
@@ -123,7 +126,7 @@ else:
                 )
                 count = len(preview.rows_to_store(keep))
                 if count and st.button(
-                    f"Store {count:,} appraisals from {uploaded.name}",
+                    f"Store {count:,} appraisals from {views.literal(uploaded.name)}",
                     key=f"store-{uploaded.file_id}",
                     type="primary",
                 ):
@@ -135,7 +138,7 @@ else:
                     )
                     previews.pop(uploaded.file_id, None)
                     st.session_state["uploads"] = st.session_state.get("uploads", 0) + 1
-                    notice("success", " ".join(submission.sentences()))
+                    notice("success", views.literal(" ".join(submission.sentences())))
                     st.rerun()
 
 # ---- retraining --------------------------------------------------------------------------------
@@ -259,7 +262,7 @@ if expert:
                 "comparables"
             )
             st.markdown(
-                f"**{verb} batch {batch_id} ({row['filename']}, "
+                f"**{verb} batch {batch_id} ({views.literal(str(row['filename']))}, "
                 f"{row['rows_accepted']:,} appraisals)?** "
                 f"{what}; a retrain follows."
             )

@@ -245,7 +245,9 @@ def read_batch(body: bytes, content_type: str | None, limit: int) -> BatchIn:
         parsed = json.loads(body)
     except ValueError as error:  # JSONDecodeError, and bytes that are not UTF-8/16/32
         raise _invalid("json_invalid", "JSON decode error") from error
-    stones = parsed.get("stones") if isinstance(parsed, dict) else None
+    if not isinstance(parsed, dict):
+        raise _invalid("model_attributes_type", "the body must be a JSON object")
+    stones = parsed.get("stones")
     if isinstance(stones, list) and len(stones) > limit:
         raise _invalid(
             "too_long", f"at most {limit:,} stones per request; got {len(stones):,}", ("stones",)

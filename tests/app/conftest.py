@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,7 +15,7 @@ from diamond_model.keys import KeyStore
 from diamond_model.kinds import Scope
 from diamond_model.settings import Settings
 from diamond_model.store import Store
-from tests.conftest import make_settings
+from tests.conftest import ACCESS_CODE, csv_bytes, make_settings
 
 EVERY_SCOPE = frozenset(Scope)
 
@@ -66,3 +67,24 @@ def empty_client(tmp_path: Path) -> Iterator[TestClient]:
     settings = make_settings(f"sqlite:///{tmp_path / 'empty.sqlite3'}", tmp_path)
     with TestClient(create_app(settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def dashboard_env(
+    request: pytest.FixtureRequest, seeded_copy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    """The dashboard's process points at a fresh copy of the seeded database (SQLite, or the
+    real PostgreSQL server for tests parametrised with `ON_BOTH`)."""
+    monkeypatch.setenv("DIAMOND_INSTANCE_DIR", str(tmp_path))
+    monkeypatch.setenv("DIAMOND_DATABASE_URL", seeded_copy(getattr(request, "param", "sqlite")))
+    monkeypatch.setenv("DIAMOND_ACCESS_CODE", ACCESS_CODE)
+    monkeypatch.setenv("DIAMOND_AUTO_RETRAIN", "true")
+    return Settings()
+
+
+@pytest.fixture
+def new_batch(appraisals: pd.DataFrame) -> bytes:
+    rows = appraisals.iloc[2000:2300].astype({"color": str})
+    rows.loc[rows.index[3], "color"] = "Z"
+    rows.loc[rows.index[5], "x"] = 0
+    return csv_bytes(rows)

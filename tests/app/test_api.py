@@ -374,14 +374,6 @@ def upload(client: TestClient, content: bytes, headers: dict, **params):
     )
 
 
-@pytest.fixture
-def new_batch(appraisals: pd.DataFrame) -> bytes:
-    rows = appraisals.iloc[2000:2300].astype({"color": str})
-    rows.loc[rows.index[3], "color"] = "Z"
-    rows.loc[rows.index[5], "x"] = 0
-    return csv_bytes(rows)
-
-
 def test_upload_previews_stores_and_a_second_copy_is_a_no_op(
     client: TestClient, keys: dict[str, str], new_batch: bytes
 ) -> None:
@@ -511,9 +503,9 @@ def test_promote_and_rollback_through_the_api(client: TestClient, keys: dict[str
     assert client.post("/v1/quotes", json=STONE).json()["model_version"] == 2
     promoted = client.post("/v1/models/1/promote", headers=auth(keys))
     assert promoted.status_code == 200 and promoted.json()["is_champion"]
-    deadline = time.monotonic() + 3
+    deadline = time.monotonic() + 15
     while client.post("/v1/quotes", json=STONE).json()["model_version"] != 1:
-        assert time.monotonic() < deadline, "the promotion is served within a second or so"
+        assert time.monotonic() < deadline, "the promotion is never served"
         time.sleep(0.05)
     versions = client.get("/v1/models").json()
     assert [(v["version"], v["is_champion"]) for v in versions] == [(1, True), (2, False)]
@@ -543,7 +535,7 @@ def test_quotes_keep_flowing_while_the_database_is_slow_or_down(
     monkeypatch.setattr(store, "ping", slow_ping)
     services.readiness._checked = 0.0
 
-    async def together() -> tuple[float, float]:
+    async def together() -> tuple[bool, bool, float]:
         import httpx
 
         transport = httpx.ASGITransport(app=client.app)
@@ -551,20 +543,18 @@ def test_quotes_keep_flowing_while_the_database_is_slow_or_down(
             started = time.perf_counter()
             ready = asyncio.create_task(http.get("/health/ready"))
             await asyncio.sleep(0.05)
-            quote_started = time.perf_counter()
             quote = await http.post("/v1/quotes", json=STONE)
-            quote_seconds = time.perf_counter() - quote_started
             assert quote.status_code == 200
-            live_started = time.perf_counter()
+            quote_first = not ready.done()
             live = await http.get("/health/live")
-            live_seconds = time.perf_counter() - live_started
             assert live.status_code == 200
+            live_first = not ready.done()
             await ready
-            return quote_seconds, live_seconds, time.perf_counter() - started
+            return quote_first, live_first, time.perf_counter() - started
 
-    quote_seconds, live_seconds, ready_seconds = asyncio.run(together())
+    quote_done_first, live_done_first, ready_seconds = asyncio.run(together())
     assert ready_seconds >= 1.5, ready_seconds
-    assert quote_seconds < 0.5 and live_seconds < 0.5, (quote_seconds, live_seconds)
+    assert quote_done_first and live_done_first, "both answered while readiness still waited"
 
     from sqlalchemy.exc import OperationalError
 

@@ -33,19 +33,6 @@ ON_BOTH = pytest.mark.parametrize(
 
 
 @pytest.fixture
-def dashboard_env(
-    request: pytest.FixtureRequest, seeded_copy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Settings:
-    """The dashboard's process points at a fresh copy of the seeded database (SQLite, or the
-    real PostgreSQL server for tests parametrised with `ON_BOTH`)."""
-    monkeypatch.setenv("DIAMOND_INSTANCE_DIR", str(tmp_path))
-    monkeypatch.setenv("DIAMOND_DATABASE_URL", seeded_copy(getattr(request, "param", "sqlite")))
-    monkeypatch.setenv("DIAMOND_ACCESS_CODE", ACCESS_CODE)
-    monkeypatch.setenv("DIAMOND_AUTO_RETRAIN", "true")
-    return Settings()
-
-
-@pytest.fixture
 def empty_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIAMOND_INSTANCE_DIR", str(tmp_path / "empty"))
     monkeypatch.delenv("DIAMOND_DATABASE_URL", raising=False)

@@ -262,7 +262,7 @@ def test_versions_share_one_reference_set(pipeline: Pipeline, appraisals: pd.Dat
     assert second.metrics["n"] > first.metrics["n"], "the held-out set grows, the reference not"
 
 
-def test_another_process_picks_up_a_new_champion_within_a_second(
+def test_another_process_picks_up_a_new_champion_on_its_own(
     pipeline: Pipeline, appraisals: pd.DataFrame
 ) -> None:
     two_versions(pipeline, appraisals)
@@ -273,7 +273,7 @@ def test_another_process_picks_up_a_new_champion_within_a_second(
         assert cache.get()[0] == 2
         model_before = cache.get()[1]
         pipeline.registry.promote(1)
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 15  # it looks every second; this only catches "never"
         while cache.get()[0] != 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         version, model = cache.get()

@@ -11,10 +11,13 @@ from tests.conftest import ACCESS_CODE
 
 
 def server_environment(url: str, folder: Path, **extra: str) -> dict[str, str]:
+    """A test server's environment. DIAMOND_EXPOSE_WORKER=true: tests that need to know which of
+    two workers answered read the `X-Worker` header, which production never sends."""
     return {
         "DIAMOND_INSTANCE_DIR": str(folder),
         "DIAMOND_DATABASE_URL": url,
         "DIAMOND_ACCESS_CODE": ACCESS_CODE,
+        "DIAMOND_EXPOSE_WORKER": "true",
         **extra,
     }
 
