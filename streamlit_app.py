@@ -4,8 +4,8 @@ import streamlit as st
 
 from app import views
 from app.dashboard import expert_gate, services
-from diamond_model.metrics import plain_words
-from diamond_model.pipeline import BUNDLED_DATASET
+from diamond_model.learning.loop import BUNDLED_DATASET
+from diamond_model.learning.metrics import plain_words
 
 st.set_page_config(page_title="Diamond appraisals", page_icon="💎", layout="wide")
 

@@ -14,14 +14,14 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from app.services import Services
 from app.views import stone_title
-from diamond_model.access import check_access_code, current_access_code
-from diamond_model.analysis import holdout_predictions, reliance
-from diamond_model.comparables import CARAT_WINDOW, closest
-from diamond_model.evaluation import learning_curve
-from diamond_model.pipeline import RetrainInProgressError
-from diamond_model.plots import NO_TOOLBAR
-from diamond_model.quote import quote_stone
-from diamond_model.report import QuoteSheet, quote_pdf
+from diamond_model.learning.evaluation import learning_curve
+from diamond_model.learning.loop import RetrainInProgressError
+from diamond_model.pricing.comparables import CARAT_WINDOW, closest
+from diamond_model.pricing.quote import quote_stone
+from diamond_model.reports.analysis import holdout_predictions, reliance
+from diamond_model.reports.figures import NO_TOOLBAR
+from diamond_model.reports.quote_sheet import QuoteSheet, quote_pdf
+from diamond_model.serving.access import check_access_code, current_access_code
 from diamond_model.settings import Settings
 
 EXPERT_KEY = "expert_unlocked"

@@ -21,8 +21,8 @@ from fastapi.security import APIKeyHeader
 
 from app.problems import AuthError, RateLimited
 from app.services import Services
-from diamond_model.keys import ClientKey
 from diamond_model.kinds import Scope
+from diamond_model.serving.keys import ClientKey
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in every supported database
 Id = Annotated[int, FastApiPath(ge=1, le=MAX_ID)]

@@ -16,13 +16,13 @@ from starlette.exceptions import HTTPException
 from app.schemas import FieldError, Problem
 from app.schemas.common import printable
 from app.services import NoModelError
-from diamond_model.backup import BackupError
-from diamond_model.csvfile import UnusableFileError
-from diamond_model.keys import ClientKeyError
-from diamond_model.pipeline import RetrainInProgressError
-from diamond_model.quote import InvalidStoneError
-from diamond_model.registry import ArtefactRefusedError, RegistryError
-from diamond_model.store import (
+from diamond_model.data.reading import UnusableFileError
+from diamond_model.learning.loop import RetrainInProgressError
+from diamond_model.learning.registry import ArtefactRefusedError, RegistryError
+from diamond_model.pricing.quote import InvalidStoneError
+from diamond_model.serving.keys import ClientKeyError
+from diamond_model.storage.backup import BackupError
+from diamond_model.storage.store import (
     FAULT_WORDS,
     AlreadyIngestedError,
     FileTooLargeError,

@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
-from diamond_model.keys import ClientKey, KeyRing, KeyStore
-from diamond_model.metering import Attempts, Meter
-from diamond_model.model import PricingModel
-from diamond_model.pipeline import Pipeline, RetrainOutcome, RunTicket
-from diamond_model.quote import Quote, quote_stone
-from diamond_model.records import QuoteLog
-from diamond_model.registry import ChampionCache, Registry
+from diamond_model.learning.loop import Pipeline, RetrainOutcome, RunTicket
+from diamond_model.learning.registry import ChampionCache, Registry
+from diamond_model.pricing.model import PricingModel
+from diamond_model.pricing.quote import Quote, quote_stone
+from diamond_model.serving.keys import ClientKey, KeyRing, KeyStore
+from diamond_model.serving.metering import Attempts, Meter
+from diamond_model.serving.quote_records import QuoteLog
 from diamond_model.settings import Settings
-from diamond_model.store import Store
-from diamond_model.tables import utcnow
+from diamond_model.storage.store import Store
+from diamond_model.storage.tables import utcnow
 
 log = logging.getLogger(__name__)
 

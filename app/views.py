@@ -9,9 +9,9 @@ import re
 import numpy as np
 import pandas as pd
 
-from diamond_model.quote import Quote
-from diamond_model.registry import VersionInfo
-from diamond_model.tables import TrainingRun
+from diamond_model.learning.registry import VersionInfo
+from diamond_model.pricing.quote import Quote
+from diamond_model.storage.tables import TrainingRun
 
 LOWER_IS_BETTER = {"mape": True, "median_ape": True, "mae": True, "rmse": True, "r2": False}
 FIGURES = {

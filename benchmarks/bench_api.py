@@ -21,9 +21,9 @@ from contextlib import contextmanager
 import httpx
 
 from benchmarks.common import many_appraisals, percentile, ratio, report, seeded_instance
-from diamond_model.keys import KeyStore
+from diamond_model.data.schema import EXAMPLE_STONE
 from diamond_model.kinds import Scope
-from diamond_model.schema import EXAMPLE_STONE
+from diamond_model.serving.keys import KeyStore
 from tests.e2e.server import api_server, free_port, running
 
 STONE = EXAMPLE_STONE

@@ -21,16 +21,16 @@ from benchmarks.common import (
     seeded_instance,
     timings,
 )
-from diamond_model.comparables import CARAT_WINDOW, closest
-from diamond_model.explain import explain
-from diamond_model.intervals import SPREAD_FEATURES
+from diamond_model.data.schema import EXAMPLE_STONE, FOUR_C, STONE_COLUMNS
+from diamond_model.data.validation import check, validate_csv
 from diamond_model.kinds import Inputs
-from diamond_model.model import PricingModel, encode
-from diamond_model.pipeline import Pipeline
-from diamond_model.quote import price_table, quote_stone
-from diamond_model.schema import EXAMPLE_STONE, FOUR_C, STONE_COLUMNS
+from diamond_model.learning.loop import Pipeline
+from diamond_model.pricing.comparables import CARAT_WINDOW, closest
+from diamond_model.pricing.contributions import explain
+from diamond_model.pricing.intervals import SPREAD_FEATURES
+from diamond_model.pricing.model import PricingModel, encode
+from diamond_model.pricing.quote import price_table, quote_stone
 from diamond_model.settings import Settings
-from diamond_model.validation import check, validate_csv
 
 STONE = EXAMPLE_STONE
 FOUR_CS = {k: STONE[k] for k in FOUR_C}

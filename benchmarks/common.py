@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from diamond_model.pipeline import BUNDLED_DATASET, Pipeline
+from diamond_model.data.validation import validate_csv
+from diamond_model.learning.loop import BUNDLED_DATASET, Pipeline
 from diamond_model.settings import Settings
-from diamond_model.validation import validate_csv
 
 
 def bundled_appraisals() -> pd.DataFrame:

@@ -8,14 +8,14 @@ import streamlit as st
 from app import views
 from app.dashboard import chart, money, quote_sheet, sentence, services, through_navigation
 from app.services import NoModelError
-from diamond_model import plots
-from diamond_model.analysis import carat_curve, price_per_carat_grid, what_if
-from diamond_model.comparables import CARAT_WINDOW, closest
-from diamond_model.csvfile import UnusableFileError, neutralise_formulas
+from diamond_model.data.measurements import parse_report
+from diamond_model.data.reading import UnusableFileError, neutralise_formulas
+from diamond_model.data.schema import CLARITIES, COLORS, CUTS, GRADE_HELP
 from diamond_model.kinds import Confidence
-from diamond_model.measurements import parse_report
-from diamond_model.quote import InvalidStoneError, price_table, quote_stone
-from diamond_model.schema import CLARITIES, COLORS, CUTS, GRADE_HELP
+from diamond_model.pricing.comparables import CARAT_WINDOW, closest
+from diamond_model.pricing.quote import InvalidStoneError, price_table, quote_stone
+from diamond_model.reports import figures
+from diamond_model.reports.analysis import carat_curve, price_per_carat_grid, what_if
 
 through_navigation()
 st.set_page_config(page_title="Price a stone", page_icon="💰", layout="wide")
@@ -181,7 +181,7 @@ def one_stone() -> None:
             f"Model v{version}, priced from {quote.inputs_used}, at the {quote.market.period} "
             "market level."
         )
-        chart(plots.waterfall(quote.explanation), key="waterfall")
+        chart(figures.waterfall(quote.explanation), key="waterfall")
         st.markdown("\n".join(f"- {s}" for s in quote.explanation.sentences))
         nearby = closest(svc.store.comparables(stone, CARAT_WINDOW, 8), stone, 8)
         pdf = quote_sheet(svc, stone, version, model, date.today())
@@ -200,7 +200,7 @@ def one_stone() -> None:
     grid = price_per_carat_grid(model, carat, cut, level)
     st.dataframe(views.highlighted_grid(grid, color, clarity), width="stretch", key="grid")
     st.caption("The model's prices for this weight and cut; this stone's cell is highlighted.")
-    chart(plots.carat_curve(carat_curve(model, stone, level), carat), key="curve")
+    chart(figures.carat_curve(carat_curve(model, stone, level), carat), key="curve")
     st.subheader("Comparable stones our expert appraised")
     if nearby.empty:
         st.info("No stored appraisal is within 25% of the weight and one grade of this stone.")

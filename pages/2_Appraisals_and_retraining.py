@@ -16,10 +16,10 @@ from app.dashboard import (
     start_retrain,
     through_navigation,
 )
-from diamond_model.csvfile import UnusableFileError, neutralise_formulas
-from diamond_model.registry import RegistryError
-from diamond_model.schema import APPRAISAL_COLUMNS, APPRAISED_ON, EXAMPLE_APPRAISAL, GRADES
-from diamond_model.store import FileTooLargeError
+from diamond_model.data.reading import UnusableFileError, neutralise_formulas
+from diamond_model.data.schema import APPRAISAL_COLUMNS, APPRAISED_ON, EXAMPLE_APPRAISAL, GRADES
+from diamond_model.learning.registry import RegistryError
+from diamond_model.storage.store import FileTooLargeError
 
 through_navigation()
 st.set_page_config(page_title="Appraisals and retraining", page_icon="📥", layout="wide")

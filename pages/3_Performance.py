@@ -13,8 +13,12 @@ from app.dashboard import (
     services,
     through_navigation,
 )
-from diamond_model import performance, plots
-from diamond_model.analysis import coverage_by_band, grade_effect, signed_error_by_predicted_band
+from diamond_model.reports import figures, model_figures
+from diamond_model.reports.analysis import (
+    coverage_by_band,
+    grade_effect,
+    signed_error_by_predicted_band,
+)
 
 through_navigation()
 st.set_page_config(page_title="Performance", page_icon="📈", layout="wide")
@@ -35,7 +39,7 @@ a, b, c = st.columns(3)
 a.metric("Typical error on appraisals it never saw", f"{current.metrics['median_ape']:.1f}%")
 b.metric("Average error in dollars", f"${current.metrics['mae']:,.0f}")
 c.metric(f"Real prices inside the {100 * level:.0f}% range", f"{current.metrics['coverage']:.0f}%")
-chart(performance.history(views.history_frame(infos)), key="history")
+chart(model_figures.history(views.history_frame(infos)), key="history")
 st.caption(
     "Every version is measured on the same reference appraisals (held out from the first "
     "batch, never trained on), each priced at its own month's market level, so the bars "
@@ -52,7 +56,7 @@ if len(live):
         "on it: a market move or a drift shows here first."
     )
 if len(model.market.months) > 1:
-    chart(performance.market_index(model.market.frame()), key="market")
+    chart(model_figures.market_index(model.market.frame()), key="market")
     st.caption(
         f"Monthly level of prices against the average appraisal, with its 90% band; quotes use "
         f"{model.market.latest_label}."
@@ -60,16 +64,16 @@ if len(model.market.months) > 1:
 
 st.header("How it prices")
 predictions = holdout(svc, version)
-chart(performance.predicted_vs_actual(predictions), key="scatter")
+chart(model_figures.predicted_vs_actual(predictions), key="scatter")
 left, right = st.columns(2)
 with left:
-    chart(performance.signed_error(signed_error_by_predicted_band(predictions)), key="lean")
+    chart(model_figures.signed_error(signed_error_by_predicted_band(predictions)), key="lean")
     st.caption(
         "Median error by the price the model quoted (grouping by the expert's price instead "
         "would show a trend the grouping creates, not the model)."
     )
 with right:
-    chart(performance.reliance(relies_on(svc, version)), key="reliance")
+    chart(model_figures.reliance(relies_on(svc, version)), key="reliance")
     st.caption(
         "How far each step of the waterfall moves a price from the typical stone, on average "
         "(carat's power law included in size)."
@@ -80,7 +84,7 @@ group = st.radio(
 )
 column = {"price band": "price_band", "carat band": "carat_band", "cut": "cut"}[group]
 chart(
-    performance.coverage(
+    model_figures.coverage(
         coverage_by_band(predictions, column),
         column,
         level,
@@ -93,33 +97,33 @@ st.caption(
     "range quoted for them; each bar should sit near the dashed line."
 )
 grade = st.radio("Errors by", ["cut", "color", "clarity"], horizontal=True, key="errors_grade")
-chart(performance.errors_by_grade(predictions, grade), key="errors")
+chart(model_figures.errors_by_grade(predictions, grade), key="errors")
 
 st.header("Analyst")
 if st.toggle("Show the data exploration and the learning curve", key="analyst"):
     data = appraisals(svc)
     st.caption(f"{len(data):,} stored appraisals in use.")
-    chart(performance.learning_curve(learning(svc)), key="learning")
+    chart(model_figures.learning_curve(learning(svc)), key="learning")
     feature = st.selectbox(
         "Distribution of",
         ["carat", "price", "cut", "color", "clarity", "depth", "table", "x", "y", "z"],
         key="feature",
     )
-    chart(plots.histogram(data, feature), key="histogram")
+    chart(figures.histogram(data, feature), key="histogram")
     colour = st.radio(
         "Colour the scatter by", ["clarity", "color", "cut"], horizontal=True, key="colour"
     )
-    chart(plots.price_vs_carat(data, colour), key="price_vs_carat")
+    chart(figures.price_vs_carat(data, colour), key="price_vs_carat")
     grade_choice = st.radio(
         "Grade", ["cut", "color", "clarity"], horizontal=True, key="grade_effect"
     )
     left, right = st.columns(2)
     with left:
-        chart(plots.price_per_carat(data, grade_choice), key="ppc")
+        chart(figures.price_per_carat(data, grade_choice), key="ppc")
     with right:
-        chart(plots.grade_effect(grade_effect(data, grade_choice), grade_choice), key="effect")
+        chart(figures.grade_effect(grade_effect(data, grade_choice), grade_choice), key="effect")
     st.caption(
         "Left: raw price per carat mixes sizes (Ideal cuts look cheaper because they are often "
         "smaller). Right: within similar weights the better grade is worth more."
     )
-    chart(plots.data_volume(svc.store.batches()), key="volume")
+    chart(figures.data_volume(svc.store.batches()), key="volume")

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
-from diamond_model.model import PricingModel
-from diamond_model.pipeline import BUNDLED_DATASET, Pipeline
-from diamond_model.schema import BUNDLED_APPRAISED_ON
+from diamond_model.data.schema import BUNDLED_APPRAISED_ON
+from diamond_model.data.validation import validate_csv
+from diamond_model.learning.loop import BUNDLED_DATASET, Pipeline
+from diamond_model.learning.training import fit_pricing_model
+from diamond_model.pricing.model import PricingModel
 from diamond_model.settings import Settings
-from diamond_model.training import fit_pricing_model
-from diamond_model.validation import validate_csv
 
 POSTGRES_URL = os.environ.get("DIAMOND_TEST_POSTGRES_URL")
 ACCESS_CODE = "expert-code-for-tests"

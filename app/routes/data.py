@@ -26,8 +26,8 @@ from app.schemas import (
 )
 from app.services import Services
 from diamond_model.kinds import Scope
-from diamond_model.pipeline import Retraining
-from diamond_model.preview import BatchPreview
+from diamond_model.learning.loop import Retraining
+from diamond_model.learning.preview import BatchPreview
 
 router = APIRouter(
     prefix="/v1",

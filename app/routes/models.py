@@ -11,7 +11,7 @@ from app.dependencies import READS, Id, Svc, access
 from app.problems import problem_responses
 from app.schemas import ModelOut, TrainingRunIn, TrainingRunOut
 from diamond_model.kinds import Scope
-from diamond_model.tables import TrainingRun
+from diamond_model.storage.tables import TrainingRun
 
 router = APIRouter(
     prefix="/v1",

@@ -34,14 +34,14 @@ from app.schemas import (
 )
 from app.schemas.quotes import BatchLiveOut, MarketPeriodOut
 from app.services import Services
-from diamond_model.comparables import CARAT_WINDOW, closest
-from diamond_model.csvfile import read_csv
+from diamond_model.data.reading import read_csv
+from diamond_model.data.schema import RANGES
 from diamond_model.kinds import Scope
-from diamond_model.metrics import plain_words
-from diamond_model.model import PricingModel
-from diamond_model.quote import QuoteBatch, quote_frame, quote_stone
-from diamond_model.schema import RANGES
-from diamond_model.store import FileTooLargeError
+from diamond_model.learning.metrics import plain_words
+from diamond_model.pricing.comparables import CARAT_WINDOW, closest
+from diamond_model.pricing.model import PricingModel
+from diamond_model.pricing.quote import QuoteBatch, quote_frame, quote_stone
+from diamond_model.storage.store import FileTooLargeError
 
 # The router's access check, also taken as a parameter by routes that need the caller: FastAPI
 # solves a dependency once per request, so the route receives the caller the check produced.

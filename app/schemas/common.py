@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
-from diamond_model.schema import CLARITIES, COLORS, CUTS
+from diamond_model.data.schema import CLARITIES, COLORS, CUTS
 
 # Stored times are naive UTC (SQLite keeps no zone); the API says so explicitly.
 UtcDatetime = Annotated[

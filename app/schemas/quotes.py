@@ -7,9 +7,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
 from app.schemas.common import Clarity, Color, Cut, FieldError, UtcDatetime, grade
-from diamond_model.explain import Explanation
-from diamond_model.quote import Quote
-from diamond_model.schema import CLARITIES, COLORS, CUTS, EXAMPLE_STONE, GRADE_HELP, RANGES
+from diamond_model.data.schema import CLARITIES, COLORS, CUTS, EXAMPLE_STONE, GRADE_HELP, RANGES
+from diamond_model.pricing.contributions import Explanation
+from diamond_model.pricing.quote import Quote
 
 Number = Annotated[float, Strict()]  # an int or a float; true/false and "1.2" are refused
 

@@ -11,10 +11,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
-from diamond_model.keys import KeyStore
 from diamond_model.kinds import Scope
+from diamond_model.serving.keys import KeyStore
 from diamond_model.settings import Settings
-from diamond_model.store import Store
+from diamond_model.storage.store import Store
 from tests.conftest import ACCESS_CODE, csv_bytes, make_settings
 
 EVERY_SCOPE = frozenset(Scope)

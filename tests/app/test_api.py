@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from diamond_model.keys import KeyStore
-from diamond_model.schema import EXAMPLE_STONE
+from diamond_model.data.schema import EXAMPLE_STONE
+from diamond_model.serving.keys import KeyStore
 from tests.app.conftest import wait_for_run
 from tests.conftest import csv_bytes
 

@@ -14,7 +14,7 @@ import pytest
 from pypdf import PdfReader
 from streamlit.testing.v1 import AppTest
 
-from diamond_model.pipeline import Pipeline
+from diamond_model.learning.loop import Pipeline
 from diamond_model.settings import Settings
 from tests.conftest import ACCESS_CODE, csv_bytes, dated
 

@@ -21,12 +21,12 @@ from sqlalchemy.exc import OperationalError
 
 from app import api, views
 from app.api import BYTES_PER_STONE, SMALL_BYTES, body_cap, create_app
-from diamond_model import migrate
-from diamond_model.migrate import ReadOnlyUpgradeError
-from diamond_model.pipeline import Pipeline
-from diamond_model.schema import EXAMPLE_STONE
+from diamond_model.data.schema import EXAMPLE_STONE
+from diamond_model.learning.loop import Pipeline
 from diamond_model.settings import Settings
-from diamond_model.store import StorageFault, Store, storage_fault
+from diamond_model.storage import migrate
+from diamond_model.storage.migrate import ReadOnlyUpgradeError
+from diamond_model.storage.store import StorageFault, Store, storage_fault
 from tests.app.conftest import make_keys
 from tests.app.test_api import assert_problem, auth
 from tests.app.test_dashboard import APPRAISALS, click, rerun, run, unlock

@@ -7,8 +7,8 @@ import time
 
 from fastapi.testclient import TestClient
 
-from diamond_model import artefact
-from diamond_model.schema import EXAMPLE_STONE
+from diamond_model.data.schema import EXAMPLE_STONE
+from diamond_model.pricing import artefact
 from tests.core.test_artefacts import add_version, payload_bytes, point_champion_at
 
 

@@ -8,6 +8,7 @@ import gzip
 import io
 import os
 import stat
+import sys
 import threading
 import time
 import uuid
@@ -18,15 +19,15 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert, select, update
 
-from diamond_model import artefact
-from diamond_model.backup import BackupError, backup, manifest, restore
-from diamond_model.keys import KeyStore
 from diamond_model.kinds import Scope, VersionStatus
-from diamond_model.model import LEGACY_FORMAT, MODEL_FORMAT, PricingModel
-from diamond_model.pipeline import Pipeline
-from diamond_model.quote import quote_frame
-from diamond_model.registry import ArtefactRefusedError, ChampionCache
-from diamond_model.tables import Champion, ChampionEvent, ModelVersion, QuoteRecord, utcnow
+from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.registry import ArtefactRefusedError, ChampionCache
+from diamond_model.pricing import artefact
+from diamond_model.pricing.model import LEGACY_FORMAT, MODEL_FORMAT, PricingModel
+from diamond_model.pricing.quote import quote_frame
+from diamond_model.serving.keys import KeyStore
+from diamond_model.storage.backup import BackupError, backup, manifest, restore
+from diamond_model.storage.tables import Champion, ChampionEvent, ModelVersion, QuoteRecord, utcnow
 from tests.conftest import csv_bytes, make_settings
 
 
@@ -222,14 +223,41 @@ def test_a_truncated_champion_artefact_leaves_the_last_good_model_serving(
     pipeline.store.dispose()
 
 
+def previous_release_pickle(model: object) -> bytes:
+    """What the previous release stored: a joblib pickle naming its flat modules
+    (`diamond_model.model.PricingModel`, `diamond_model.market.MarketIndex`, ...)."""
+    moved = {old: sys.modules[new] for old, new in artefact.LEGACY_MODULES.items()}
+    classes = [
+        value
+        for module in moved.values()
+        for value in vars(module).values()
+        if isinstance(value, type) and value.__module__ == module.__name__
+    ]
+    originals = {cls: cls.__module__ for cls in classes}
+    flat = {new: old for old, new in artefact.LEGACY_MODULES.items()}
+    try:
+        sys.modules.update(moved)
+        for cls in classes:
+            cls.__module__ = flat[cls.__module__]
+        buffer, plain = io.BytesIO(), io.BytesIO()
+        joblib.dump(model, buffer, compress=3)
+        joblib.dump(model, plain)
+    finally:
+        for cls, name in originals.items():
+            cls.__module__ = name
+        for old in moved:
+            del sys.modules[old]
+    assert b"diamond_model.model" in plain.getvalue()
+    assert b"diamond_model.pricing" not in plain.getvalue()
+    return buffer.getvalue()
+
+
 def test_init_re_saves_the_previous_releases_pickles_safely(
     seeded_url: str, tmp_path: Path, appraisals: pd.DataFrame
 ) -> None:
     pipeline = opened(seeded_url, tmp_path / "a")
     model = pipeline.registry.load(1)
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer, compress=3)  # what the previous release stored
-    old = add_version(pipeline, buffer.getvalue(), LEGACY_FORMAT, None)
+    old = add_version(pipeline, previous_release_pickle(model), LEGACY_FORMAT, None)
     pipeline.registry.promote(1)
     with pytest.raises(ArtefactRefusedError, match="init"):
         pipeline.registry.load(old)

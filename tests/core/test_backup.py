@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert, select
 
-from diamond_model.backup import BackupError, backup, export_csv, manifest, restore
-from diamond_model.files import TargetError, write_atomically
-from diamond_model.pipeline import Pipeline
-from diamond_model.quote import quote_frame
-from diamond_model.tables import Appraisal
+from diamond_model.learning.loop import Pipeline
+from diamond_model.pricing.quote import quote_frame
+from diamond_model.storage.atomic import TargetError, write_atomically
+from diamond_model.storage.backup import BackupError, backup, export_csv, manifest, restore
+from diamond_model.storage.tables import Appraisal
 from tests.conftest import csv_bytes, make_settings
 
 

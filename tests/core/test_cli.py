@@ -173,7 +173,7 @@ def test_export_and_backup_refuse_bad_targets_without_a_traceback(run, tmp_path:
 
 
 def test_retrain_while_another_runs_says_so(run, settings: Settings) -> None:
-    from diamond_model.pipeline import Pipeline
+    from diamond_model.learning.loop import Pipeline
 
     run("init")
     pipeline = Pipeline.from_settings(settings)
@@ -193,10 +193,10 @@ def test_keys_are_shown_once_stored_as_a_hash_listed_used_and_revoked(
 
     from sqlalchemy import select
 
-    from diamond_model.keys import KeyRing, KeyStore
-    from diamond_model.metering import Meter
-    from diamond_model.pipeline import Pipeline
-    from diamond_model.tables import ApiKey
+    from diamond_model.learning.loop import Pipeline
+    from diamond_model.serving.keys import KeyRing, KeyStore
+    from diamond_model.serving.metering import Meter
+    from diamond_model.storage.tables import ApiKey
 
     run("init")
     code, out, _ = run(
@@ -246,7 +246,7 @@ def test_a_batch_stored_while_another_process_retrains_queues_a_follow_up(
     tmp_path: Path,
     appraisals: pd.DataFrame,
 ) -> None:
-    from diamond_model.pipeline import Pipeline
+    from diamond_model.learning.loop import Pipeline
 
     run("init")
     automatic = settings.model_copy(update={"auto_retrain": True})

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.model_selection import KFold
 
-from diamond_model.evaluation import coverage_by_group
-from diamond_model.intervals import conformal_quantiles, fit_spread
+from diamond_model.learning.evaluation import coverage_by_group
+from diamond_model.pricing.intervals import conformal_quantiles, fit_spread
 
 
 @pytest.mark.parametrize("level", [0.5, 0.8, 0.9, 0.95])

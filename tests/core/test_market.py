@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from diamond_model.market import MarketIndex, estimate, month_label, month_number
+from diamond_model.pricing.market import MarketIndex, estimate, month_label, month_number
 
 
 def test_months_are_numbered_and_labelled() -> None:

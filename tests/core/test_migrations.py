@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from sqlalchemy import create_engine, text
 
-from diamond_model import migrate
-from diamond_model.dedupe import stone_keys
-from diamond_model.pipeline import Pipeline
-from diamond_model.schema import APPRAISAL_COLUMNS, BUNDLED_APPRAISED_ON, BUNDLED_UPLOADER
+from diamond_model.data.identity import stone_keys
+from diamond_model.data.schema import APPRAISAL_COLUMNS, BUNDLED_APPRAISED_ON, BUNDLED_UPLOADER
+from diamond_model.learning.loop import Pipeline
+from diamond_model.storage import migrate
 from tests.conftest import make_settings
 
 UPLOADED = datetime(2026, 6, 2, 9, 30)

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diamond_model.evaluation import compare_models, summarise
+from diamond_model.data.schema import CLARITIES, COLORS, CUTS, FOUR_C
 from diamond_model.kinds import Inputs
-from diamond_model.model import PriceModel, PricingModel, encode, linear_baseline
-from diamond_model.schema import CLARITIES, COLORS, CUTS, FOUR_C
+from diamond_model.learning.evaluation import compare_models, summarise
+from diamond_model.pricing.model import PriceModel, PricingModel, encode, linear_baseline
 
 VARIANTS = {"full": Inputs.ALL, "reduced": Inputs.FOUR_C}
 
@@ -84,8 +84,8 @@ def test_contributions_add_up_to_the_prediction(
 def test_the_size_of_the_model_grows_with_the_data(complete: pd.DataFrame) -> None:
     """Below the medium size's threshold only the small trees are tried; above it, both are,
     by out-of-fold MAPE, and the budget stops the search when it would overrun."""
-    from diamond_model.model import CAPACITIES
-    from diamond_model.training import _folds, choose_capacity
+    from diamond_model.learning.training import _folds, choose_capacity
+    from diamond_model.pricing.model import CAPACITIES
 
     small = complete.iloc[:1500]
     prices = small["price"].to_numpy(float)
@@ -139,7 +139,7 @@ def test_fitting_is_reproducible(appraisals: pd.DataFrame) -> None:
 
 
 def test_price_per_carat_by_weight_leaves_thin_bins_as_gaps() -> None:
-    from diamond_model.analysis import price_per_carat_by_weight
+    from diamond_model.reports.analysis import price_per_carat_by_weight
 
     # Many stones at 1.80 and 2.00 ct, two at 1.90 ct, none at 1.85 or 1.95 ct.
     carats = [1.80] * 6 + [1.90] * 2 + [2.00] * 6

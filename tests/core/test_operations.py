@@ -16,9 +16,9 @@ import pandas as pd
 import pytest
 
 from diamond_model.kinds import RunStatus
-from diamond_model.lease import LEASE_SECONDS
-from diamond_model.pipeline import Pipeline
-from diamond_model.store import RETRAIN_LOCK
+from diamond_model.learning.loop import Pipeline
+from diamond_model.storage.lease import LEASE_SECONDS
+from diamond_model.storage.store import RETRAIN_LOCK
 from tests.conftest import ACCESS_CODE, csv_bytes, make_settings
 
 LEASE = 4.0  # seconds: short, so the test waits little; the default is LEASE_SECONDS

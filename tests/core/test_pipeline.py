@@ -14,11 +14,11 @@ import pandas as pd
 import pytest
 
 from diamond_model.kinds import RunStatus, VersionStatus
-from diamond_model.pipeline import Pipeline, RetrainInProgressError
-from diamond_model.quote import quote_frame
-from diamond_model.registry import RegistryError
-from diamond_model.store import RETRAIN_LOCK
-from diamond_model.tables import TrainingRun
+from diamond_model.learning.loop import Pipeline, RetrainInProgressError
+from diamond_model.learning.registry import RegistryError
+from diamond_model.pricing.quote import quote_frame
+from diamond_model.storage.store import RETRAIN_LOCK
+from diamond_model.storage.tables import TrainingRun
 from tests.conftest import csv_bytes, dated
 
 JANUARY, MARCH, APRIL, MAY = date(2026, 1, 1), date(2026, 3, 1), date(2026, 4, 1), date(2026, 5, 1)
@@ -194,7 +194,7 @@ def test_a_stop_between_recording_the_run_and_marking_the_lease_is_recorded(
     pipeline: Pipeline, small_csv: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The window a CI run hit: SIGTERM landed right after the run was recorded as running."""
-    from diamond_model.lease import Lease
+    from diamond_model.storage.lease import Lease
 
     pipeline.ingest(small_csv, "a.csv", "tester")
 
@@ -212,7 +212,7 @@ def test_a_stop_between_recording_the_run_and_marking_the_lease_is_recorded(
 
 
 def test_failed_retrain_is_recorded(pipeline: Pipeline) -> None:
-    from diamond_model.training import NotEnoughDataError
+    from diamond_model.learning.training import NotEnoughDataError
 
     with pytest.raises(NotEnoughDataError, match="at least 50 appraisals"):
         pipeline.retrain()
@@ -363,7 +363,7 @@ def test_initialise_is_idempotent(pipeline: Pipeline) -> None:
 
 
 def test_the_gate_weighs_a_gap_against_the_noise_of_the_held_out_set() -> None:
-    from diamond_model.pipeline import Comparison, gate
+    from diamond_model.learning.loop import Comparison, gate
 
     small_gap = Comparison(
         "all held-out appraisals",

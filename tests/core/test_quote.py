@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diamond_model.csvfile import neutralise_formulas
+from diamond_model.data.reading import neutralise_formulas
+from diamond_model.data.schema import EXAMPLE_STONE
 from diamond_model.kinds import Confidence, Inputs
-from diamond_model.model import PricingModel
-from diamond_model.quote import OUTPUT_COLUMNS, InvalidStoneError, price_table, quote_stone
-from diamond_model.schema import EXAMPLE_STONE
+from diamond_model.pricing.model import PricingModel
+from diamond_model.pricing.quote import OUTPUT_COLUMNS, InvalidStoneError, price_table, quote_stone
 
 STONE = EXAMPLE_STONE
 # 1.00 ct Very Good G VS1 with the millimetres of a 0.90 ct stone (the example).
@@ -328,7 +328,7 @@ def contrast_on_white(colour: str) -> float:
 
 
 def test_the_waterfall_reads_at_a_glance(pricing_model: PricingModel) -> None:
-    from diamond_model.plots import waterfall
+    from diamond_model.reports.figures import waterfall
 
     quote = quote_stone(pricing_model, EXAMPLE_STONE, 0.9)
     figure = waterfall(quote.explanation)

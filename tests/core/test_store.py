@@ -10,11 +10,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
-from diamond_model.comparables import closest
-from diamond_model.pipeline import Pipeline
-from diamond_model.store import FileTooLargeError, Store
-from diamond_model.tables import Appraisal, Batch, RejectedRow, SetAside
-from diamond_model.validation import UnusableFileError
+from diamond_model.data.validation import UnusableFileError
+from diamond_model.learning.loop import Pipeline
+from diamond_model.pricing.comparables import closest
+from diamond_model.storage.store import FileTooLargeError, Store
+from diamond_model.storage.tables import Appraisal, Batch, RejectedRow, SetAside
 from tests.conftest import csv_bytes, dated
 
 
@@ -223,7 +223,7 @@ def test_the_lease_is_exclusive_until_released_or_lapsed(pipeline: Pipeline) -> 
 def test_failed_attempts_are_counted_across_window_boundaries(pipeline: Pipeline) -> None:
     from datetime import datetime, timedelta
 
-    from diamond_model.metering import Attempts
+    from diamond_model.serving.metering import Attempts
 
     attempts = Attempts(pipeline.store, limit=10, window=timedelta(minutes=10))
     boundary = datetime(2026, 11, 26, 23, 40)
@@ -243,8 +243,8 @@ def test_failed_attempts_are_counted_across_window_boundaries(pipeline: Pipeline
 def test_quote_records_are_kept_for_the_retention_and_then_purged(pipeline: Pipeline) -> None:
     from datetime import timedelta
 
-    from diamond_model.records import QuoteLog
-    from diamond_model.tables import utcnow
+    from diamond_model.serving.quote_records import QuoteLog
+    from diamond_model.storage.tables import utcnow
 
     log = QuoteLog(pipeline.store, retention_days=1)
     now = utcnow()

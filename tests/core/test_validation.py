@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diamond_model.csvfile import _read_clean, read_csv
-from diamond_model.validation import UnusableFileError, validate, validate_csv
+from diamond_model.data.reading import _read_clean, read_csv
+from diamond_model.data.validation import UnusableFileError, validate, validate_csv
 
 HEADER = "carat,cut,color,clarity,depth,table,price,x,y,z"
 GOOD = "1.1,Ideal,H,SI2,62.0,55.0,4733,6.61,6.65,4.11"

@@ -15,9 +15,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from diamond_model.keys import KeyStore
 from diamond_model.kinds import Scope
-from diamond_model.store import Store
+from diamond_model.serving.keys import KeyStore
+from diamond_model.storage.store import Store
 from tests.conftest import csv_bytes
 from tests.e2e.server import api_server
 

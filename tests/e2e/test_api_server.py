@@ -15,9 +15,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from diamond_model.keys import KeyStore
 from diamond_model.kinds import Scope
-from diamond_model.store import Store
+from diamond_model.serving.keys import KeyStore
+from diamond_model.storage.store import Store
 from tests.app.conftest import make_keys, wait_for_run
 from tests.conftest import csv_bytes
 from tests.e2e.conftest import server_environment
@@ -192,7 +192,7 @@ def test_two_workers_on_postgresql_share_the_champion_the_limits_and_the_usage(
 def test_a_promotion_made_by_another_process_is_served_never_mixed(
     kind: str, seeded_copy, tmp_path: Path, appraisals: pd.DataFrame
 ) -> None:
-    from diamond_model.pipeline import Pipeline
+    from diamond_model.learning.loop import Pipeline
     from tests.conftest import make_settings
 
     url = seeded_copy(kind)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from diamond_model.pipeline import Pipeline
+from diamond_model.learning.loop import Pipeline
 from diamond_model.settings import Settings
 from tests.conftest import ACCESS_CODE, csv_bytes
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, ROOT, dashboard_server

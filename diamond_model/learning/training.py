@@ -1,0 +1,279 @@
+"""Training: a function from appraisals to a typed result (fitted model, metrics, fingerprint).
+
+One retrain: choose the model's size for the data (out-of-fold MAPE of each size the data allow,
+within a time budget), estimate the market index from the out-of-fold residuals, fit both
+regressors on level-adjusted prices, and calibrate their ranges on the same out-of-fold
+residuals. Nothing a model is judged on was seen by it: the held-out appraisals stay out of all of
+this, and the out-of-fold residuals come from models that did not train on them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.model_selection import KFold
+
+from diamond_model.data.drift import Profile
+from diamond_model.data.identity import data_fingerprint, held_out, stone_keys
+from diamond_model.data.measurements import complete, has_size
+from diamond_model.data.schema import APPRAISED_ON, FOUR_C, GRADES, STONE_COLUMNS
+from diamond_model.kinds import Inputs
+from diamond_model.learning.metrics import coverage, price_metrics
+from diamond_model.pricing.confidence import Domain
+from diamond_model.pricing.estimates import estimate as price_estimate
+from diamond_model.pricing.intervals import SPREAD_FEATURES, fit_spread
+from diamond_model.pricing.market import MarketIndex, estimate, month_number, robust_sd
+from diamond_model.pricing.model import (
+    CAPACITIES,
+    FULL_FEATURES,
+    Capacity,
+    PriceModel,
+    PricingModel,
+    encode,
+)
+
+CALIBRATION_FOLDS = 5
+MIN_TRAINING_ROWS = 50
+SEARCH_BUDGET_SECONDS = 30.0
+
+
+class NotEnoughDataError(ValueError):
+    """Too few appraisals to train and evaluate a model."""
+
+
+@dataclass(frozen=True)
+class SizeTrial:
+    """One model size tried by a retrain: its out-of-fold MAPE and what it cost."""
+
+    capacity: str
+    mape: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """A fitted candidate with its evaluation on held-out appraisals it never saw."""
+
+    model: PricingModel
+    algorithm: str
+    params: dict[str, object]
+    metrics: dict[str, float]
+    n_train: int
+    n_holdout: int
+    fingerprint: str
+    seconds: float
+    trials: list[SizeTrial] = field(default_factory=list)
+
+
+def keys_of(frame: pd.DataFrame) -> np.ndarray:
+    """The stored stone keys, or computed for a frame that did not come from the store."""
+    return frame["stone_key"].to_numpy() if "stone_key" in frame else stone_keys(frame)
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """The data version: changes whenever an appraisal is added, withdrawn or restored."""
+    dates = (
+        pd.to_datetime(frame[APPRAISED_ON]).to_numpy(dtype="datetime64[D]")
+        if APPRAISED_ON in frame
+        else np.zeros(len(frame), dtype="datetime64[D]")
+    )
+    return data_fingerprint(keys_of(frame), dates)
+
+
+def holdout_mask(frame: pd.DataFrame, fraction: float) -> np.ndarray:
+    """Stable held-out set (see `dedupe.held_out`): a champion and a candidate are always
+    compared on stones neither was trained on."""
+    return held_out(keys_of(frame), fraction)
+
+
+def months_of(frame: pd.DataFrame) -> np.ndarray:
+    """Each appraisal's month number (one month for all when there are no dates)."""
+    if APPRAISED_ON not in frame or frame[APPRAISED_ON].isna().all():
+        return np.zeros(len(frame), dtype=np.int64)
+    dates = pd.to_datetime(frame[APPRAISED_ON])
+    return month_number(dates.fillna(dates.max()).to_numpy(dtype="datetime64[D]"))
+
+
+def stone_columns(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """A typed appraisal frame as checked columns (grades as rank codes), for `pricing`."""
+    return {
+        name: frame[name].cat.codes.to_numpy() if name in GRADES else frame[name].to_numpy(float)
+        for name in STONE_COLUMNS
+    }
+
+
+def _folds(n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    return list(KFold(CALIBRATION_FOLDS, shuffle=True, random_state=seed).split(np.arange(n)))
+
+
+def out_of_fold(
+    regressor: PriceModel,
+    stones: pd.DataFrame,
+    prices: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+) -> np.ndarray:
+    """log(actual) - log(predicted) for every row, each predicted by a model that did not see it."""
+    residuals = np.empty(len(stones))
+    for train_idx, test_idx in folds:
+        fold_model = clone(regressor).fit(stones.iloc[train_idx], prices[train_idx])
+        residuals[test_idx] = np.log(prices[test_idx]) - fold_model.predict_log(
+            stones.iloc[test_idx]
+        )
+    return residuals
+
+
+def choose_capacity(
+    stones: pd.DataFrame,
+    prices: np.ndarray,
+    folds: list[tuple[np.ndarray, np.ndarray]],
+    budget: float,
+    seed: int,
+) -> tuple[Capacity, np.ndarray, list[SizeTrial]]:
+    """The size with the lowest out-of-fold MAPE among those the data allow, within `budget`."""
+    trials: list[SizeTrial] = []
+    best: tuple[Capacity, np.ndarray, float] | None = None
+    spent, last_cost, last_work = 0.0, 0.0, 0
+    for capacity in CAPACITIES:
+        if capacity.min_rows > len(stones):
+            break
+        work = capacity.num_leaves * capacity.n_estimators
+        if last_work and spent + last_cost * work / last_work > budget:
+            break
+        started = time.perf_counter()
+        regressor = PriceModel(random_state=seed).with_capacity(capacity)
+        residuals = out_of_fold(regressor, stones, prices, folds)
+        mape = float(100 * np.mean(np.abs(np.expm1(-residuals))))
+        last_cost, last_work = time.perf_counter() - started, work
+        spent += last_cost
+        trials.append(SizeTrial(capacity.name, mape, last_cost))
+        if best is None or mape < best[2]:
+            best = (capacity, residuals, mape)
+    assert best is not None
+    return best[0], best[1], trials
+
+
+def typical_stone(frame: pd.DataFrame) -> dict[str, float]:
+    """The median stone of the training data (grades as rank codes): where explanations start."""
+    typical = {}
+    for name in STONE_COLUMNS:
+        values = frame[name]
+        if name in GRADES:
+            codes = values.cat.codes.to_numpy()
+            typical[name] = float(np.sort(codes[codes >= 0])[(int((codes >= 0).sum()) - 1) // 2])
+        else:
+            typical[name] = float(round(values.median(), 2))
+    return typical
+
+
+def fit_pricing_model(
+    appraisals: pd.DataFrame, seed: int = 0, budget: float = SEARCH_BUDGET_SECONDS
+) -> tuple[PricingModel, list[SizeTrial]]:
+    """Size, calibrate (out-of-fold), index the market and fit both regressors on `appraisals`."""
+    frame = appraisals.reset_index(drop=True)
+    prices = frame["price"].to_numpy(dtype=float)
+    months = months_of(frame)
+    typical = typical_stone(frame)
+    columns, _, _ = complete(stone_columns(frame), typical["table"])
+    for name in ("depth", "table"):
+        frame[name] = columns[name]
+    sized = np.flatnonzero(has_size(columns))
+    full_rows = frame.iloc[sized].reset_index(drop=True)
+    full_folds, all_folds = _folds(len(sized), seed), _folds(len(frame), seed)
+
+    capacity, full_residuals, trials = choose_capacity(
+        full_rows[list(FULL_FEATURES)], prices[sized], full_folds, budget, seed
+    )
+    reduced = PriceModel(features=FOUR_C, random_state=seed).with_capacity(capacity)
+    reduced_residuals = out_of_fold(reduced, frame, prices, all_folds)
+
+    # The market index reads the best residual each appraisal has.
+    residuals = reduced_residuals.copy()
+    residuals[sized] = full_residuals
+    market = estimate(months, residuals) if len(np.unique(months)) > 1 else MarketIndex.flat(months)
+    level = market.at(months)
+    adjusted = prices * np.exp(-level)
+
+    full = PriceModel(random_state=seed).with_capacity(capacity)
+    full.fit(full_rows, adjusted[sized])
+    reduced.fit(frame, adjusted)
+    spread_all = encode(frame, SPREAD_FEATURES)
+    spreads = {
+        Inputs.ALL: fit_spread(spread_all[sized], full_residuals - level[sized], full_folds),
+        Inputs.FOUR_C: fit_spread(spread_all, reduced_residuals - level, all_folds),
+    }
+    model = PricingModel(
+        full=full,
+        reduced=reduced,
+        spreads=spreads,
+        domain=Domain.of(frame),
+        market=market,
+        typical=typical,
+        profile=Profile.of(appraisals),
+        typical_miss=robust_sd(full_residuals - level[sized]),
+        capacity=capacity.name,
+        n_train=len(frame),
+    )
+    return model, trials
+
+
+def estimates(model: PricingModel, appraisals: pd.DataFrame, level: float) -> np.ndarray:
+    """The model's price for each appraisal at the market level of its own month."""
+    found = price_estimate(model, stone_columns(appraisals), level, months=months_of(appraisals))
+    return found.price
+
+
+def evaluate(model: PricingModel, appraisals: pd.DataFrame, level: float) -> dict[str, float]:
+    """Accuracy and range coverage on `appraisals` the model must not have seen, each priced at the
+    market level of its own month (the latest the model knows, for months after its data)."""
+    prices = appraisals["price"].to_numpy(dtype=float)
+    columns = stone_columns(appraisals)
+    months = months_of(appraisals)
+    found = price_estimate(model, columns, level, months=months)
+    metrics = price_metrics(prices, found.price)
+    metrics["coverage"] = coverage(prices, found.low, found.high)
+    four_c = {**columns, "x": np.full(len(prices), np.nan)}
+    reduced = price_estimate(model, four_c, level, months=months)
+    metrics["mape_4c_only"] = price_metrics(prices, reduced.price)["mape"]
+    metrics["coverage_4c_only"] = coverage(prices, reduced.low, reduced.high)
+    metrics["median_signed_pct"] = float(100 * np.median(found.price / prices - 1))
+    metrics["level"] = 100 * level
+    return metrics
+
+
+def train(
+    appraisals: pd.DataFrame,
+    level: float,
+    holdout_fraction: float,
+    seed: int = 0,
+    budget: float = SEARCH_BUDGET_SECONDS,
+) -> TrainingResult:
+    """Train a candidate on the non-held-out appraisals and evaluate it on the held-out ones."""
+    started = time.perf_counter()
+    if len(appraisals) < MIN_TRAINING_ROWS:
+        raise NotEnoughDataError(
+            f"Training needs at least {MIN_TRAINING_ROWS} appraisals; the store has "
+            f"{len(appraisals)}. Ingest more appraisals first."
+        )
+    held_out = holdout_mask(appraisals, holdout_fraction)
+    train_rows, test_rows = appraisals.loc[~held_out], appraisals.loc[held_out]
+    model, trials = fit_pricing_model(train_rows, seed=seed, budget=budget)
+    metrics = evaluate(model, test_rows, level)
+    params = {k: v for k, v in model.full.get_params().items() if k != "features"}
+    return TrainingResult(
+        model=model,
+        algorithm=(
+            f"LightGBM monotone on log(price), Huber loss, {model.capacity} size; log-carat power "
+            "law; monthly market index; 4C-only fallback"
+        ),
+        params={**params, "capacity": model.capacity},
+        metrics=metrics,
+        n_train=len(train_rows),
+        n_holdout=len(test_rows),
+        fingerprint=fingerprint(appraisals),
+        seconds=time.perf_counter() - started,
+        trials=trials,
+    )

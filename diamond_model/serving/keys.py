@@ -1,0 +1,241 @@
+"""Client keys for the business API: created with scopes and limits, shown once, stored as a hash.
+
+A key reads `dk_<prefix>_<secret>`: the prefix names it in lists and logs, the 32-byte secret is
+what makes it a key. Only SHA-256 of the whole key is stored (a random 256-bit secret needs no
+slow hash: nothing can be guessed), and a presented key is compared with `hmac.compare_digest`.
+Serving processes check keys against an in-memory copy (`KeyRing`) refreshed every few seconds,
+so a revocation takes effect within that time and no quote waits for the database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+
+import pandas as pd
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from diamond_model.kinds import Scope
+from diamond_model.storage.store import Store
+from diamond_model.storage.tables import ApiKey, Usage, utcnow
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "dk_"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,79}")
+REFRESH_SECONDS = 5.0
+
+
+class ClientKeyError(ValueError):
+    """A key request that cannot be carried out; the message says why."""
+
+
+@dataclass(frozen=True)
+class ClientKey:
+    """A key as the server knows it (never the secret)."""
+
+    id: int
+    name: str
+    prefix: str
+    scopes: frozenset[Scope]
+    stones_per_day: int | None
+    requests_per_minute: int | None
+    created_at: datetime
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _prefix_of(key: str) -> str | None:
+    if not key.startswith(KEY_PREFIX):
+        return None
+    prefix, separator, secret = key[len(KEY_PREFIX) :].partition("_")
+    return prefix if separator and secret else None
+
+
+def _client(row: ApiKey) -> ClientKey:
+    return ClientKey(
+        id=row.id,
+        name=row.name,
+        prefix=row.prefix,
+        scopes=frozenset(Scope(s) for s in row.scopes.split() if s),
+        stones_per_day=row.stones_per_day,
+        requests_per_minute=row.requests_per_minute,
+        created_at=row.created_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+def parse_scopes(values: list[str]) -> frozenset[Scope]:
+    known = {s.value: s for s in Scope}
+    unknown = [v for v in values if v not in known]
+    if unknown or not values:
+        raise ClientKeyError(
+            f"Unknown scope(s): {', '.join(unknown)}. Use one or more of: " + ", ".join(known)
+            if unknown
+            else f"Give at least one scope: {', '.join(known)}."
+        )
+    return frozenset(known[v] for v in values)
+
+
+class KeyStore:
+    """Keys in the product's database."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def create(
+        self,
+        name: str,
+        scopes: frozenset[Scope],
+        stones_per_day: int | None = None,
+        requests_per_minute: int | None = None,
+    ) -> tuple[str, ClientKey]:
+        """A new key: (the key, shown this once, and what is stored about it)."""
+        if not NAME.fullmatch(name):
+            raise ClientKeyError(
+                f"'{name}' cannot name a key: use letters, digits, '.', '_' or '-' (up to 80)."
+            )
+        for limit, what in (
+            (stones_per_day, "stones per day"),
+            (requests_per_minute, "requests per minute"),
+        ):
+            if limit is not None and limit < 1:
+                raise ClientKeyError(
+                    f"The limit of {what} must be at least 1 (or left out: no limit)."
+                )
+        prefix = secrets.token_hex(4)
+        key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+        row = ApiKey(
+            name=name,
+            prefix=prefix,
+            key_hash=_digest(key),
+            scopes=" ".join(sorted(scopes)),
+            stones_per_day=stones_per_day,
+            requests_per_minute=requests_per_minute,
+            created_at=utcnow(),
+        )
+        try:
+            with self.store.session() as session, session.begin():
+                session.add(row)
+                session.flush()
+                created = _client(row)
+        except IntegrityError as error:
+            raise ClientKeyError(
+                f"A key named '{name}' exists already; choose another name."
+            ) from error
+        return key, created
+
+    def list(self) -> list[ClientKey]:
+        with self.store.session() as session:
+            return [_client(r) for r in session.scalars(select(ApiKey).order_by(ApiKey.id))]
+
+    def get(self, name: str) -> ClientKey:
+        with self.store.session() as session:
+            row = session.scalar(select(ApiKey).where(ApiKey.name == name))
+        if row is None:
+            raise ClientKeyError(f"There is no key named '{name}'; `keys list` shows them.")
+        return _client(row)
+
+    def revoke(self, name: str) -> ClientKey:
+        self.get(name)
+        with self.store.session() as session, session.begin():
+            session.execute(
+                update(ApiKey)
+                .where(ApiKey.name == name, ApiKey.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
+            )
+        return self.get(name)
+
+    def verify(self, key: str) -> ClientKey | None:
+        """The key's record if it is one of ours (revoked ones included), else None."""
+        prefix = _prefix_of(key)
+        if prefix is None:
+            return None
+        with self.store.session() as session:
+            rows = session.scalars(select(ApiKey).where(ApiKey.prefix == prefix)).all()
+        digest = _digest(key)
+        for row in rows:
+            if hmac.compare_digest(row.key_hash, digest):
+                return _client(row)
+        return None
+
+    def digests(self) -> dict[str, list[tuple[str, ClientKey]]]:
+        """Every key's digest by prefix: what a `KeyRing` holds."""
+        with self.store.session() as session:
+            rows = session.scalars(select(ApiKey)).all()
+        out: dict[str, list[tuple[str, ClientKey]]] = {}
+        for row in rows:
+            out.setdefault(row.prefix, []).append((row.key_hash, _client(row)))
+        return out
+
+    def usage(self, name: str, since: datetime | None = None) -> pd.DataFrame:
+        """Hourly requests, stones and errors of one key (UTC hours)."""
+        key = self.get(name)
+        query = select(Usage.hour, Usage.requests, Usage.stones, Usage.errors).where(
+            Usage.key_id == key.id
+        )
+        if since is not None:
+            query = query.where(Usage.hour >= since)
+        with self.store.engine.connect() as connection:
+            rows = connection.execute(query.order_by(Usage.hour)).all()
+        return pd.DataFrame(rows, columns=["hour", "requests", "stones", "errors"])
+
+
+class KeyRing:
+    """The keys in memory, refreshed in the background: checking a key never waits on a query."""
+
+    def __init__(self, keys: KeyStore, interval: float = REFRESH_SECONDS) -> None:
+        self.keys = keys
+        self.interval = interval
+        self._digests: dict[str, list[tuple[str, ClientKey]]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> None:
+        try:
+            self._digests = self.keys.digests()
+        except SQLAlchemyError as error:  # keep the last known keys while the database is away
+            log.warning(
+                "key refresh failed, keeping %d known prefixes: %s", len(self._digests), error
+            )
+
+    def check(self, key: str) -> ClientKey | None:
+        """The key's record (revoked ones included) or None; constant-time comparison."""
+        prefix = _prefix_of(key)
+        if prefix is None:
+            return None
+        digest = _digest(key)
+        for stored, client in self._digests.get(prefix, []):
+            if hmac.compare_digest(stored, digest):
+                return client
+        return None
+
+    def watch(self) -> None:
+        if self._thread is not None:
+            return
+        self.refresh()
+        self._thread = threading.Thread(target=self._loop, name="key-ring", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.refresh()
+
+    def close(self) -> None:
+        self._stop.set()
