@@ -18,9 +18,9 @@ import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
 from diamond_model.learning.loop import Pipeline, RetrainOutcome, RunTicket
-from diamond_model.learning.registry import ChampionCache, Registry
-from diamond_model.pricing.model import PricingModel
+from diamond_model.learning.registry import Champion, Registry
 from diamond_model.pricing.quote import Quote, quote_stone
+from diamond_model.serving.champion import ChampionCache
 from diamond_model.serving.keys import ClientKey, KeyRing, KeyStore
 from diamond_model.serving.metering import Attempts, Meter
 from diamond_model.serving.quote_records import QuoteLog
@@ -107,8 +107,8 @@ class Services:
     def registry(self) -> Registry:
         return self.pipeline.registry
 
-    def champion(self) -> tuple[int, PricingModel]:
-        """(version, model) of the serving champion; raises NoModelError when there is none."""
+    def champion(self) -> Champion:
+        """The serving champion; raises NoModelError when there is none."""
         current = self.cache.get()
         if current is None:
             raise NoModelError()

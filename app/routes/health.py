@@ -37,12 +37,12 @@ async def health(svc: Svc) -> Health:
     elif svc.cache.refused is not None:
         detail = svc.cache.refused
     elif not svc.cache.healthy:
-        detail = f"serving the loaded model v{current[0]}; the database is unreachable"
+        detail = f"serving the loaded model v{current.version}; the database is unreachable"
     else:
-        detail = f"serving v{current[0]}"
+        detail = f"serving v{current.version}"
     return Health(
         status="ok" if loaded and svc.cache.healthy else "degraded",
-        champion_version=current[0] if current else None,
+        champion_version=current.version if current else None,
         model_loaded=loaded,
         database=database,
         detail=detail,

@@ -38,6 +38,7 @@ from diamond_model.data.reading import read_csv
 from diamond_model.data.schema import RANGES
 from diamond_model.kinds import Scope
 from diamond_model.learning.metrics import plain_words
+from diamond_model.learning.registry import Champion
 from diamond_model.pricing.comparables import CARAT_WINDOW, closest
 from diamond_model.pricing.model import PricingModel
 from diamond_model.pricing.quote import QuoteBatch, quote_frame, quote_stone
@@ -68,10 +69,10 @@ PinnedVersion = Annotated[
 ]
 
 
-async def _model(svc: Services, version: int | None) -> tuple[int, PricingModel]:
+async def _model(svc: Services, version: int | None) -> Champion:
     if version is None:
         return svc.champion()
-    return version, await run_in_threadpool(svc.cache.version, version)
+    return Champion(version, await run_in_threadpool(svc.cache.version, version))
 
 
 def _record(

@@ -33,7 +33,7 @@ from sqlalchemy import select, update
 from diamond_model.data.schema import BUNDLED_APPRAISED_ON, BUNDLED_UPLOADER
 from diamond_model.kinds import RunStatus, VersionStatus
 from diamond_model.learning.preview import BatchPreview, LiveScore, prepare
-from diamond_model.learning.registry import ArtefactRefusedError, ChampionCache, Registry, json_safe
+from diamond_model.learning.registry import ArtefactRefusedError, Champion, Registry, json_safe
 from diamond_model.learning.training import estimates, evaluate, fingerprint, holdout_mask, train
 from diamond_model.pricing.model import MODEL_FORMAT, PricingModel
 from diamond_model.settings import Settings
@@ -231,16 +231,13 @@ class Pipeline:
             store, Registry(store, settings.holdout_fraction, settings.interval_level), settings
         )
 
-    def cache(self) -> ChampionCache:
-        return ChampionCache(self.registry)
-
-    def champion(self) -> tuple[int, PricingModel] | None:
+    def champion(self) -> Champion | None:
         """The serving champion loaded from the database (for one-off commands)."""
         version = self.registry.champion_version()
         info = self.registry.info(version) if version else None
         if info is None or not info.servable:
             return None
-        return version, self.registry.load(version)
+        return Champion(version, self.registry.load(version))
 
     # ---- uploads ------------------------------------------------------------------------------
 
@@ -249,7 +246,7 @@ class Pipeline:
         data: bytes,
         filename: str,
         upload_date: date | None = None,
-        champion: tuple[int, PricingModel] | None = None,
+        champion: Champion | None = None,
     ) -> BatchPreview:
         """Check an upload against the rules, the store and the serving model; write nothing."""
         today = upload_date or date.today()

@@ -31,6 +31,7 @@ from diamond_model.data.identity import already_stored, duplicates_within, stone
 from diamond_model.data.reading import RawTable
 from diamond_model.data.schema import APPRAISED_ON, MEASUREMENTS
 from diamond_model.data.validation import ValidationResult
+from diamond_model.learning.registry import Champion
 from diamond_model.learning.training import stone_columns
 from diamond_model.pricing.estimates import estimate
 from diamond_model.pricing.market import robust_sd
@@ -266,7 +267,7 @@ def prepare(
     upload_date: date,
     stored_matches: Callable[[np.ndarray], pd.DataFrame] | None,
     existing: tuple[int, bool] | None,
-    champion: tuple[int, PricingModel] | None,
+    champion: Champion | None,
     level: float,
 ) -> BatchPreview:
     """Assemble the preview from the validated file, the store's matches and the champion."""

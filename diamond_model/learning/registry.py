@@ -1,5 +1,5 @@
-"""The model registry: versions with provenance, the champion pointer, promote and rollback, and the
-per-process champion cache that keeps the database off the quoting path.
+"""The model registry: versions with provenance, the champion pointer, promote and rollback.
+(Each serving process keeps the champion in memory with `serving.champion.ChampionCache`.)
 
 Versions are compared on one fixed reference set: the held-out appraisals of the earliest active
 batch, each priced at its own month's market level, so the history compares like with like.
@@ -9,15 +9,12 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
-import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 import pandas as pd
 from sqlalchemy import select, update
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from diamond_model.kinds import VersionStatus
@@ -25,9 +22,17 @@ from diamond_model.learning.training import TrainingResult, evaluate, holdout_ma
 from diamond_model.pricing import artefact
 from diamond_model.pricing.model import LEGACY_FORMAT, MODEL_FORMAT, PricingModel
 from diamond_model.storage.store import Store
-from diamond_model.storage.tables import Batch, Champion, ChampionEvent, ModelVersion, utcnow
+from diamond_model.storage.tables import Batch, ChampionEvent, ChampionPointer, ModelVersion, utcnow
 
 log = logging.getLogger(__name__)
+
+
+class Champion(NamedTuple):
+    """The model that prices quotes, with its version: one value, so a response never pairs a
+    version with another version's model."""
+
+    version: int
+    model: PricingModel
 
 
 class RegistryError(ValueError):
@@ -135,7 +140,9 @@ class Registry:
         """(version, changed_at) of the champion row: what serving processes watch."""
         with self.store.engine.connect() as connection:
             row = connection.execute(
-                select(Champion.version, Champion.changed_at).where(Champion.id == 1)
+                select(ChampionPointer.version, ChampionPointer.changed_at).where(
+                    ChampionPointer.id == 1
+                )
             ).first()
         return (None, None) if row is None else (row[0], row[1])
 
@@ -199,7 +206,9 @@ class Registry:
             .values(status=VersionStatus.CHAMPION)
         )
         session.execute(
-            update(Champion).where(Champion.id == 1).values(version=version, changed_at=utcnow())
+            update(ChampionPointer)
+            .where(ChampionPointer.id == 1)
+            .values(version=version, changed_at=utcnow())
         )
         session.add(ChampionEvent(version=version, kind=kind, note=note))
 
@@ -340,188 +349,3 @@ class Registry:
                 ).order_by(ChampionEvent.id)
             ).all()
         return pd.DataFrame(rows, columns=["at", "kind", "version", "note"])
-
-
-# While the database stays away or a champion is refused, the warning is repeated this often;
-# a refused champion is also read again this often (its row may have been repaired).
-WARN_EVERY_SECONDS = 60.0
-
-
-class ChampionCache:
-    """The champion model of this process, kept current without a database read per quote.
-
-    `refresh` reads the one-row champion table and loads a newly promoted version. A serving
-    process calls `watch`: a daemon thread refreshes every `interval` seconds (a one-row read,
-    0.1 ms), so a promotion or rollback made by any process is served within that time plus the
-    new model's loading (about 0.1 s): within a second. `get` only reads memory (one
-    attribute read of a (version, model) pair, so a response never mixes two versions).
-
-    Nothing stops the watcher: when the database cannot be reached, or the new champion's
-    artefact is refused (an old pickle, changed bytes, unreadable) or fails to load for any
-    reason, the last good model keeps serving, `problem` says why (readiness reports it), the
-    warning is logged once a minute, and a later promotion is applied as usual.
-
-    Pinned versions (`version`) are loaded one at a time under a lock, so clients asking for
-    several at once cost one load each, not one per request, and kept in a small LRU cache.
-    """
-
-    def __init__(
-        self, registry: Registry, interval: float = 0.25, keep: int = 4, explain: bool = False
-    ) -> None:
-        self.registry = registry
-        self.explain = explain  # prepare explanations before a loaded model serves
-        self.interval = interval
-        self._lock = threading.Lock()
-        self._loading = threading.Lock()  # one pinned load at a time in this process
-        # One refresh at a time: an overlapping one that read the row earlier would otherwise
-        # finish last and put back an older champion, or clear an outage just recorded.
-        self._refreshing = threading.Lock()
-        self._current: tuple[int, PricingModel] | None = None
-        self._checked = 0.0
-        self._older: OrderedDict[int, PricingModel] = OrderedDict()
-        self._keep = keep
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self.last_error: str | None = None  # the database could not be read
-        self.refused: str | None = None  # the champion's artefact could not be loaded
-        self._refused_at: dict[int, tuple[float, str]] = {}
-        self._warned = 0.0
-
-    @property
-    def healthy(self) -> bool:
-        return self.last_error is None and self.refused is None
-
-    @property
-    def problem(self) -> str | None:
-        """Why this process is degraded, in words (None when it serves the champion)."""
-        return self.last_error or self.refused
-
-    @property
-    def current(self) -> tuple[int, PricingModel] | None:
-        """What is loaded now (memory only)."""
-        return self._current
-
-    def refresh(self) -> tuple[int, PricingModel] | None:
-        """Read the champion row; load the model when it changed. Never raises: the loaded
-        model stays and `problem` records why it could not be replaced."""
-        with self._refreshing:
-            return self._refresh()
-
-    def _warn(self, message: str, first: bool) -> None:
-        if first or time.monotonic() - self._warned >= WARN_EVERY_SECONDS:
-            self._warned = time.monotonic()
-            log.warning(message)
-
-    def _refresh(self) -> tuple[int, PricingModel] | None:
-        self._checked = time.monotonic()
-        try:
-            version, _ = self.registry.champion_stamp()
-        except (SQLAlchemyError, OSError) as error:
-            first = self.last_error is None
-            self.last_error = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
-            self._warn(f"champion check failed, serving the loaded model: {self.last_error}", first)
-            return self._current
-        self.last_error = None
-        current = self._current
-        if version is None:
-            self._current, self.refused = None, None
-        elif current is None or current[0] != version:
-            self._try_load(version)
-        else:
-            self.refused = None
-        return self._current
-
-    def _try_load(self, version: int) -> None:
-        refused = self._refused_at.get(version)
-        if refused is not None and time.monotonic() - refused[0] < WARN_EVERY_SECONDS:
-            self.refused = refused[1]
-            return
-        try:
-            model = self._load(version)
-        except Exception as error:  # any failure: the last good model must keep serving
-            if isinstance(error, SQLAlchemyError | OSError):
-                reason = f"{type(error).__name__}: {str(error).splitlines()[0][:200]}"
-            elif isinstance(error, ArtefactRefusedError):
-                reason = str(error)
-            else:
-                log.exception("loading champion v%d failed", version)
-                reason = f"version {version} could not be loaded ({type(error).__name__})"
-            serving = f"v{self._current[0]}" if self._current else "no model"
-            self.refused = f"champion {reason[0].lower() + reason[1:]} Serving {serving}."
-            first = refused is None
-            self._refused_at[version] = (time.monotonic(), self.refused)
-            self._warn(self.refused, first)
-            return
-        self._refused_at.pop(version, None)
-        self._current, self.refused = (version, model), None
-
-    def _load(self, version: int) -> PricingModel:
-        model = self.registry.load(version)
-        return model.prepare_explanations() if self.explain else model
-
-    def get(self) -> tuple[int, PricingModel] | None:
-        """(version, model) of the champion, or None when no model is trained yet."""
-        if self._thread is None and time.monotonic() - self._checked >= self.interval:
-            return self.refresh()
-        return self._current
-
-    def _kept(self, version: int) -> PricingModel | None:
-        current = self._current
-        if current is not None and current[0] == version:
-            return current[1]
-        with self._lock:
-            if version in self._older:
-                self._older.move_to_end(version)
-                return self._older[version]
-        return None
-
-    def version(self, version: int) -> PricingModel:
-        """A given version (for reproducing an earlier quote): the champion, or loaded once and
-        kept among the last few asked for. RegistryError when it never served (404), and
-        ArtefactRefusedError when its artefact is refused (409)."""
-        kept = self._kept(version)
-        if kept is not None:
-            return kept
-        with self._loading:
-            kept = self._kept(version)  # loaded by the request we waited for
-            if kept is not None:
-                return kept
-            refused = self._refused_at.get(version)
-            if refused is not None and time.monotonic() - refused[0] < WARN_EVERY_SECONDS:
-                raise ArtefactRefusedError(refused[1])
-            if not self.registry.served(version):
-                raise RegistryError(
-                    f"Version {version} never priced quotes, so there is nothing to reproduce "
-                    "with it; GET /v1/models lists the versions that served."
-                )
-            try:
-                model = self._load(version)
-            except ArtefactRefusedError as error:
-                self._refused_at[version] = (time.monotonic(), str(error))
-                raise
-            with self._lock:
-                self._older[version] = model
-                while len(self._older) > self._keep:
-                    self._older.popitem(last=False)
-        return model
-
-    def watch(self) -> None:
-        """Start the background refresher (idempotent)."""
-        if self._thread is not None:
-            return
-        self.refresh()
-        self._thread = threading.Thread(target=self._loop, name="champion-watch", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.refresh()
-            except Exception:  # refresh catches what it expects; the thread must outlive the rest
-                log.exception("champion watcher: unexpected failure, watching on")
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None

@@ -14,7 +14,6 @@ import hmac
 import logging
 import re
 import secrets
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from diamond_model.kinds import Scope
+from diamond_model.serving.periodic import Periodic
 from diamond_model.storage.store import Store
 from diamond_model.storage.tables import ApiKey, Usage, utcnow
 
@@ -204,8 +204,7 @@ class KeyRing:
         self.keys = keys
         self.interval = interval
         self._digests: dict[str, list[tuple[str, ClientKey]]] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._watch = Periodic("key-ring", interval, self.refresh)
 
     def refresh(self) -> None:
         try:
@@ -227,15 +226,10 @@ class KeyRing:
         return None
 
     def watch(self) -> None:
-        if self._thread is not None:
-            return
-        self.refresh()
-        self._thread = threading.Thread(target=self._loop, name="key-ring", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
+        """Read the keys now and keep them current in the background (idempotent)."""
+        if not self._watch.running:
             self.refresh()
+            self._watch.start()
 
     def close(self) -> None:
-        self._stop.set()
+        self._watch.close()

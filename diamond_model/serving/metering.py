@@ -35,6 +35,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
 from diamond_model.serving.keys import ClientKey
+from diamond_model.serving.periodic import Periodic
 from diamond_model.storage.store import Store
 from diamond_model.storage.tables import ApiKey, Counter, Usage, utcnow
 
@@ -121,8 +122,7 @@ class Meter:
         self._purged = datetime.min
         self._usage: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0, 0])
         self._last_used: dict[int, datetime] = {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._watch = Periodic("meter", flush_every, self.flush)
 
     def _windows(
         self, client: ClientKey, requests: int, stones: int, now: datetime
@@ -272,18 +272,11 @@ class Meter:
                     self._last_used.setdefault(key_id, when)
 
     def watch(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="meter", daemon=True)
-            self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.flush_every):
-            self.flush()
+        """Flush usage every `flush_every` seconds in the background (idempotent)."""
+        self._watch.start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._watch.close()
         self.flush()
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from diamond_model.serving.periodic import Periodic
 from diamond_model.storage.store import Store
 from diamond_model.storage.tables import QuoteRecord, utcnow
 
@@ -37,8 +38,7 @@ class QuoteLog:
         self._lock = threading.Lock()
         self._pending: dict[str, dict[str, object]] = {}
         self._purged = datetime.min
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._watch = Periodic("quote-log", flush_every, self.flush)
 
     def add(self, records: list[dict[str, object]]) -> None:
         with self._lock:
@@ -89,16 +89,9 @@ class QuoteLog:
             return int(session.scalar(select(func.count()).select_from(QuoteRecord)) or 0)
 
     def watch(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="quote-log", daemon=True)
-            self._thread.start()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.flush_every):
-            self.flush()
+        """Write pending records every `flush_every` seconds in the background (idempotent)."""
+        self._watch.start()
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._watch.close()
         self.flush()

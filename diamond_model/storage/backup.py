@@ -49,7 +49,7 @@ from diamond_model.pricing.model import MODEL_FORMAT
 from diamond_model.storage import migrate
 from diamond_model.storage.atomic import atomic_file, check_folder, check_target
 from diamond_model.storage.store import Store
-from diamond_model.storage.tables import Appraisal, Base, Champion, ModelVersion
+from diamond_model.storage.tables import Appraisal, Base, ChampionPointer, ModelVersion
 
 FORMAT = 1
 CHUNK = 5_000
@@ -110,7 +110,9 @@ def _manifest(connection: Connection) -> dict[str, object]:
         "created_at": datetime.now().isoformat(timespec="seconds"),
         "counts": _counts(connection),
         "price_sum": round(price_sum, 2),
-        "champion": connection.execute(select(Champion.version).where(Champion.id == 1)).scalar(),
+        "champion": connection.execute(
+            select(ChampionPointer.version).where(ChampionPointer.id == 1)
+        ).scalar(),
     }
 
 

@@ -29,7 +29,7 @@ from diamond_model.storage import migrate
 from diamond_model.storage.tables import (
     Appraisal,
     Batch,
-    Champion,
+    ChampionPointer,
     Lock,
     RejectedRow,
     SetAside,
@@ -169,7 +169,7 @@ class Store:
             # One row, one commit: a pending row would be flushed by the next `get`, and its
             # clash with another process's row would then escape the `except` below.
             for kind, key, row in (
-                (Champion, 1, lambda: Champion(id=1, version=None)),
+                (ChampionPointer, 1, lambda: ChampionPointer(id=1, version=None)),
                 (Lock, RETRAIN_LOCK, lambda: Lock(name=RETRAIN_LOCK)),
             ):
                 if session.get(kind, key) is None:

@@ -140,7 +140,7 @@ class ChampionEvent(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
 
-class Champion(Base):
+class ChampionPointer(Base):
     """A single row naming the serving model; `changed_at` is the stamp serving processes watch."""
 
     __tablename__ = "champion"

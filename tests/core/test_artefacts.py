@@ -21,13 +21,20 @@ from sqlalchemy import insert, select, update
 
 from diamond_model.kinds import Scope, VersionStatus
 from diamond_model.learning.loop import Pipeline
-from diamond_model.learning.registry import ArtefactRefusedError, ChampionCache
+from diamond_model.learning.registry import ArtefactRefusedError
 from diamond_model.pricing import artefact
 from diamond_model.pricing.model import LEGACY_FORMAT, MODEL_FORMAT, PricingModel
 from diamond_model.pricing.quote import quote_frame
+from diamond_model.serving.champion import ChampionCache
 from diamond_model.serving.keys import KeyStore
 from diamond_model.storage.backup import BackupError, backup, manifest, restore
-from diamond_model.storage.tables import Champion, ChampionEvent, ModelVersion, QuoteRecord, utcnow
+from diamond_model.storage.tables import (
+    ChampionEvent,
+    ChampionPointer,
+    ModelVersion,
+    QuoteRecord,
+    utcnow,
+)
 from tests.conftest import csv_bytes, make_settings
 
 
@@ -83,7 +90,9 @@ def point_champion_at(pipeline: Pipeline, version: int) -> None:
     """Move the champion by writing the rows directly (no registry checks)."""
     with pipeline.store.session() as session, session.begin():
         session.execute(
-            update(Champion).where(Champion.id == 1).values(version=version, changed_at=utcnow())
+            update(ChampionPointer)
+            .where(ChampionPointer.id == 1)
+            .values(version=version, changed_at=utcnow())
         )
         session.add(ChampionEvent(version=version, kind="promote", note="written by hand"))
 
@@ -153,7 +162,7 @@ def test_a_pickle_payload_is_never_run_by_the_watcher_a_pin_restore_or_init(
     cache = ChampionCache(pipeline.registry, interval=0.05)
     cache.watch()
     try:
-        assert cache.current[0] == 1
+        assert cache.current.version == 1
         evil = payload_bytes(marker)
         # As this release's format with a matching hash (whoever writes the row writes the hash),
         # and as the previous release's format.
@@ -161,20 +170,20 @@ def test_a_pickle_payload_is_never_run_by_the_watcher_a_pin_restore_or_init(
         as_old = add_version(pipeline, evil, LEGACY_FORMAT, None)
         point_champion_at(pipeline, as_new)
         assert wait_until(lambda: cache.refused is not None)
-        assert cache.current[0] == 1, "the last good model keeps serving"
+        assert cache.current.version == 1, "the last good model keeps serving"
         assert "not a gzip-compressed JSON model" in cache.problem
         point_champion_at(pipeline, as_old)
         assert wait_until(
             lambda: cache.refused is not None and f"version {as_old}" in cache.refused
         )
-        assert "pickle by the previous release" in cache.refused and cache.current[0] == 1
+        assert "pickle by the previous release" in cache.refused and cache.current.version == 1
         for pinned in (as_new, as_old):  # both served (champion events exist), both refused
             with pytest.raises(ArtefactRefusedError):
                 cache.version(pinned)
         # A later good promotion is still applied.
         pipeline.registry.promote(1, note="back to the good one")
         assert wait_until(lambda: cache.healthy)
-        assert cache.current[0] == 1
+        assert cache.current.version == 1
     finally:
         cache.close()
 
@@ -213,10 +222,10 @@ def test_a_truncated_champion_artefact_leaves_the_last_good_model_serving(
         for version, words in zip(broken, ("do not match the hash", "not readable"), strict=True):
             point_champion_at(pipeline, version)
             assert wait_until(lambda v=version: cache.refused and f"version {v}" in cache.refused)
-            assert words in cache.refused and cache.current[0] == 1
-            assert cache._thread.is_alive()
+            assert words in cache.refused and cache.current.version == 1
+            assert cache.watching
         pipeline.registry.promote(repaired)
-        assert wait_until(lambda: cache.current[0] == repaired)
+        assert wait_until(lambda: cache.current.version == repaired)
         assert cache.healthy and cache.problem is None
     finally:
         cache.close()

@@ -8,17 +8,17 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from diamond_model import cli
+from diamond_model.cli import commands
 from diamond_model.settings import Settings
 from tests.conftest import csv_bytes
 
 
 @pytest.fixture
 def run(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    monkeypatch.setattr(commands, "get_settings", lambda: settings)
 
     def invoke(*argv: str) -> tuple[int, str, str]:
-        code = cli.main(list(argv))
+        code = commands.main(list(argv))
         captured = capsys.readouterr()
         return code, captured.out, captured.err
 
@@ -250,7 +250,7 @@ def test_a_batch_stored_while_another_process_retrains_queues_a_follow_up(
 
     run("init")
     automatic = settings.model_copy(update={"auto_retrain": True})
-    monkeypatch.setattr(cli, "get_settings", lambda: automatic)
+    monkeypatch.setattr(commands, "get_settings", lambda: automatic)
     pipeline = Pipeline.from_settings(automatic)
     pipeline.store.acquire_lease("retrain", 60)  # another process is retraining
     path = tmp_path / "new.csv"

@@ -17,6 +17,7 @@ from diamond_model.kinds import RunStatus, VersionStatus
 from diamond_model.learning.loop import Pipeline, RetrainInProgressError
 from diamond_model.learning.registry import RegistryError
 from diamond_model.pricing.quote import quote_frame
+from diamond_model.serving.champion import ChampionCache
 from diamond_model.storage.store import RETRAIN_LOCK
 from diamond_model.storage.tables import TrainingRun
 from tests.conftest import csv_bytes, dated
@@ -267,14 +268,14 @@ def test_another_process_picks_up_a_new_champion_on_its_own(
 ) -> None:
     two_versions(pipeline, appraisals)
     other = Pipeline.from_settings(pipeline.settings)  # its own engine, like another process
-    cache = other.cache()
+    cache = ChampionCache(other.registry)
     cache.watch()
     try:
-        assert cache.get()[0] == 2
-        model_before = cache.get()[1]
+        assert cache.get().version == 2
+        model_before = cache.get().model
         pipeline.registry.promote(1)
         deadline = time.monotonic() + 15  # it looks every second; this only catches "never"
-        while cache.get()[0] != 1 and time.monotonic() < deadline:
+        while cache.get().version != 1 and time.monotonic() < deadline:
             time.sleep(0.05)
         version, model = cache.get()
         assert version == 1 and model is not model_before
@@ -292,7 +293,7 @@ def test_overlapping_champion_checks_end_with_the_newest_reading(
     from sqlalchemy.exc import OperationalError
 
     two_versions(pipeline, appraisals)
-    cache = pipeline.cache()
+    cache = ChampionCache(pipeline.registry)
     registry = cache.registry
     read_row = registry.champion_stamp
     gate = threading.Event()
@@ -317,7 +318,7 @@ def test_overlapping_champion_checks_end_with_the_newest_reading(
         late.join(5)
 
     overlap(read_row)
-    assert cache.current[0] == 2 and cache.healthy
+    assert cache.current.version == 2 and cache.healthy
 
     def unreachable() -> tuple:
         raise OperationalError("SELECT", {}, Exception("connection refused"))
@@ -332,7 +333,7 @@ def test_pricing_keeps_serving_while_a_retrain_runs(
     pipeline.ingest(csv_bytes(appraisals.iloc[:1500]), "a.csv", "tester")
     pipeline.retrain()
     pipeline.ingest(csv_bytes(appraisals.iloc[1500:3000]), "b.csv", "tester")
-    cache = pipeline.cache()
+    cache = ChampionCache(pipeline.registry)
     started, served = threading.Event(), []
 
     def progress(message: str, fraction: float) -> None:
@@ -343,7 +344,7 @@ def test_pricing_keeps_serving_while_a_retrain_runs(
     worker.start()
     assert started.wait(30)
     while worker.is_alive():
-        served.append(cache.get()[0])
+        served.append(cache.get().version)
         time.sleep(0.02)
     worker.join()
     assert served and set(served) <= {1, 2}
