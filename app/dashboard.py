@@ -15,12 +15,11 @@ from streamlit.runtime.pages_manager import PagesManager
 from app.services import Services
 from app.views import stone_title
 from diamond_model.learning.evaluation import learning_curve
-from diamond_model.learning.loop import RetrainInProgressError
-from diamond_model.pricing.comparables import CARAT_WINDOW, closest
-from diamond_model.pricing.quote import quote_stone
+from diamond_model.learning.outcomes import RetrainInProgressError
+from diamond_model.learning.registry import Champion
 from diamond_model.reports.analysis import holdout_predictions, reliance
 from diamond_model.reports.figures import NO_TOOLBAR
-from diamond_model.reports.quote_sheet import QuoteSheet, quote_pdf
+from diamond_model.reports.stone_page import StonePage, stone_page
 from diamond_model.serving.access import check_access_code, current_access_code
 from diamond_model.settings import Settings
 
@@ -195,22 +194,21 @@ def show_notice() -> None:
         getattr(st, kind)(text)
 
 
-def quote_sheet(
-    svc: Services, stone: dict[str, object], version: int, model: object, on: date
-) -> bytes:
+def stone_page_of(svc: Services, champion: Champion, stone: dict[str, object]) -> StonePage:
+    """The counter's view of one stone, computed once per stone, model version and level in
+    this session (a rerun that only opens an expander or downloads the PDF reuses it)."""
+    key = (champion.version, svc.settings.interval_level, tuple(sorted(stone.items())))
+    pages = st.session_state.setdefault("_stone_pages", {})
+    if key not in pages:
+        if len(pages) >= 16:
+            pages.pop(next(iter(pages)))
+        pages[key] = stone_page(champion, stone, svc.settings.interval_level, svc.store)
+    return pages[key]
+
+
+def quote_sheet(svc: Services, page: StonePage, on: date) -> bytes:
     """The one-page PDF for a stone, as the price page offers it."""
-    quote = quote_stone(model, stone, svc.settings.interval_level)  # type: ignore[arg-type]
-    nearby = closest(svc.store.comparables(stone, CARAT_WINDOW, 8), stone, 8)
-    return quote_pdf(
-        QuoteSheet(
-            shop=svc.settings.shop_name,
-            stone=stone_title(stone),
-            quote=quote,
-            model_version=version,
-            comparables=nearby,
-            on=on,
-        )
-    )
+    return page.sheet(svc.settings.shop_name, stone_title(page.stone), on)
 
 
 # ---- shared formatting ------------------------------------------------------------------------

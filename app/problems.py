@@ -17,7 +17,7 @@ from app.schemas import FieldError, Problem
 from app.schemas.common import printable
 from app.services import NoModelError
 from diamond_model.data.reading import UnusableFileError
-from diamond_model.learning.loop import RetrainInProgressError
+from diamond_model.learning.outcomes import RetrainInProgressError
 from diamond_model.learning.registry import ArtefactRefusedError, RegistryError
 from diamond_model.pricing.quote import InvalidStoneError
 from diamond_model.serving.keys import ClientKeyError

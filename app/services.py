@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
-from diamond_model.learning.loop import Pipeline, RetrainOutcome, RunTicket
+from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.outcomes import RetrainOutcome, RunTicket
 from diamond_model.learning.registry import Champion, Registry
 from diamond_model.pricing.quote import Quote, quote_stone
 from diamond_model.serving.champion import ChampionCache

@@ -77,7 +77,7 @@ def where_the_time_goes(model: PricingModel, row: np.ndarray, explained: float) 
     priced = quote_stone(model, STONE, 0.9, explain_prices=False)
     _, phi = explainer.contributions(row)
     values = {name: float(row[0, k]) for k, name in enumerate(regressor.features)}
-    words = f"a typical stone in our appraisals ({explainer.typical_words})"
+    words = explainer.typical_words
     market = (priced.market.period, model.market.latest_level)
     features = list(regressor.features)
     stages = {

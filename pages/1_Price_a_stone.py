@@ -6,16 +6,22 @@ from datetime import date
 import streamlit as st
 
 from app import views
-from app.dashboard import chart, money, quote_sheet, sentence, services, through_navigation
+from app.dashboard import (
+    chart,
+    money,
+    quote_sheet,
+    sentence,
+    services,
+    stone_page_of,
+    through_navigation,
+)
 from app.services import NoModelError
 from diamond_model.data.measurements import parse_report
 from diamond_model.data.reading import UnusableFileError, neutralise_formulas
 from diamond_model.data.schema import CLARITIES, COLORS, CUTS, GRADE_HELP
 from diamond_model.kinds import Confidence
-from diamond_model.pricing.comparables import CARAT_WINDOW, closest
-from diamond_model.pricing.quote import InvalidStoneError, price_table, quote_stone
+from diamond_model.pricing.quote import InvalidStoneError, price_table
 from diamond_model.reports import figures
-from diamond_model.reports.analysis import carat_curve, price_per_carat_grid, what_if
 
 through_navigation()
 st.set_page_config(page_title="Price a stone", page_icon="💰", layout="wide")
@@ -23,13 +29,14 @@ st.title("Price a stone")
 
 svc = services()
 try:
-    version, model = svc.champion()
+    champion = svc.champion()
 except NoModelError:
     st.warning(
         "No price can be given yet: no model has been trained. The expert can load the "
         "appraisals and train one on the Home page."
     )
     st.stop()
+version, model = champion
 level = svc.settings.interval_level
 MEASURED = ("mm_x", "mm_y", "mm_z", "depth", "table")
 BADGES = {Confidence.HIGH: "green", Confidence.MEDIUM: "orange", Confidence.LOW: "red"}
@@ -139,12 +146,13 @@ def one_stone() -> None:
     }
     with right:
         try:
-            quote = quote_stone(model, stone, level)
+            page = stone_page_of(svc, champion, stone)
         except InvalidStoneError as error:
             answer.error(
                 "No price: " + "; ".join(sentence(reason) for _, _, reason in error.problems) + "."
             )
             return
+    quote = page.quote
     with answer:
         if st.session_state.get("carat_after_mm") and quote.set_aside:
             st.warning(
@@ -183,8 +191,7 @@ def one_stone() -> None:
         )
         chart(figures.waterfall(quote.explanation), key="waterfall")
         st.markdown("\n".join(f"- {s}" for s in quote.explanation.sentences))
-        nearby = closest(svc.store.comparables(stone, CARAT_WINDOW, 8), stone, 8)
-        pdf = quote_sheet(svc, stone, version, model, date.today())
+        pdf = quote_sheet(svc, page, date.today())
         st.download_button(
             "Download a one-page quote (PDF)",
             pdf,
@@ -194,19 +201,20 @@ def one_stone() -> None:
         )
 
     st.subheader("What if the grades were different?")
-    changes = what_if(model, stone, level)
-    st.dataframe(views.what_if_table(changes), hide_index=True, width="stretch", key="what_if")
+    st.dataframe(views.what_if_table(page.what_if), hide_index=True, width="stretch", key="what_if")
     st.subheader(f"Price per carat for a {carat:.2f} ct {cut} stone, by colour and clarity")
-    grid = price_per_carat_grid(model, carat, cut, level)
-    st.dataframe(views.highlighted_grid(grid, color, clarity), width="stretch", key="grid")
+    st.dataframe(views.highlighted_grid(page.grid, color, clarity), width="stretch", key="grid")
     st.caption("The model's prices for this weight and cut; this stone's cell is highlighted.")
-    chart(figures.carat_curve(carat_curve(model, stone, level), carat), key="curve")
+    chart(figures.carat_curve(page.curve, carat), key="curve")
     st.subheader("Comparable stones our expert appraised")
-    if nearby.empty:
+    if page.comparables.empty:
         st.info("No stored appraisal is within 25% of the weight and one grade of this stone.")
     else:
         st.dataframe(
-            views.comparables_table(nearby), hide_index=True, width="stretch", key="comparables"
+            views.comparables_table(page.comparables),
+            hide_index=True,
+            width="stretch",
+            key="comparables",
         )
 
 

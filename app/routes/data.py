@@ -26,7 +26,7 @@ from app.schemas import (
 )
 from app.services import Services
 from diamond_model.kinds import Scope
-from diamond_model.learning.loop import Retraining
+from diamond_model.learning.outcomes import Retraining
 from diamond_model.learning.preview import BatchPreview
 
 router = APIRouter(

@@ -16,7 +16,8 @@ from pathlib import Path
 from types import FrameType
 
 from diamond_model.data.reading import UnusableFileError, neutralise_formulas
-from diamond_model.learning.loop import Pipeline, RetrainInProgressError, RetrainOutcome
+from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.outcomes import RetrainInProgressError, RetrainOutcome
 from diamond_model.learning.registry import RegistryError
 from diamond_model.learning.training import NotEnoughDataError
 from diamond_model.pricing.quote import price_table

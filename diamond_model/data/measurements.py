@@ -8,8 +8,11 @@ priced (from what remains) and an appraisal is still stored, with a note saying 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import NamedTuple
 
 import numpy as np
 
@@ -20,8 +23,26 @@ from diamond_model.data.schema import (
     SIZE_TOLERANCE,
 )
 
-# A finding about one row: (position, column, value as given, reason in words).
-Finding = tuple[int, str, str, str]
+
+class FindingKind(StrEnum):
+    """What a finding is about, for code that acts on it (the words are for people)."""
+
+    RULE = "rule"  # a validation rule: the reason says which and how to fix it
+    SIZE_CONFLICT = "size_conflict"  # the millimetres imply another weight: x, y, z set aside
+    DEPTH_CONFLICT = "depth_conflict"  # depth % disagrees with trusted millimetres: set aside
+
+
+class Finding(NamedTuple):
+    """One finding about one row: where, the value as given, the reason in words, and for a
+    conflict its kind and the figure behind it (the carat the millimetres imply, or the depth %
+    they give)."""
+
+    position: int
+    column: str
+    value: str
+    reason: str
+    kind: FindingKind = FindingKind.RULE
+    figure: float = math.nan
 
 
 @dataclass(frozen=True)
@@ -66,12 +87,14 @@ def screen(columns: dict[str, np.ndarray]) -> Screened:
     for position in np.flatnonzero(size_conflict).tolist():
         weight, mm = carat[position], implied[position]
         notes.append(
-            (
+            Finding(
                 position,
                 "x,y,z",
                 _mm(x[position], y[position], z[position]),
                 f"the millimetres imply {mm:.2f} ct, {_apart(mm, weight)} the {weight:g} ct "
                 "weighed: set aside, the weight prices the stone",
+                FindingKind.SIZE_CONFLICT,
+                float(mm),
             )
         )
     if size_conflict.any():
@@ -86,13 +109,15 @@ def screen(columns: dict[str, np.ndarray]) -> Screened:
         )
     for position in np.flatnonzero(depth_conflict).tolist():
         notes.append(
-            (
+            Finding(
                 position,
                 "depth",
                 f"{columns['depth'][position]:g}",
                 f"depth {columns['depth'][position]:g} % disagrees with the millimetres, which "
                 f"give 2·z/(x+y) = {depth_from_mm[position]:.1f} % (tolerance "
                 f"±{DEPTH_TOLERANCE_POINTS:g} points): set aside",
+                FindingKind.DEPTH_CONFLICT,
+                float(depth_from_mm[position]),
             )
         )
     if depth_conflict.any():

@@ -244,7 +244,8 @@ def _findings(
     out = []
     for position in np.flatnonzero(mask).tolist():
         text = "" if _is_blank(cells[position]) else str(cells[position]).strip()
-        out.append((position, column, text, reason(position, text) if callable(reason) else reason))
+        said = reason(position, text) if callable(reason) else reason
+        out.append(Finding(position, column, text, said))
     return out
 
 
@@ -309,7 +310,7 @@ def check(
     bad = np.zeros(n, dtype=bool)
     if problems:
         bad[[p[0] for p in problems]] = True
-    notes = [note for note in notes + screened.notes if not bad[note[0]]]
+    notes = [note for note in notes + screened.notes if not bad[note.position]]
     return Checked(
         columns=typed,
         problems=problems,
@@ -394,7 +395,10 @@ def findings_table(findings: list[Finding], line_numbers: np.ndarray) -> pd.Data
     """Findings as a table by file line (line, column, value, reason), in line order."""
     if not findings:
         return pd.DataFrame(columns=REJECTION_COLUMNS)
-    table = pd.DataFrame(findings, columns=["position", "column", "value", "reason"])
+    table = pd.DataFrame(
+        [(f.position, f.column, f.value, f.reason) for f in findings],
+        columns=["position", "column", "value", "reason"],
+    )
     table.insert(0, "line", line_numbers[table["position"].to_numpy(dtype=int)])
     return table.drop(columns="position").sort_values("line", kind="stable").reset_index(drop=True)
 

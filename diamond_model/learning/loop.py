@@ -1,16 +1,7 @@
 """The learning loop: uploads stored through one path, one retrain at a time, a gate that follows
 the market and refuses poison, every run recorded.
 
-The gate (`gate`): a candidate replaces the champion only if
-1. no active batch added since the champion was trained is inconsistent (`preview.LiveScore`:
-   prices that do not follow the stones, or an implausible level) — such a batch must be
-   withdrawn first; and
-2. its MAPE and MAE, each stone priced at its own month's market level by each model's own
-   index, are not worse than the champion's beyond the tolerance (and beyond twice the standard
-   error of the stone-by-stone difference, the noise of a small held-out set), both on all
-   held-out appraisals and on the held-out appraisals the champion already knew — so a batch
-   cannot buy a promotion by also poisoning the exam, while a market move wins on the new months.
-A row is held out by its stone key, so no model of the chain ever trained on the exam.
+The gate is in `learning.gate`; what a retrain or an upload comes to, in `learning.outcomes`.
 """
 
 from __future__ import annotations
@@ -21,23 +12,31 @@ import math
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date
 from importlib import resources
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sqlalchemy import select, update
 
 from diamond_model.data.schema import BUNDLED_APPRAISED_ON, BUNDLED_UPLOADER
 from diamond_model.kinds import RunStatus, VersionStatus
+from diamond_model.learning.gate import Comparison, gate, paired_noise
+from diamond_model.learning.outcomes import (
+    RetrainCancelled,
+    Retraining,
+    RetrainInProgressError,
+    RetrainOutcome,
+    RunTicket,
+    Submission,
+)
 from diamond_model.learning.preview import BatchPreview, LiveScore, prepare
 from diamond_model.learning.registry import ArtefactRefusedError, Champion, Registry, json_safe
 from diamond_model.learning.training import estimates, evaluate, fingerprint, holdout_mask, train
 from diamond_model.pricing.model import MODEL_FORMAT, PricingModel
 from diamond_model.settings import Settings
 from diamond_model.storage.lease import Lease
+from diamond_model.storage.runs import CLEARED, Runs
 from diamond_model.storage.store import RETRAIN_LOCK, Store
 from diamond_model.storage.tables import Batch, ModelVersion, TrainingRun, utcnow
 
@@ -46,170 +45,6 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
 BUNDLED_DATASET = Path(str(resources.files("diamond_model") / "data" / "diamonds.csv"))
 FIRST_MODEL_MAX_MAPE = 50.0
-# A gap must also exceed twice the standard error of the paired difference: on a few hundred
-# held-out stones, 2 % of MAE is within the noise, and refusing on it froze the model on
-# its first data (a candidate trained on 2,600 appraisals refused for $303 vs $296 MAE on 413).
-NOISE_FACTOR = 2.0
-
-
-class RetrainInProgressError(RuntimeError):
-    """Another retrain holds the lease."""
-
-
-class RetrainCancelled(BaseException):
-    """The process is shutting down: the run is recorded as abandoned and the lease released."""
-
-
-@dataclass(frozen=True)
-class Comparison:
-    """Candidate and champion on one evaluation set, with the standard error of the paired
-    difference of each metric (how much of a gap the set's size alone could produce)."""
-
-    name: str
-    n: int
-    candidate: dict[str, float]
-    champion: dict[str, float]
-    noise: dict[str, float] = field(default_factory=dict)
-
-
-def paired_noise(
-    prices: np.ndarray, candidate: np.ndarray, champion: np.ndarray
-) -> dict[str, float]:
-    """Standard error of the mean difference in % error and in $ error, stone by stone."""
-    n = max(len(prices), 2)
-    percent = 100 * (np.abs(candidate - prices) - np.abs(champion - prices)) / prices
-    dollars = np.abs(candidate - prices) - np.abs(champion - prices)
-    return {
-        "mape": float(np.std(percent, ddof=1) / np.sqrt(n)),
-        "mae": float(np.std(dollars, ddof=1) / np.sqrt(n)),
-    }
-
-
-@dataclass(frozen=True)
-class RetrainOutcome:
-    """What a retrain did and why."""
-
-    run_id: int
-    status: RunStatus
-    promoted: bool
-    reason: str
-    candidate_version: int | None = None
-    champion_version: int | None = None
-    candidate_metrics: dict[str, float] | None = None
-    champion_metrics: dict[str, float] | None = None
-    comparisons: list[Comparison] = field(default_factory=list)
-    seconds: float = 0.0
-    follow_ups: list[RetrainOutcome] = field(default_factory=list)
-
-    @property
-    def last(self) -> RetrainOutcome:
-        """The final run of a chain of follow-ups (what serves now)."""
-        return self.follow_ups[-1] if self.follow_ups else self
-
-    @property
-    def headline(self) -> str:
-        """What happened, in one sentence."""
-        if self.promoted:
-            return f"v{self.candidate_version} now prices every quote."
-        if self.status == RunStatus.SKIPPED:
-            return self.reason[0].upper() + self.reason[1:]
-        serving = f"v{self.champion_version}" if self.champion_version else "No model"
-        return f"{serving} keeps pricing: v{self.candidate_version} was not promoted."
-
-
-@dataclass(frozen=True)
-class RunTicket:
-    """A started run: its id and the lease that `execute` releases."""
-
-    run_id: int
-    lease: Lease
-    trigger: str
-
-
-@dataclass(frozen=True)
-class Retraining:
-    """The retrain a change of data started: its outcome (synchronous) or run id (background),
-    or why none ran, in words."""
-
-    note: str
-    outcome: RetrainOutcome | None = None
-    run_id: int | None = None
-
-
-@dataclass(frozen=True)
-class Submission:
-    """What became of an uploaded batch: stored (or already there), and the retraining."""
-
-    preview: BatchPreview
-    batch_id: int | None
-    stored: int
-    already_stored: bool
-    retraining: Retraining | None = None
-
-    @property
-    def outcome(self) -> RetrainOutcome | None:
-        return None if self.retraining is None else self.retraining.outcome
-
-    def sentences(self) -> list[str]:
-        if self.already_stored and self.batch_id is None:
-            return ["Every appraisal in this file is already stored: nothing added."]
-        if self.already_stored:
-            withdrawn = " (it is withdrawn: restore it to use it again)"
-            return [
-                f"Already stored as batch {self.batch_id}"
-                + (withdrawn if self.preview.existing_withdrawn else "")
-                + ": nothing added."
-            ]
-        out = [
-            f"Stored batch {self.batch_id}: {self.stored:,} appraisals"
-            + (
-                f" ({self.preview.n_duplicates:,} already stored, not added again)"
-                if self.preview.n_duplicates and self.stored < self.preview.result.n_accepted
-                else ""
-            )
-            + "."
-        ]
-        if self.retraining is not None:
-            out.append(self.retraining.note)
-        return out
-
-
-def gate(
-    comparisons: list[Comparison], tolerance: float, unsound: list[tuple[int, LiveScore]]
-) -> tuple[bool, str]:
-    """Promote only if no new batch is unsound and the candidate is not worse anywhere."""
-    if unsound:
-        listed = "; ".join(
-            f"batch {batch_id} ({score.verdict}: spread {score.spread_ratio:.1f}× the model's "
-            f"usual errors, level {score.level_pct:+.1f} %)"
-            for batch_id, score in unsound
-        )
-        ids = " ".join(str(batch_id) for batch_id, _ in unsound)
-        return False, (
-            f"not promoted: trained on batches whose prices do not follow their stones — {listed}. "
-            f"Withdraw them (`python -m diamond_model withdraw {ids}`) and retrain."
-        )
-    failures, summary = [], []
-    for comparison in comparisons:
-        for metric, unit in (("mape", "%"), ("mae", "$")):
-            cand, champ = comparison.candidate[metric], comparison.champion[metric]
-            shown = (
-                f"{cand:.2f}{unit} vs {champ:.2f}{unit}"
-                if unit == "%"
-                else f"${cand:,.0f} vs ${champ:,.0f}"
-            )
-            noise = NOISE_FACTOR * comparison.noise.get(metric, 0.0)
-            if not math.isfinite(cand) or (cand > champ * (1 + tolerance) and cand - champ > noise):
-                failures.append(f"{metric.upper()} on {comparison.name} ({comparison.n}): {shown}")
-            elif metric == "mape":
-                summary.append(f"MAPE on {comparison.name} ({comparison.n}): {shown}")
-    if failures:
-        return False, (
-            "not promoted: the candidate is worse than the champion beyond the "
-            f"{100 * tolerance:g}% tolerance and beyond the held-out set's noise — "
-            + "; ".join(failures)
-        )
-    return True, "promoted: candidate not worse than the champion — " + "; ".join(summary)
 
 
 class Pipeline:
@@ -219,6 +54,7 @@ class Pipeline:
         self.store = store
         self.registry = registry
         self.settings = settings
+        self.run_book = Runs(store)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Pipeline:
@@ -367,7 +203,7 @@ class Pipeline:
             )
         run_id = None
         try:
-            run_id = self._open_run(trigger)
+            run_id = self.run_book.open(trigger)
             lease.mark(run_id)
         except BaseException as error:  # a signal may land between recording the run and marking
             self._abandon(lease, run_id, error)
@@ -385,28 +221,11 @@ class Pipeline:
             reason = f"abandoned: {error}"
         elif isinstance(error, SystemExit | KeyboardInterrupt):
             reason = "abandoned: the process was stopped (signal or Ctrl-C)"
-        self.finish(
+        self.run_book.finish(
             run_id,
             status=RunStatus.ABANDONED if interrupted else RunStatus.FAILED,
             message=reason if interrupted else f"{type(error).__name__}: {error}",
         )
-
-    def _open_run(self, trigger: str) -> int:
-        with self.store.session() as session, session.begin():
-            # We hold the lease, so any run still marked running died with its process.
-            session.execute(
-                update(TrainingRun)
-                .where(TrainingRun.status == RunStatus.RUNNING)
-                .values(
-                    status=RunStatus.ABANDONED,
-                    finished_at=utcnow(),
-                    message="abandoned: the process running it stopped (its lease lapsed)",
-                )
-            )
-            run = TrainingRun(status=RunStatus.RUNNING, trigger=trigger[:120], started_at=utcnow())
-            session.add(run)
-            session.flush()
-            return run.id
 
     def execute(
         self,
@@ -424,7 +243,7 @@ class Pipeline:
                 outcomes.append(self._run_once(run_id, progress, force, cancel))
                 if ticket.lease.release():
                     break
-                run_id = self._open_run(f"follow-up: new data during run {run_id}")
+                run_id = self.run_book.open(f"follow-up: new data during run {run_id}")
                 ticket.lease.mark(run_id)
                 force = False
         except BaseException as error:  # also Streamlit's StopException and KeyboardInterrupt
@@ -462,27 +281,6 @@ class Pipeline:
         """Train a candidate on all active appraisals and promote it if it passes the gate."""
         return self.execute(self.begin(trigger, wait_seconds), progress, force)
 
-    def finish(self, run_id: int, status: RunStatus, message: str, **values: object) -> None:
-        with self.store.session() as session, session.begin():
-            session.execute(
-                update(TrainingRun)
-                .where(TrainingRun.id == run_id)
-                .values(status=status, message=message, finished_at=utcnow(), **values)
-            )
-
-    def _last_attempt(self, data: str) -> TrainingRun | None:
-        """The latest finished run that trained on exactly this data, if any."""
-        with self.store.session() as session:
-            return session.scalar(
-                select(TrainingRun)
-                .where(
-                    TrainingRun.data_fingerprint == data,
-                    TrainingRun.status.in_([RunStatus.PROMOTED, RunStatus.REJECTED]),
-                )
-                .order_by(TrainingRun.id.desc())
-                .limit(1)
-            )
-
     def _retrain(
         self, run_id: int, notify: Progress, started: float, force: bool
     ) -> RetrainOutcome:
@@ -500,7 +298,7 @@ class Pipeline:
                     f"skipped: no new appraisals since champion v{champion_version} was trained"
                 )
                 return self._skip(run_id, reason, champion_version, data)
-            previous = self._last_attempt(data)
+            previous = self.run_book.last_attempt(data)
             if previous is not None:
                 reason = (
                     f"skipped: run {previous.id} already trained on exactly these appraisals "
@@ -582,7 +380,7 @@ class Pipeline:
     def _skip(
         self, run_id: int, reason: str, champion_version: int | None, data: str
     ) -> RetrainOutcome:
-        self.finish(run_id, RunStatus.SKIPPED, reason, champion_version=champion_version)
+        self.run_book.finish(run_id, RunStatus.SKIPPED, reason, champion_version=champion_version)
         return RetrainOutcome(run_id, RunStatus.SKIPPED, False, reason, None, champion_version)
 
     def _version_row(self, version: int | None) -> ModelVersion | None:
@@ -636,28 +434,17 @@ class Pipeline:
     # ---- runs and operations ------------------------------------------------------------------
 
     def runs(self) -> list[TrainingRun]:
-        with self.store.session() as session:
-            return list(session.scalars(select(TrainingRun).order_by(TrainingRun.id.desc())))
+        return self.run_book.all()
 
     def run(self, run_id: int) -> TrainingRun | None:
-        with self.store.session() as session:
-            return session.get(TrainingRun, run_id)
+        return self.run_book.get(run_id)
 
     def unlock(self) -> str:
         """Clear the retraining lease by hand (an operator's tool) and say what was cleared."""
         state = self.store.force_unlock(RETRAIN_LOCK)
         if state is None:
             return "The retraining lease was free: nothing to clear."
-        with self.store.session() as session, session.begin():
-            abandoned = session.execute(
-                update(TrainingRun)
-                .where(TrainingRun.status == RunStatus.RUNNING)
-                .values(
-                    status=RunStatus.ABANDONED,
-                    finished_at=utcnow(),
-                    message="abandoned: the lease was cleared by an operator (unlock)",
-                )
-            ).rowcount
+        abandoned = self.run_book.abandon_running(CLEARED)
         lapsed = state.expires_at is not None and state.expires_at < utcnow()
         return (
             f"Cleared the retraining lease taken {state.acquired_at:%Y-%m-%d %H:%M:%S} UTC"

@@ -73,9 +73,14 @@ class Explanation:
 
     base_log: float
     base_price: float
-    base_words: str
+    base_stone: str  # the typical stone's description: "0.70 ct Ideal G VS2 (5.70 × ...)"
     steps: tuple[Step, ...]
     price: float
+
+    @property
+    def base_words(self) -> str:
+        """The starting point as a sentence says it."""
+        return f"a typical stone in our appraisals ({self.base_stone})"
 
     @property
     def sentences(self) -> list[str]:
@@ -113,7 +118,7 @@ def explain(
     contributions: np.ndarray,
     features: list[str],
     values: dict[str, float],
-    base_words: str,
+    base_stone: str,
     market: tuple[str, float] | None = None,
     final_price: float | None = None,
 ) -> Explanation:
@@ -144,7 +149,7 @@ def explain(
         tiny = [move for move, is_small in zip(rest, small, strict=True) if is_small]
         names = ", ".join(move[1].lower() for move in tiny)
         moves.append(("other", "Other", f"({names})", sum(move[3] for move in tiny), ()))
-    return _chain(base_log, base_words, moves, final_price)
+    return _chain(base_log, base_stone, moves, final_price)
 
 
 def _size_words(values: dict[str, float]) -> str:
@@ -156,7 +161,7 @@ def _size_words(values: dict[str, float]) -> str:
 
 def _chain(
     base_log: float,
-    base_words: str,
+    base_stone: str,
     moves: list[tuple[str, str, str, float, tuple[tuple[str, str, float], ...]]],
     final_price: float | None,
 ) -> Explanation:
@@ -183,7 +188,7 @@ def _chain(
         )
         price = after
     return Explanation(
-        base_log=base_log, base_price=base, base_words=base_words, steps=tuple(steps), price=price
+        base_log=base_log, base_price=base, base_stone=base_stone, steps=tuple(steps), price=price
     )
 
 

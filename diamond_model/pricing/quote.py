@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from diamond_model.data.measurements import Finding
+from diamond_model.data.measurements import Finding, FindingKind
 from diamond_model.data.reading import read_csv
 from diamond_model.data.schema import (
     LABELS,
@@ -88,8 +88,9 @@ class QuoteBatch:
 
 
 def _note_sentence(finding: Finding) -> str:
-    _, column, value, reason = finding
-    return f"measurements {value}: {reason}" if column == "x,y,z" else reason
+    if finding.kind is FindingKind.SIZE_CONFLICT:
+        return f"measurements {finding.value}: {finding.reason}"
+    return finding.reason
 
 
 @dataclass(frozen=True)
@@ -113,8 +114,8 @@ def _price(
     if checked.notes:
         where = dict(zip(rows.tolist(), range(n), strict=True))
         for finding in checked.notes:
-            if finding[0] in where:
-                notes.setdefault(where[finding[0]], []).append(finding)
+            if finding.position in where:
+                notes.setdefault(where[finding.position], []).append(finding)
     conflicts: list[tuple[str, ...]] = [()] * n
     for k, found in notes.items():
         conflicts[k] = _conflicts(found)
@@ -153,14 +154,13 @@ def _plain(model: PricingModel, priced: _Priced) -> np.ndarray:
 
 def _conflicts(notes: list[Finding]) -> tuple[str, ...]:
     out = []
-    for _, column, _, reason in notes:
-        if column == "x,y,z":
-            implied = reason.split("imply ", 1)[1].split(",", 1)[0]
+    for note in notes:
+        if note.kind is FindingKind.SIZE_CONFLICT:
             out.append(
-                f"the millimetres disagree with the carat (they imply {implied}): the range is "
-                "widened by a quarter"
+                f"the millimetres disagree with the carat (they imply {note.figure:.2f} ct): the "
+                "range is widened by a quarter"
             )
-        elif "disagrees with the millimetres" in reason:
+        elif note.kind is FindingKind.DEPTH_CONFLICT:
             out.append("depth % disagrees with the millimetres: the range is widened by a quarter")
     return tuple(out)
 
@@ -171,7 +171,7 @@ def _quote(
     found, columns, notes = priced.found, priced.columns, priced.notes.get(k, [])
     inputs = found.inputs(k)
     set_aside = tuple(
-        axis for _, column, _, _ in notes for axis in column.split(",") if axis in MEASUREMENTS
+        axis for note in notes for axis in note.column.split(",") if axis in MEASUREMENTS
     )
     missing = tuple(
         name for name in MEASUREMENTS if np.isnan(columns[name][k]) and name not in set_aside
@@ -249,7 +249,7 @@ def _explanation(
         found.contributions[k],
         features,
         values,
-        base_words=f"a typical stone in our appraisals ({explainer.typical_words})",
+        base_stone=explainer.typical_words,
         market=(market.period, float(found.market_log[k])),
         final_price=float(found.price[k]),
     )
@@ -264,7 +264,8 @@ def _cells(frame: pd.DataFrame) -> dict[str, np.ndarray]:
 
 def _errors(checked: Checked) -> dict[int, str]:
     errors: dict[int, str] = {}
-    for position, _, _, reason in checked.problems:
+    for problem in checked.problems:
+        position, reason = problem.position, problem.reason
         errors[position] = f"{errors[position]}; {reason}" if position in errors else reason
     return errors
 
@@ -381,6 +382,6 @@ def quote_stone(
     checked = check(cells, 1, "pricing")
     if checked.problems:
         raise InvalidStoneError(
-            [(column, value, reason) for _, column, value, reason in checked.problems]
+            [(problem.column, problem.value, problem.reason) for problem in checked.problems]
         )
     return _quotes(model, checked, np.zeros(1, dtype=int), level, explain_prices)[0]

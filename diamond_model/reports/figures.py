@@ -44,9 +44,8 @@ NO_TOOLBAR = {"displayModeBar": False, "displaylogo": False}
 def waterfall(explanation: Explanation) -> go.Figure:
     """From the typical stone's price to this stone's, one horizontal bar per step, in dollars,
     in the fixed order (size, cut, colour, clarity, then the rest)."""
-    base = explanation.base_words.removeprefix("a typical stone in our appraisals ")
     labels = [
-        f"Typical stone<br>{base.strip('()')}",
+        f"Typical stone<br>{explanation.base_stone}",
         *[f"{s.label}: {s.value}" for s in explanation.steps],
         "This stone",
     ]

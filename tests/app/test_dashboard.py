@@ -195,15 +195,16 @@ def test_an_extreme_stone_says_it_is_an_extrapolation(dashboard_env: Settings) -
 
 
 def test_the_printable_quote_holds_the_figures(dashboard_env: Settings) -> None:
-    from app.dashboard import quote_sheet, services
+    from app.dashboard import quote_sheet, services, stone_page_of
 
     app = run(PRICE)
     shown = metrics(app)
     assert any("PDF" in b.label for b in app.get("download_button"))
     svc = services()
-    version, model = svc.champion()
+    version = svc.champion().version
     stone = {"carat": 1.0, "cut": "Ideal", "color": "G", "clarity": "VS2"}
-    document = quote_sheet(svc, stone, version, model, pd.Timestamp("2026-11-26").date())
+    page = stone_page_of(svc, svc.champion(), stone)
+    document = quote_sheet(svc, page, pd.Timestamp("2026-11-26").date())
     text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(document)).pages)
     assert shown["Estimated price"] in text and shown["Price per carat"] in text
     low, high = shown["Likely range (90% of real prices)"].split(" – ")
@@ -461,3 +462,27 @@ def test_performance_opens_on_whether_the_model_is_good_and_improving(
     app.toggle(key="analyst").set_value(True)
     app = rerun(app)
     assert "Ideal cuts look cheaper" in texts(app)
+
+
+def test_the_price_page_prices_a_stone_once_per_stone_and_version(
+    dashboard_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Page 1 asks the core for one `StonePage` per stone: a rerun that changes nothing (the PDF
+    downloaded, an expander opened) prices nothing again, and the PDF is made from that quote."""
+    from diamond_model.reports import stone_page
+
+    built = []
+    real = stone_page.stone_page
+    monkeypatch.setattr(
+        stone_page, "stone_page", lambda *args: built.append(args[1]) or real(*args)
+    )
+    import app.dashboard
+
+    monkeypatch.setattr(app.dashboard, "stone_page", stone_page.stone_page)
+    app = run(PRICE)
+    assert len(built) == 1
+    app = rerun(app)
+    assert len(built) == 1, "an unchanged stone is not priced again"
+    app.number_input(key="carat").set_value(1.5)
+    app = rerun(app)
+    assert len(built) == 2 and built[-1]["carat"] == 1.5

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from diamond_model.kinds import RunStatus, VersionStatus
-from diamond_model.learning.loop import Pipeline, RetrainInProgressError
+from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.outcomes import RetrainInProgressError
 from diamond_model.learning.registry import RegistryError
 from diamond_model.pricing.quote import quote_frame
 from diamond_model.serving.champion import ChampionCache
@@ -364,7 +365,7 @@ def test_initialise_is_idempotent(pipeline: Pipeline) -> None:
 
 
 def test_the_gate_weighs_a_gap_against_the_noise_of_the_held_out_set() -> None:
-    from diamond_model.learning.loop import Comparison, gate
+    from diamond_model.learning.gate import Comparison, gate
 
     small_gap = Comparison(
         "all held-out appraisals",

@@ -57,6 +57,29 @@ def test_millimetres_of_a_smaller_stone_are_set_aside_not_priced(
     assert abs(with_own_mm.price / four_c.price - 1) < 0.08
 
 
+def test_a_conflict_is_known_by_its_kind_not_by_its_wording(
+    pricing_model: PricingModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The confidence and the range follow a conflict's kind and figure: a reworded note (here,
+    every note's sentence replaced) still widens the range and says what the millimetres imply.
+    (The quote used to parse the note's sentence, so rewording it dropped the warning.)"""
+    from dataclasses import replace
+
+    from diamond_model.data import validation
+
+    real = validation.screen
+
+    def reworded(columns):
+        screened = real(columns)
+        return replace(screened, notes=[n._replace(reason="(reworded)") for n in screened.notes])
+
+    monkeypatch.setattr(validation, "screen", reworded)
+    conflicting = quote_stone(pricing_model, {**FOUR_C, **SMALL_MM}, 0.9)
+    assert any("they imply 0.87 ct" in reason for reason in conflicting.reasons)
+    assert conflicting.confidence == Confidence.MEDIUM
+    assert set(conflicting.set_aside) == {"x", "y", "z"}
+
+
 def test_millimetres_of_a_bigger_stone_are_set_aside_too(pricing_model: PricingModel) -> None:
     small = {"carat": 0.3, "cut": "Ideal", "color": "G", "clarity": "VS1"}
     quote = quote_stone(pricing_model, {**small, "x": 9.0, "y": 9.0, "z": 5.5}, 0.9)
