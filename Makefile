@@ -21,7 +21,7 @@ run: init
 	$(VENV)/bin/streamlit run streamlit_app.py
 
 api: init
-	$(VENV)/bin/uvicorn app.api:app --host 127.0.0.1 --port 8000 --workers 2 --loop uvloop --http app.server:NoDelayHttpToolsProtocol
+	$(PY) -m app.server --port 8000 --workers 2
 
 test: init
 	$(PY) -m pytest

@@ -217,15 +217,3 @@ def quote_sheet(svc: Services, page: StonePage, on: date) -> bytes:
 def chart(figure: go.Figure, key: str | None = None) -> None:
     """A figure at full width, without Plotly's toolbar (it covered titles, and on phones)."""
     st.plotly_chart(figure, width="stretch", config=NO_TOOLBAR, key=key)
-
-
-def money(value: float) -> str:
-    return f"${value:,.0f}"
-
-
-def signed_money(value: float) -> str:
-    return f"{'+' if value >= 0 else '−'}${abs(value):,.0f}"
-
-
-def sentence(text: str) -> str:
-    return text[0].upper() + text[1:] if text else text

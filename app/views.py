@@ -9,6 +9,8 @@ import re
 import numpy as np
 import pandas as pd
 
+from diamond_model.kinds import RunStatus
+from diamond_model.learning import outcomes
 from diamond_model.learning.registry import VersionInfo
 from diamond_model.pricing.quote import Quote
 from diamond_model.storage.tables import TrainingRun
@@ -34,7 +36,7 @@ def _figure(value: float | None, unit: str) -> str:
     return f"{value:.3f}"
 
 
-def comparison(run: TrainingRun) -> pd.DataFrame:
+def comparison(run: TrainingRun, promised: float) -> pd.DataFrame:
     """The new model against the serving one on all held-out appraisals: one row per figure,
     the difference, and whether the new one is better."""
     new_figures, old_figures = run.candidate_metrics or {}, run.champion_metrics or {}
@@ -53,8 +55,8 @@ def comparison(run: TrainingRun) -> pd.DataFrame:
         new, old = new_figures.get(key), old_figures.get(key)
         if new is None or old is None:
             continue
-        if key == "coverage":
-            better = abs(new - 90) <= abs(old - 90)
+        if key == "coverage":  # nearest the promised level is best, above or below
+            better = abs(new - promised) <= abs(old - promised)
         else:
             better = new <= old if LOWER_IS_BETTER[key] else new >= old
         rows.append(
@@ -106,20 +108,16 @@ def history_frame(infos: list[VersionInfo]) -> pd.DataFrame:
 
 
 def headline(run: TrainingRun) -> str:
-    """What a finished run did, in one sentence."""
-    if run.status == "running":
-        return f"Run {run.id} is retraining ({run.trigger})…"
-    if run.promoted:
-        return f"v{run.candidate_version} now prices every quote (run {run.id})."
-    if run.status == "rejected":
-        keeps = f"v{run.champion_version}" if run.champion_version else "the previous model"
-        refused = f"v{run.candidate_version} was not promoted"
-        return f"{keeps} keeps pricing: {refused}. {sentence_of(run.message)}"
-    return f"Run {run.id}: {sentence_of(run.message)}"
-
-
-def sentence_of(text: str) -> str:
-    return (text[0].upper() + text[1:]) if text else ""
+    """What a run did (or is doing), in one sentence."""
+    return outcomes.headline(
+        RunStatus(run.status),
+        bool(run.promoted),
+        run.candidate_version,
+        run.champion_version,
+        run.message or "",
+        run_id=run.id,
+        trigger=run.trigger,
+    )
 
 
 def lines_in(findings: pd.DataFrame) -> int:

@@ -11,7 +11,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -20,6 +19,7 @@ from contextlib import contextmanager
 
 import httpx
 
+from app.server import command
 from benchmarks.common import many_appraisals, percentile, ratio, report, seeded_instance
 from diamond_model.data.schema import EXAMPLE_STONE
 from diamond_model.kinds import Scope
@@ -32,26 +32,9 @@ STONE = EXAMPLE_STONE
 @contextmanager
 def bare_server(workers: int = 1) -> Iterator[str]:
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "benchmarks.bare_api:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--loop",
-        "uvloop",
-        "--http",
-        "app.server:NoDelayHttpToolsProtocol",
-    ]
+    line = command("benchmarks.bare_api:app", port=port, workers=workers, log_level="warning")
     base = f"http://127.0.0.1:{port}"
-    with running(command, {}, f"{base}/health"):
+    with running(line, {}, f"{base}/health"):
         yield base
 
 

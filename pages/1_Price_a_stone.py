@@ -8,9 +8,7 @@ import streamlit as st
 from app import views
 from app.dashboard import (
     chart,
-    money,
     quote_sheet,
-    sentence,
     services,
     stone_page_of,
     through_navigation,
@@ -22,6 +20,7 @@ from diamond_model.data.schema import CLARITIES, COLORS, CUTS, GRADE_HELP
 from diamond_model.kinds import Confidence
 from diamond_model.pricing.quote import InvalidStoneError, price_table
 from diamond_model.reports import figures
+from diamond_model.words import money, sentence
 
 through_navigation()
 st.set_page_config(page_title="Price a stone", page_icon="💰", layout="wide")

@@ -18,6 +18,7 @@ from app.dashboard import (
 )
 from diamond_model.data.reading import UnusableFileError, neutralise_formulas
 from diamond_model.data.schema import APPRAISAL_COLUMNS, APPRAISED_ON, EXAMPLE_APPRAISAL, GRADES
+from diamond_model.kinds import RunStatus
 from diamond_model.learning.registry import RegistryError
 from diamond_model.storage.store import FileTooLargeError
 
@@ -155,7 +156,7 @@ def latest_run() -> None:
     if run is None:
         st.info("No retrain has run yet.")
         return
-    if run.status == "running":
+    if run.status == RunStatus.RUNNING:
         st.session_state["watching"] = run.id
         st.status(views.headline(run), state="running")
         return
@@ -163,7 +164,12 @@ def latest_run() -> None:
         st.rerun(scope="app")  # the run just ended: refresh the version table and the rest
     (st.success if run.promoted else st.warning)(views.headline(run))
     if run.candidate_metrics:
-        st.dataframe(views.comparison(run), hide_index=True, width="stretch", key="comparison")
+        st.dataframe(
+            views.comparison(run, 100 * svc.settings.interval_level),
+            hide_index=True,
+            width="stretch",
+            key="comparison",
+        )
         st.caption("Measured on the appraisals no model ever trained on (the held-out ones).")
 
 

@@ -8,6 +8,7 @@ from diamond_model.kinds import RunStatus
 from diamond_model.learning.gate import Comparison
 from diamond_model.learning.preview import BatchPreview
 from diamond_model.storage.lease import Lease
+from diamond_model.words import sentence
 
 
 class RetrainInProgressError(RuntimeError):
@@ -16,6 +17,29 @@ class RetrainInProgressError(RuntimeError):
 
 class RetrainCancelled(BaseException):
     """The process is shutting down: the run is recorded as abandoned and the lease released."""
+
+
+def headline(
+    status: RunStatus,
+    promoted: bool,
+    candidate_version: int | None,
+    champion_version: int | None,
+    reason: str,
+    run_id: int | None = None,
+    trigger: str = "",
+) -> str:
+    """What a run did (or is doing), in one sentence: the CLI, the API's run and the dashboard
+    all say it this way. With `run_id`, the run is named."""
+    run = f" (run {run_id})" if run_id is not None else ""
+    if status is RunStatus.RUNNING:
+        return f"Run {run_id} is retraining ({trigger})…"
+    if promoted:
+        return f"v{candidate_version} now prices every quote{run}."
+    if status is RunStatus.REJECTED:
+        keeps = f"v{champion_version}" if champion_version else "The previous model"
+        refused = f"v{candidate_version} was not promoted"
+        return f"{keeps} keeps pricing: {refused}{run}. {sentence(reason)}"
+    return f"Run {run_id}: {sentence(reason)}" if run_id is not None else sentence(reason)
 
 
 @dataclass(frozen=True)
@@ -42,12 +66,9 @@ class RetrainOutcome:
     @property
     def headline(self) -> str:
         """What happened, in one sentence."""
-        if self.promoted:
-            return f"v{self.candidate_version} now prices every quote."
-        if self.status == RunStatus.SKIPPED:
-            return self.reason[0].upper() + self.reason[1:]
-        serving = f"v{self.champion_version}" if self.champion_version else "No model"
-        return f"{serving} keeps pricing: v{self.candidate_version} was not promoted."
+        return headline(
+            self.status, self.promoted, self.candidate_version, self.champion_version, self.reason
+        )
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from diamond_model.pricing import artefact
 from diamond_model.pricing.model import LEGACY_FORMAT, MODEL_FORMAT, PricingModel
 from diamond_model.storage.store import Store
 from diamond_model.storage.tables import Batch, ChampionEvent, ChampionPointer, ModelVersion, utcnow
+from diamond_model.words import sentence
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +95,7 @@ def read_artefact(version: int, fmt: int, blob: bytes | None, sha256: str | None
         except artefact.ArtefactError as error:
             reason = f"version {version} is refused: {error}"
     log.error("model %s", reason)
-    raise ArtefactRefusedError(reason[0].upper() + reason[1:] + ".")
+    raise ArtefactRefusedError(sentence(reason) + ".")
 
 
 def json_safe(values: dict[str, float]) -> dict[str, float | None]:
@@ -226,7 +227,7 @@ class Registry:
             )
         if row.format != MODEL_FORMAT:
             reason = _refusal(version, row.format, b"", None) or ""
-            raise ArtefactRefusedError(reason[0].upper() + reason[1:] + ".")
+            raise ArtefactRefusedError(sentence(reason) + ".")
         return row
 
     def promote(self, version: int, note: str = "promoted by hand") -> VersionInfo:

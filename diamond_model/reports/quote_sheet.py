@@ -10,6 +10,7 @@ import pandas as pd
 from fpdf import FPDF
 
 from diamond_model.pricing.quote import Quote
+from diamond_model.words import sentence
 
 # The PDF's built-in fonts speak Latin-1; these are the few characters our sentences use beyond it.
 PLAIN = str.maketrans(
@@ -60,17 +61,17 @@ def quote_pdf(sheet: QuoteSheet) -> bytes:
     )
     line(f"Confidence: {quote.confidence}", 11, "B")
     for reason in quote.reasons:
-        line(f"- {reason[0].upper()}{reason[1:]}.", 10, "", 5)
+        line(f"- {sentence(reason)}.", 10, "", 5)
     if quote.warnings:
         pdf.ln(1)
         line("Notes on the inputs:", 11, "B")
         for warning in quote.warnings:
-            line(f"- {warning[0].upper()}{warning[1:]}.", 10, "", 5)
+            line(f"- {sentence(warning)}.", 10, "", 5)
     if quote.explanation is not None:
         pdf.ln(2)
         line("Why this price:", 11, "B")
-        for sentence in quote.explanation.sentences:
-            line(f"- {sentence}", 10, "", 5)
+        for step in quote.explanation.sentences:
+            line(f"- {step}", 10, "", 5)
     pdf.ln(2)
     line("Comparable stones our expert appraised:", 11, "B")
     if sheet.comparables.empty:

@@ -18,6 +18,7 @@ from diamond_model.learning.registry import (
 )
 from diamond_model.pricing.model import PricingModel
 from diamond_model.serving.periodic import Periodic
+from diamond_model.words import clause
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class ChampionCache:
                 log.exception("loading champion v%d failed", version)
                 reason = f"version {version} could not be loaded ({type(error).__name__})"
             serving = f"v{self._current.version}" if self._current else "no model"
-            self.refused = f"champion {reason[0].lower() + reason[1:]} Serving {serving}."
+            self.refused = f"champion {clause(reason)} Serving {serving}."
             first = refused is None
             self._refused_at[version] = (time.monotonic(), self.refused)
             self._warn(self.refused, first)

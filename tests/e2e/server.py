@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from app.server import command
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -61,26 +63,9 @@ def running(
 def api_server(env: dict[str, str], workers: int = 1) -> Iterator[str]:
     """A real `uvicorn app.api:app`; yields its base URL."""
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "app.api:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--loop",
-        "uvloop",
-        "--http",
-        "app.server:NoDelayHttpToolsProtocol",
-    ]
+    line = command(port=port, workers=workers, log_level="warning")
     base = f"http://127.0.0.1:{port}"
-    with running(command, env, f"{base}/health"):
+    with running(line, env, f"{base}/health"):
         yield base
 
 
