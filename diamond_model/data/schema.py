@@ -169,11 +169,6 @@ def implied_carat(x: float, y: float, z: float) -> float:
     return SIZE_CONSTANT * ((x + y) / 2) ** 2 * z
 
 
-def implied_depth(x: float, y: float, z: float) -> float:
-    """Depth % from the millimetres: 2·z / (x + y) · 100."""
-    return 200.0 * z / (x + y)
-
-
 @cache
 def grade_dtype(column: str) -> pd.CategoricalDtype:
     """The ordered pandas dtype of a grade column (worst grade first)."""
