@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import cast
 
 from diamond_model.cli.common import (
     EXIT_OK,
@@ -33,7 +34,7 @@ def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
     from diamond_model.storage.backup import backup
 
     summary = backup(open_pipeline(settings).store, Path(args.file), args.force)
-    counts = summary["counts"]
+    counts = cast(dict[str, int], summary["counts"])
     print(
         f"wrote {args.file}: {counts['appraisals']:,} appraisals, {counts['batches']:,} batches, "
         f"{counts['model_versions']} model versions, champion v{summary['champion']}"

@@ -133,7 +133,8 @@ def screen(columns: dict[str, np.ndarray]) -> Screened:
 
 def has_size(columns: dict[str, np.ndarray]) -> np.ndarray:
     """Rows whose x, y and z are all usable (the full model needs the three)."""
-    return ~(np.isnan(columns["x"]) | np.isnan(columns["y"]) | np.isnan(columns["z"]))
+    missing: np.ndarray = np.isnan(columns["x"]) | np.isnan(columns["y"]) | np.isnan(columns["z"])
+    return ~missing
 
 
 def complete(

@@ -70,7 +70,9 @@ class Pipeline:
     def champion(self) -> Champion | None:
         """The serving champion loaded from the database (for one-off commands)."""
         version = self.registry.champion_version()
-        info = self.registry.info(version) if version else None
+        if version is None:
+            return None
+        info = self.registry.info(version)
         if info is None or not info.servable:
             return None
         return Champion(version, self.registry.load(version))

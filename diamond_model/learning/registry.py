@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 import pandas as pd
 from sqlalchemy import select, update
@@ -26,6 +27,7 @@ from diamond_model.storage.tables import Batch, ChampionEvent, ChampionPointer, 
 from diamond_model.words import sentence
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class Champion(NamedTuple):
@@ -98,7 +100,7 @@ def read_artefact(version: int, fmt: int, blob: bytes | None, sha256: str | None
     raise ArtefactRefusedError(sentence(reason) + ".")
 
 
-def json_safe(values: dict[str, float]) -> dict[str, float | None]:
+def json_safe(values: Mapping[str, T]) -> dict[str, T | None]:
     """Metrics with NaN/inf replaced by None: PostgreSQL's JSON refuses NaN."""
     return {
         k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in values.items()
@@ -158,7 +160,9 @@ class Registry:
         rows = self.store.appraisals(batch_id=first)
         return rows.loc[holdout_mask(rows, self.holdout_fraction)]
 
-    def reference_metrics(self, model: PricingModel, reference: pd.DataFrame) -> dict | None:
+    def reference_metrics(
+        self, model: PricingModel, reference: pd.DataFrame
+    ) -> dict[str, float | None] | None:
         if reference.empty:
             return None
         return json_safe(evaluate(model, reference, self.level))
@@ -170,7 +174,7 @@ class Registry:
         status: VersionStatus,
         max_batch_id: int,
         run_id: int | None,
-        reference: dict | None,
+        reference: dict[str, float | None] | None,
     ) -> int:
         """Insert a trained model (inside the caller's transaction); returns its version."""
         blob = artefact.write(result.model)
@@ -296,6 +300,7 @@ class Registry:
         if row is None:
             with self.store.session() as session:
                 self._servable(session, version)  # raises, naming the stored versions
+            raise RegistryError(f"Version {version} is not stored.")
         return read_artefact(version, row[0], row[1], row[2])
 
     def upgrade_artefacts(self) -> list[str]:

@@ -117,8 +117,8 @@ def _price(
             if finding.position in where:
                 notes.setdefault(where[finding.position], []).append(finding)
     conflicts: list[tuple[str, ...]] = [()] * n
-    for k, found in notes.items():
-        conflicts[k] = _conflicts(found)
+    for k, noted in notes.items():
+        conflicts[k] = _conflicts(noted)
     found = estimate(model, columns, level, conflicts=conflicts, explain=explain_prices)
     market = MarketLevel(
         period=model.market.latest_label, percent=100 * float(np.expm1(model.market.latest_level))
@@ -143,7 +143,7 @@ def _plain(model: PricingModel, priced: _Priced) -> np.ndarray:
     and inside what the model has seen, nothing set aside, assumed or conflicting (conflicts come
     with notes). Their file columns need no Quote object."""
     found = priced.found
-    plain = found.full & ~found.assumed_table & ~found.judged.beyond
+    plain: np.ndarray = found.full & ~found.assumed_table & ~found.judged.beyond
     plain[list(priced.notes)] = False
     for name in MEASUREMENTS:
         low, high = model.domain.ranges.get(name, (-np.inf, np.inf))
@@ -244,9 +244,12 @@ def _explanation(
     features = list(regressor.features)
     explainer = model.explainer(inputs)
     values = {name: float(found.columns[name][k]) for name in features}
+    contributions = found.contributions[k]
+    if contributions is None:
+        raise ValueError("the stone was priced without contributions: ask for explain=True")
     return explain(
         explainer.base_log,
-        found.contributions[k],
+        contributions,
         features,
         values,
         base_stone=explainer.typical_words,

@@ -9,6 +9,7 @@ so a revocation takes effect within that time and no quote waits for the databas
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import hmac
 import logging
@@ -175,7 +176,7 @@ class KeyStore:
                 return _client(row)
         return None
 
-    def digests(self) -> dict[str, list[tuple[str, ClientKey]]]:
+    def digests(self) -> dict[str, builtins.list[tuple[str, ClientKey]]]:
         """Every key's digest by prefix: what a `KeyRing` holds."""
         with self.store.session() as session:
             rows = session.scalars(select(ApiKey)).all()

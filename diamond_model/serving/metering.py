@@ -29,8 +29,9 @@ import threading
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -55,9 +56,10 @@ class Refusal:
     retry_after: int
 
 
-def _upsert(store: Store, table: type) -> object:
-    dialect = postgresql if store.engine.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+def _upsert(store: Store, table: type) -> postgresql.Insert | sqlite.Insert:
+    if store.engine.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 class Counters:
@@ -74,12 +76,12 @@ class Counters:
                 .values(key=key, count=0, expires_at=expires_at)
                 .on_conflict_do_nothing(index_elements=["key"])
             )
-            added = session.execute(
+            result = session.execute(
                 update(Counter)
                 .where(Counter.key == key, Counter.count + amount <= limit)
                 .values(count=Counter.count + amount)
-            ).rowcount
-        return added == 1
+            )
+        return cast(CursorResult[Any], result).rowcount == 1
 
     def add(self, key: str, amount: int, expires_at: datetime) -> int:
         """Add without a limit; returns the new count."""

@@ -12,7 +12,7 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from diamond_model.serving.periodic import Periodic
@@ -64,7 +64,7 @@ class QuoteLog:
         if pending:
             try:
                 with self.store.session() as session, session.begin():
-                    session.execute(QuoteRecord.__table__.insert(), pending)
+                    session.execute(insert(QuoteRecord), pending)
             except SQLAlchemyError as error:
                 log.warning("%d quote records not saved yet: %s", len(pending), error)
                 return
