@@ -21,7 +21,7 @@ from fastapi.security import APIKeyHeader
 
 from app.problems import AuthError, RateLimited
 from app.services import Services
-from diamond_model.kinds import Scope
+from diamond_model.enums import Scope
 from diamond_model.serving.keys import ClientKey
 
 MAX_ID = 2**31 - 1  # ids are 32-bit integers in every supported database

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 from sqlalchemy.exc import SQLAlchemyError
 
-from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.learning.outcomes import RetrainOutcome, RunTicket
 from diamond_model.learning.registry import Champion, Registry
 from diamond_model.pricing.quote import Quote, quote_stone
@@ -73,7 +73,7 @@ class Services:
     """What a serving process needs, created once per process."""
 
     settings: Settings
-    pipeline: Pipeline
+    pipeline: LearningLoop
     _threads: dict[int, threading.Thread] = field(default_factory=dict)
     _cancel: threading.Event = field(default_factory=threading.Event)
 
@@ -88,7 +88,7 @@ class Services:
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
-        pipeline = Pipeline.from_settings(settings)
+        pipeline = LearningLoop.from_settings(settings)
         pipeline.store.create_schema()
         return cls(settings=settings, pipeline=pipeline)
 

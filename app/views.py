@@ -9,7 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from diamond_model.kinds import RunStatus
+from diamond_model.enums import RunStatus
 from diamond_model.learning import outcomes
 from diamond_model.learning.registry import VersionInfo
 from diamond_model.pricing.quote import Quote

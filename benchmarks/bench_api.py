@@ -22,7 +22,7 @@ import httpx
 from app.server import command
 from benchmarks.common import many_appraisals, percentile, ratio, report, seeded_instance
 from diamond_model.data.schema import EXAMPLE_STONE
-from diamond_model.kinds import Scope
+from diamond_model.enums import Scope
 from diamond_model.serving.keys import KeyStore
 from tests.e2e.server import api_server, free_port, running
 

@@ -23,8 +23,8 @@ from benchmarks.common import (
 )
 from diamond_model.data.schema import EXAMPLE_STONE, FOUR_C, STONE_COLUMNS
 from diamond_model.data.validation import check, validate_csv
-from diamond_model.kinds import Inputs
-from diamond_model.learning.loop import Pipeline
+from diamond_model.enums import Inputs
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.pricing.comparables import CARAT_WINDOW, closest
 from diamond_model.pricing.contributions import explain
 from diamond_model.pricing.intervals import SPREAD_FEATURES
@@ -36,7 +36,7 @@ STONE = EXAMPLE_STONE
 FOUR_CS = {k: STONE[k] for k in FOUR_C}
 
 
-def quotes(pipeline: Pipeline) -> None:
+def quotes(pipeline: LearningLoop) -> None:
     version, model = pipeline.champion()
     explained = report(
         "quote 1 stone: price + range + explanation",
@@ -100,7 +100,7 @@ def where_the_time_goes(model: PricingModel, row: np.ndarray, explained: float) 
     print(f"{'    the rest (arrays, market level, confidence words, Quote)':58} {rest:9.2f} ms")
 
 
-def predict(pipeline: Pipeline) -> None:
+def predict(pipeline: LearningLoop) -> None:
     _, model = pipeline.champion()
     rows = many_appraisals(50_000).drop(columns="price")
     data = rows.to_csv(index=False).encode()
@@ -135,7 +135,7 @@ def validation() -> None:
 
 
 def retrains_and_store(folder: str) -> None:
-    pipeline = Pipeline.from_settings(Settings(instance_dir=Path(folder), auto_retrain=False))
+    pipeline = LearningLoop.from_settings(Settings(instance_dir=Path(folder), auto_retrain=False))
     pipeline.initialise()
     report(
         "retrain on 4,989 appraisals (size search, train, gate, save)",

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from diamond_model.data.validation import validate_csv
-from diamond_model.learning.loop import BUNDLED_DATASET, Pipeline
+from diamond_model.learning.loop import BUNDLED_DATASET, LearningLoop
 from diamond_model.settings import Settings
 
 
@@ -22,9 +22,9 @@ def bundled_appraisals() -> pd.DataFrame:
     return frame.drop_duplicates().reset_index(drop=True)
 
 
-def seeded_instance(folder: str) -> Pipeline:
+def seeded_instance(folder: str) -> LearningLoop:
     """An instance folder whose SQLite database holds the bundled data and a trained champion."""
-    pipeline = Pipeline.from_settings(Settings(instance_dir=Path(folder), auto_retrain=False))
+    pipeline = LearningLoop.from_settings(Settings(instance_dir=Path(folder), auto_retrain=False))
     pipeline.initialise()
     return pipeline
 

@@ -17,7 +17,7 @@ from app.services import NoModelError
 from diamond_model.data.measurements import parse_report
 from diamond_model.data.reading import UnusableFileError, neutralise_formulas
 from diamond_model.data.schema import CLARITIES, COLORS, CUTS, GRADE_HELP
-from diamond_model.kinds import Confidence
+from diamond_model.enums import Confidence
 from diamond_model.pricing.quote import InvalidStoneError, price_table
 from diamond_model.reports import figures
 from diamond_model.words import money, sentence

@@ -18,7 +18,7 @@ from app.dashboard import (
 )
 from diamond_model.data.reading import UnusableFileError, neutralise_formulas
 from diamond_model.data.schema import APPRAISAL_COLUMNS, APPRAISED_ON, EXAMPLE_APPRAISAL, GRADES
-from diamond_model.kinds import RunStatus
+from diamond_model.enums import RunStatus
 from diamond_model.learning.registry import RegistryError
 from diamond_model.storage.store import FileTooLargeError
 

@@ -16,7 +16,7 @@ from sqlalchemy import create_engine, text
 
 from diamond_model.data.schema import BUNDLED_APPRAISED_ON
 from diamond_model.data.validation import validate_csv
-from diamond_model.learning.loop import BUNDLED_DATASET, Pipeline
+from diamond_model.learning.loop import BUNDLED_DATASET, LearningLoop
 from diamond_model.learning.training import fit_pricing_model
 from diamond_model.pricing.model import PricingModel
 from diamond_model.settings import Settings
@@ -129,8 +129,8 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def pipeline(settings: Settings) -> Iterator[Pipeline]:
-    pipeline = Pipeline.from_settings(settings)
+def pipeline(settings: Settings) -> Iterator[LearningLoop]:
+    pipeline = LearningLoop.from_settings(settings)
     pipeline.store.create_schema()
     yield pipeline
     pipeline.store.dispose()
@@ -138,7 +138,7 @@ def pipeline(settings: Settings) -> Iterator[Pipeline]:
 
 def _seed(url: str, appraisals: pd.DataFrame) -> None:
     settings = make_settings(url, Path("/tmp"))
-    pipeline = Pipeline.from_settings(settings)
+    pipeline = LearningLoop.from_settings(settings)
     pipeline.store.create_schema()
     pipeline.ingest(
         csv_bytes(appraisals.iloc[:SEED_ROWS]),

@@ -25,7 +25,7 @@ from app.schemas import (
     WithdrawIn,
 )
 from app.services import Services
-from diamond_model.kinds import Scope
+from diamond_model.enums import Scope
 from diamond_model.learning.outcomes import Retraining
 from diamond_model.learning.preview import BatchPreview
 

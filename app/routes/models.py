@@ -10,7 +10,7 @@ from starlette.exceptions import HTTPException
 from app.dependencies import READS, Id, Svc, access
 from app.problems import problem_responses
 from app.schemas import ModelOut, TrainingRunIn, TrainingRunOut
-from diamond_model.kinds import Scope
+from diamond_model.enums import Scope
 from diamond_model.storage.tables import TrainingRun
 
 router = APIRouter(

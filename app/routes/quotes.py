@@ -36,7 +36,7 @@ from app.schemas.quotes import BatchLiveOut, MarketPeriodOut
 from app.services import Services
 from diamond_model.data.reading import read_csv
 from diamond_model.data.schema import RANGES
-from diamond_model.kinds import Scope
+from diamond_model.enums import Scope
 from diamond_model.learning.metrics import plain_words
 from diamond_model.learning.registry import Champion
 from diamond_model.pricing.comparables import CARAT_WINDOW, closest

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.learning.outcomes import RetrainOutcome
 from diamond_model.settings import Settings
 
 EXIT_OK, EXIT_INPUT, EXIT_BUSY, EXIT_NO_MODEL = 0, 1, 3, 4
 
 
-def open_pipeline(settings: Settings) -> Pipeline:
-    pipeline = Pipeline.from_settings(settings)
+def open_pipeline(settings: Settings) -> LearningLoop:
+    pipeline = LearningLoop.from_settings(settings)
     pipeline.store.create_schema()
     return pipeline
 

@@ -15,7 +15,7 @@ from diamond_model.cli.common import (
     print_outcome,
 )
 from diamond_model.data.reading import neutralise_formulas
-from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.pricing.quote import price_table
 from diamond_model.settings import Settings
 from diamond_model.storage.atomic import write_atomically
@@ -87,7 +87,7 @@ def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_INPUT
     from diamond_model.storage.backup import restore
 
-    for line in restore(Pipeline.from_settings(settings).store, Path(targets[0])):
+    for line in restore(LearningLoop.from_settings(settings).store, Path(targets[0])):
         print(line)
     return EXIT_OK
 

@@ -10,13 +10,13 @@ from diamond_model.cli.common import (
     EXIT_OK,
     open_pipeline,
 )
-from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.serving.access import ensure_access_code
 from diamond_model.settings import Settings
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
-    pipeline = Pipeline.from_settings(settings)
+    pipeline = LearningLoop.from_settings(settings)
     for message in pipeline.initialise():
         print(message)
     code, created = ensure_access_code(settings)

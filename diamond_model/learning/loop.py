@@ -20,7 +20,7 @@ import pandas as pd
 from sqlalchemy import select, update
 
 from diamond_model.data.schema import BUNDLED_APPRAISED_ON, BUNDLED_UPLOADER
-from diamond_model.kinds import RunStatus, VersionStatus
+from diamond_model.enums import RunStatus, VersionStatus
 from diamond_model.learning.gate import Comparison, gate, paired_noise
 from diamond_model.learning.outcomes import (
     RetrainCancelled,
@@ -32,7 +32,13 @@ from diamond_model.learning.outcomes import (
 )
 from diamond_model.learning.preview import BatchPreview, LiveScore, prepare
 from diamond_model.learning.registry import ArtefactRefusedError, Champion, Registry, json_safe
-from diamond_model.learning.training import estimates, evaluate, fingerprint, holdout_mask, train
+from diamond_model.learning.training import (
+    evaluate,
+    fingerprint,
+    holdout_mask,
+    prices_at_their_months,
+    train,
+)
 from diamond_model.pricing.model import MODEL_FORMAT, PricingModel
 from diamond_model.settings import Settings
 from diamond_model.storage.lease import Lease
@@ -47,7 +53,7 @@ BUNDLED_DATASET = Path(str(resources.files("diamond_model") / "data" / "diamonds
 FIRST_MODEL_MAX_MAPE = 50.0
 
 
-class Pipeline:
+class LearningLoop:
     """Uploads, withdrawals, retraining and bootstrap, over one store and its registry."""
 
     def __init__(self, store: Store, registry: Registry, settings: Settings) -> None:
@@ -57,7 +63,7 @@ class Pipeline:
         self.run_book = Runs(store)
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Pipeline:
+    def from_settings(cls, settings: Settings) -> LearningLoop:
         store = Store(
             settings.resolved_database_url,
             max_upload_bytes=settings.max_upload_bytes,
@@ -420,7 +426,9 @@ class Pipeline:
                 continue
             prices = rows["price"].to_numpy(dtype=float)
             noise = paired_noise(
-                prices, estimates(candidate, rows, level), estimates(champion, rows, level)
+                prices,
+                prices_at_their_months(candidate, rows, level),
+                prices_at_their_months(champion, rows, level),
             )
             out.append(
                 Comparison(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from diamond_model.kinds import RunStatus
+from diamond_model.enums import RunStatus
 from diamond_model.learning.gate import Comparison
 from diamond_model.learning.preview import BatchPreview
 from diamond_model.storage.lease import Lease

@@ -33,7 +33,7 @@ from diamond_model.data.schema import APPRAISED_ON, MEASUREMENTS
 from diamond_model.data.validation import ValidationResult
 from diamond_model.learning.registry import Champion
 from diamond_model.learning.training import stone_columns
-from diamond_model.pricing.estimates import estimate
+from diamond_model.pricing.estimates import estimate_prices
 from diamond_model.pricing.market import robust_sd
 from diamond_model.pricing.model import PricingModel
 
@@ -124,7 +124,7 @@ def live_score(
     model: PricingModel, version: int, batch: pd.DataFrame, lines: np.ndarray, level: float
 ) -> LiveScore:
     """Price the batch's stones with the serving model at its latest level and compare."""
-    found = estimate(model, stone_columns(batch), level)
+    found = estimate_prices(model, stone_columns(batch), level)
     prices = batch["price"].to_numpy(dtype=float)
     ratio = np.log(prices) - found.log_price
     shift = float(np.median(ratio))

@@ -18,7 +18,7 @@ import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from diamond_model.kinds import VersionStatus
+from diamond_model.enums import VersionStatus
 from diamond_model.learning.training import TrainingResult, evaluate, holdout_mask
 from diamond_model.pricing import artefact
 from diamond_model.pricing.model import LEGACY_FORMAT, MODEL_FORMAT, PricingModel

@@ -21,12 +21,12 @@ from diamond_model.data.drift import Profile
 from diamond_model.data.identity import data_fingerprint, held_out, stone_keys
 from diamond_model.data.measurements import complete, has_size
 from diamond_model.data.schema import APPRAISED_ON, FOUR_C, GRADES, STONE_COLUMNS
-from diamond_model.kinds import Inputs
+from diamond_model.enums import Inputs
 from diamond_model.learning.metrics import coverage, price_metrics
 from diamond_model.pricing.confidence import Domain
-from diamond_model.pricing.estimates import estimate as price_estimate
+from diamond_model.pricing.estimates import estimate_prices
 from diamond_model.pricing.intervals import SPREAD_FEATURES, fit_spread
-from diamond_model.pricing.market import MarketIndex, estimate, month_number, robust_sd
+from diamond_model.pricing.market import MarketIndex, fit_index, month_number, robust_sd
 from diamond_model.pricing.model import (
     CAPACITIES,
     FULL_FEATURES,
@@ -193,7 +193,9 @@ def fit_pricing_model(
     # The market index reads the best residual each appraisal has.
     residuals = reduced_residuals.copy()
     residuals[sized] = full_residuals
-    market = estimate(months, residuals) if len(np.unique(months)) > 1 else MarketIndex.flat(months)
+    market = (
+        fit_index(months, residuals) if len(np.unique(months)) > 1 else MarketIndex.flat(months)
+    )
     level = market.at(months)
     adjusted = prices * np.exp(-level)
 
@@ -220,9 +222,11 @@ def fit_pricing_model(
     return model, trials
 
 
-def estimates(model: PricingModel, appraisals: pd.DataFrame, level: float) -> np.ndarray:
+def prices_at_their_months(
+    model: PricingModel, appraisals: pd.DataFrame, level: float
+) -> np.ndarray:
     """The model's price for each appraisal at the market level of its own month."""
-    found = price_estimate(model, stone_columns(appraisals), level, months=months_of(appraisals))
+    found = estimate_prices(model, stone_columns(appraisals), level, months=months_of(appraisals))
     return found.price
 
 
@@ -232,11 +236,11 @@ def evaluate(model: PricingModel, appraisals: pd.DataFrame, level: float) -> dic
     prices = appraisals["price"].to_numpy(dtype=float)
     columns = stone_columns(appraisals)
     months = months_of(appraisals)
-    found = price_estimate(model, columns, level, months=months)
+    found = estimate_prices(model, columns, level, months=months)
     metrics = price_metrics(prices, found.price)
     metrics["coverage"] = coverage(prices, found.low, found.high)
     four_c = {**columns, "x": np.full(len(prices), np.nan)}
-    reduced = price_estimate(model, four_c, level, months=months)
+    reduced = estimate_prices(model, four_c, level, months=months)
     metrics["mape_4c_only"] = price_metrics(prices, reduced.price)["mape"]
     metrics["coverage_4c_only"] = coverage(prices, reduced.low, reduced.high)
     metrics["median_signed_pct"] = float(100 * np.median(found.price / prices - 1))

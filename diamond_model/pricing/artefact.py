@@ -29,7 +29,7 @@ import lightgbm as lgb
 import numpy as np
 
 from diamond_model.data.drift import FeatureProfile, Profile
-from diamond_model.kinds import Inputs
+from diamond_model.enums import Inputs
 from diamond_model.pricing.confidence import Domain
 from diamond_model.pricing.intervals import Spread
 from diamond_model.pricing.market import MarketIndex
@@ -240,7 +240,7 @@ LEGACY_ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("diamond_model.pricing.market", "MarketIndex"),
         ("diamond_model.data.drift", "Profile"),
         ("diamond_model.data.drift", "FeatureProfile"),
-        ("diamond_model.kinds", "Inputs"),
+        ("diamond_model.enums", "Inputs"),
         ("lightgbm.basic", "Booster"),  # its state is a text model, parsed by LightGBM
         ("joblib.numpy_pickle", "NumpyArrayWrapper"),
         ("numpy", "ndarray"),
@@ -258,6 +258,7 @@ LEGACY_MODULES: dict[str, str] = {
     "diamond_model.confidence": "diamond_model.pricing.confidence",
     "diamond_model.market": "diamond_model.pricing.market",
     "diamond_model.drift": "diamond_model.data.drift",
+    "diamond_model.kinds": "diamond_model.enums",
 }
 
 

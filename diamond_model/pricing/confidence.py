@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from diamond_model.data.schema import CLARITIES, COLORS, GRADES, MEASUREMENTS
-from diamond_model.kinds import Confidence
+from diamond_model.enums import Confidence
 
 SIZE_BANDS: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)  # upper edges; the last band is open
 ENOUGH_LIKE = 30  # appraisals like the stone for high confidence; fewer: medium

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from diamond_model.data.measurements import complete, has_size
-from diamond_model.kinds import Inputs
+from diamond_model.enums import Inputs
 from diamond_model.pricing.confidence import Assessment, Domain, Judgement, assess, judge
 from diamond_model.pricing.intervals import SPREAD_FEATURES
 from diamond_model.pricing.model import PricingModel, encode_columns
@@ -53,7 +53,7 @@ class Estimates:
         )
 
 
-def estimate(
+def estimate_prices(
     model: PricingModel,
     columns: dict[str, np.ndarray],
     level: float,

@@ -89,7 +89,7 @@ class MarketIndex:
         )
 
 
-def estimate(
+def fit_index(
     months: np.ndarray, residuals: np.ndarray, smoothing: float = SMOOTHING
 ) -> MarketIndex:
     """The index from each appraisal's month and its log residual under the stone model."""

@@ -25,7 +25,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
 from diamond_model.data.drift import Profile
 from diamond_model.data.schema import FOUR_C, GRADES, STONE_COLUMNS
-from diamond_model.kinds import Inputs
+from diamond_model.enums import Inputs
 from diamond_model.pricing.confidence import Domain
 from diamond_model.pricing.contributions import stone_words
 from diamond_model.pricing.intervals import Spread

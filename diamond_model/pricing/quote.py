@@ -23,10 +23,10 @@ from diamond_model.data.schema import (
     UNITS,
 )
 from diamond_model.data.validation import Checked, check, findings_table
-from diamond_model.kinds import Confidence, Inputs
+from diamond_model.enums import Confidence, Inputs
 from diamond_model.pricing.confidence import ENOUGH_LIKE, LEVELS, like_words, size_band
 from diamond_model.pricing.contributions import Explanation, explain
-from diamond_model.pricing.estimates import Estimates, estimate
+from diamond_model.pricing.estimates import Estimates, estimate_prices
 from diamond_model.pricing.model import PricingModel
 
 OUTPUT_COLUMNS = ("price_estimate", "price_low", "price_high", "confidence", "warnings", "error")
@@ -119,7 +119,7 @@ def _price(
     conflicts: list[tuple[str, ...]] = [()] * n
     for k, noted in notes.items():
         conflicts[k] = _conflicts(noted)
-    found = estimate(model, columns, level, conflicts=conflicts, explain=explain_prices)
+    found = estimate_prices(model, columns, level, conflicts=conflicts, explain=explain_prices)
     market = MarketLevel(
         period=model.market.latest_label, percent=100 * float(np.expm1(model.market.latest_level))
     )
@@ -138,7 +138,7 @@ def _quotes(
     return [_quote(model, priced, k, level, explain_prices) for k in range(len(rows))]
 
 
-def _plain(model: PricingModel, priced: _Priced) -> np.ndarray:
+def _without_notes(model: PricingModel, priced: _Priced) -> np.ndarray:
     """Rows whose only possible warning is how many appraisals are like them: every input used
     and inside what the model has seen, nothing set aside, assumed or conflicting (conflicts come
     with notes). Their file columns need no Quote object."""
@@ -324,7 +324,7 @@ def output_columns(
         out["confidence"][rows] = np.array([str(c) for c in LEVELS], dtype=object)[
             found.judged.level
         ]
-        plain = _plain(model, priced)
+        plain = _without_notes(model, priced)
         worded = np.flatnonzero(~plain)
         out["warnings"][rows[worded]] = [
             "; ".join(_quote(model, priced, k, level, False).warnings) for k in worded.tolist()

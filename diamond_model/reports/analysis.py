@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 
 from diamond_model.data.schema import CLARITIES, COLORS, GRADES, SIZE_CONSTANT
-from diamond_model.kinds import Inputs
+from diamond_model.enums import Inputs
 from diamond_model.learning.evaluation import CARAT_GROUPS, PRICE_GROUPS, band, coverage_by_group
 from diamond_model.learning.training import holdout_mask, months_of, stone_columns
 from diamond_model.pricing.confidence import LEVELS
-from diamond_model.pricing.estimates import estimate
+from diamond_model.pricing.estimates import estimate_prices
 from diamond_model.pricing.model import PricingModel
 from diamond_model.pricing.quote import quote_frame
 
@@ -110,7 +110,7 @@ def holdout_predictions(
     """The model's predictions on held-out appraisals (no model ever trains on them), each at its
     own month's market level."""
     held = appraisals.loc[holdout_mask(appraisals, holdout_fraction)].reset_index(drop=True)
-    found = estimate(model, stone_columns(held), level, months=months_of(held))
+    found = estimate_prices(model, stone_columns(held), level, months=months_of(held))
     out = held.assign(predicted=found.price, low=found.low, high=found.high)
     out["error_pct"] = 100 * (out["predicted"] - out["price"]) / out["price"]
     out["inside"] = (out["price"] >= out["low"]) & (out["price"] <= out["high"])
@@ -144,7 +144,7 @@ def reliance(model: PricingModel, appraisals: pd.DataFrame, sample: int = 1000) 
     frame = appraisals.dropna(subset=["x", "y", "z"])
     frame = frame.sample(min(sample, len(frame)), random_state=0) if len(frame) else frame
     regressor = model.regressor(Inputs.ALL)
-    found = estimate(model, stone_columns(frame), 0.9, explain=True)
+    found = estimate_prices(model, stone_columns(frame), 0.9, explain=True)
     phi = np.vstack([c for c in found.contributions if c is not None])
     features = list(regressor.features)
     rows = []
@@ -160,7 +160,7 @@ def price_steps(
     """At each popular size, how much more a carat costs just at or above it than just below,
     in the data and in the model's prices for the same stones (median price per carat, stones
     within 0.05 ct below and 0.05 ct from the size)."""
-    found = estimate(model, stone_columns(appraisals), 0.9, months=months_of(appraisals))
+    found = estimate_prices(model, stone_columns(appraisals), 0.9, months=months_of(appraisals))
     frame = appraisals.assign(
         actual=appraisals["price"] / appraisals["carat"], model=found.price / appraisals["carat"]
     )

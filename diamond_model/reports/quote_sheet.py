@@ -18,7 +18,7 @@ PLAIN = str.maketrans(
 )
 
 
-def _plain(text: str) -> str:
+def _latin1(text: str) -> str:
     return text.translate(PLAIN).encode("latin-1", "replace").decode("latin-1")
 
 
@@ -39,14 +39,14 @@ def quote_pdf(sheet: QuoteSheet) -> bytes:
     """One A4 page, as bytes."""
     quote = sheet.quote
     pdf = FPDF(format="A4")
-    pdf.set_title(_plain(f"Quote - {sheet.stone}"))
-    pdf.set_author(_plain(sheet.shop))
+    pdf.set_title(_latin1(f"Quote - {sheet.stone}"))
+    pdf.set_author(_latin1(sheet.shop))
     pdf.add_page()
     pdf.set_margins(18, 18, 18)
 
     def line(text: str, size: float = 11, style: str = "", height: float = 6) -> None:
         pdf.set_font("Helvetica", style=style, size=size)
-        pdf.multi_cell(0, height, _plain(text), new_x="LMARGIN", new_y="NEXT")
+        pdf.multi_cell(0, height, _latin1(text), new_x="LMARGIN", new_y="NEXT")
 
     line(sheet.shop, 18, "B", 9)
     line(f"Diamond appraisal quote, {sheet.on:%d %B %Y}", 11, "", 6)

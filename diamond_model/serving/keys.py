@@ -22,7 +22,7 @@ import pandas as pd
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from diamond_model.kinds import Scope
+from diamond_model.enums import Scope
 from diamond_model.serving.periodic import Periodic
 from diamond_model.storage.store import Store
 from diamond_model.storage.tables import ApiKey, Usage, utcnow

@@ -10,7 +10,7 @@ from typing import Any, cast
 
 from sqlalchemy import CursorResult, select, update
 
-from diamond_model.kinds import RunStatus
+from diamond_model.enums import RunStatus
 from diamond_model.storage.store import Store
 from diamond_model.storage.tables import TrainingRun, utcnow
 

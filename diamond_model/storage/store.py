@@ -290,7 +290,7 @@ class Store:
         records = records.astype({"cut": str, "color": str, "clarity": str})
         records[APPRAISED_ON] = [d.date() for d in pd.to_datetime(records[APPRAISED_ON])]
         if len(records):
-            session.execute(Appraisal.__table__.insert(), _plain(records))
+            session.execute(Appraisal.__table__.insert(), _records(records))
         if len(rejected):
             # Rows with the wrong number of fields are not in the table; their value is the row.
             raw = [
@@ -300,12 +300,12 @@ class Store:
             problems = rejected.assign(
                 batch_id=batch_id, raw=raw, value=rejected["value"].astype(str).str.slice(0, 500)
             )
-            session.execute(RejectedRow.__table__.insert(), _plain(problems))
+            session.execute(RejectedRow.__table__.insert(), _records(problems))
         kept = notes[notes["line"].isin(rows["line"])] if len(notes) else notes
         if len(kept):
             session.execute(
                 SetAside.__table__.insert(),
-                _plain(kept.assign(batch_id=batch_id, value=kept["value"].astype(str).str[:500])),
+                _records(kept.assign(batch_id=batch_id, value=kept["value"].astype(str).str[:500])),
             )
 
     # ---- withdraw and restore -----------------------------------------------------------------
@@ -576,7 +576,7 @@ def typed_appraisals(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def _plain(frame: pd.DataFrame) -> list[dict[str, object]]:
+def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
     """Rows as dicts of plain Python values (no numpy scalars, NaN as None) for executemany."""
     clean = frame.astype(object).where(frame.notna(), None)
     return clean.to_dict(orient="records")

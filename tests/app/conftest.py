@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
-from diamond_model.kinds import Scope
+from diamond_model.enums import Scope
 from diamond_model.serving.keys import KeyStore
 from diamond_model.settings import Settings
 from diamond_model.storage.store import Store

@@ -14,7 +14,7 @@ import pytest
 from pypdf import PdfReader
 from streamlit.testing.v1 import AppTest
 
-from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.settings import Settings
 from tests.conftest import ACCESS_CODE, csv_bytes, dated
 
@@ -82,7 +82,7 @@ def unlock(app: AppTest, code: str = ACCESS_CODE) -> AppTest:
 
 
 def wait_for_run(app: AppTest, settings: Settings, timeout: float = 120) -> None:
-    pipeline = Pipeline.from_settings(settings)
+    pipeline = LearningLoop.from_settings(settings)
     deadline = time.monotonic() + timeout
     while pipeline.runs()[0].status == "running":
         assert time.monotonic() < deadline, "the retrain did not finish"
@@ -251,7 +251,7 @@ def test_a_decimal_comma_gets_a_hint(dashboard_env: Settings) -> None:
 
 
 def test_a_model_promoted_elsewhere_is_used_on_the_next_quote(dashboard_env: Settings) -> None:
-    pipeline = Pipeline.from_settings(dashboard_env)
+    pipeline = LearningLoop.from_settings(dashboard_env)
     pipeline.retrain(force=True)
     app = run(PRICE)
     assert "Model v2" in texts(app)
@@ -315,7 +315,7 @@ def test_upload_preview_store_and_retrain_in_the_background(
     assert not any(
         b.key and b.key.startswith("store-") for b in app.button
     ) or "already stored" in texts(app)
-    pipeline = Pipeline.from_settings(dashboard_env)
+    pipeline = LearningLoop.from_settings(dashboard_env)
     assert pipeline.store.count_appraisals() == 2098
     pipeline.store.dispose()
 
@@ -347,7 +347,7 @@ def test_the_preview_names_rows_far_off_the_model_and_says_how_the_stones_differ
 def test_home_shows_how_the_serving_model_read_the_latest_uploads(
     dashboard_env: Settings, appraisals: pd.DataFrame
 ) -> None:
-    pipeline = Pipeline.from_settings(dashboard_env)
+    pipeline = LearningLoop.from_settings(dashboard_env)
     moved = appraisals.iloc[2000:2300].assign(price=lambda f: (f["price"] * 1.15).round())
     pipeline.ingest(csv_bytes(moved), "moved.csv", "expert", retrain=False)
     app = run(HOME)
@@ -372,7 +372,7 @@ def test_a_retrain_started_here_survives_leaving_the_page(dashboard_env: Setting
 
 @ON_BOTH
 def test_promote_and_roll_back_with_a_confirmation_that_stays(dashboard_env: Settings) -> None:
-    Pipeline.from_settings(dashboard_env).retrain(force=True)
+    LearningLoop.from_settings(dashboard_env).retrain(force=True)
     app = unlock(run(APPRAISALS))
     table = frame(app, "Trained")
     assert list(table.columns[:4]) == ["Version", "Trained", "State", "Appraisals learned from"]
@@ -394,7 +394,7 @@ def test_promote_and_roll_back_with_a_confirmation_that_stays(dashboard_env: Set
 def test_withdraw_a_batch_with_a_confirmation(
     dashboard_env: Settings, appraisals: pd.DataFrame
 ) -> None:
-    pipeline = Pipeline.from_settings(dashboard_env)
+    pipeline = LearningLoop.from_settings(dashboard_env)
     pipeline.ingest(csv_bytes(appraisals.iloc[2000:2100]), "second.csv", "expert", retrain=False)
     app = unlock(run(APPRAISALS))
     app.selectbox(key="batch").set_value(2)
@@ -450,7 +450,7 @@ def test_a_market_move_shows_in_the_preview_and_the_performance_page(
 def test_performance_opens_on_whether_the_model_is_good_and_improving(
     dashboard_env: Settings,
 ) -> None:
-    Pipeline.from_settings(dashboard_env).retrain(force=True)
+    LearningLoop.from_settings(dashboard_env).retrain(force=True)
     app = run(PERFORMANCE)
     assert app.header[0].value == "Is the model good, and is it getting better?"
     assert "the same reference appraisals" in texts(app)

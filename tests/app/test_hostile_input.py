@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from app import api, views
 from app.api import BYTES_PER_STONE, SMALL_BYTES, body_cap, create_app
 from diamond_model.data.schema import EXAMPLE_STONE
-from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.settings import Settings
 from diamond_model.storage import migrate
 from diamond_model.storage.migrate import ReadOnlyUpgradeError
@@ -453,7 +453,7 @@ def test_a_file_name_is_shown_as_written_in_the_withdraw_confirmation(
 ) -> None:
     """A stored upload's name went into the confirmation's markdown as it was."""
     name = "**bold** [click](http://evil.example) $x^2$ <b>.csv"
-    pipeline = Pipeline.from_settings(dashboard_env)
+    pipeline = LearningLoop.from_settings(dashboard_env)
     pipeline.ingest(csv_bytes(appraisals.iloc[2000:2100]), name, "expert", retrain=False)
     app = unlock(run(APPRAISALS))
     app.selectbox(key="batch").set_value(2)

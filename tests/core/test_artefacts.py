@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert, select, update
 
-from diamond_model.kinds import Scope, VersionStatus
-from diamond_model.learning.loop import Pipeline
+from diamond_model.enums import Scope, VersionStatus
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.learning.registry import ArtefactRefusedError
 from diamond_model.pricing import artefact
 from diamond_model.pricing.model import LEGACY_FORMAT, MODEL_FORMAT, PricingModel
@@ -54,13 +54,13 @@ def payload_bytes(marker: Path) -> bytes:
     return buffer.getvalue()
 
 
-def opened(url: str, folder: Path) -> Pipeline:
-    pipeline = Pipeline.from_settings(make_settings(url, folder))
+def opened(url: str, folder: Path) -> LearningLoop:
+    pipeline = LearningLoop.from_settings(make_settings(url, folder))
     pipeline.store.create_schema()
     return pipeline
 
 
-def add_version(pipeline: Pipeline, blob: bytes, fmt: int, sha256: str | None) -> int:
+def add_version(pipeline: LearningLoop, blob: bytes, fmt: int, sha256: str | None) -> int:
     """A model_versions row written straight into the database, as an attacker or a bad disk
     would, copying v1's provenance."""
     with pipeline.store.session() as session, session.begin():
@@ -86,7 +86,7 @@ def add_version(pipeline: Pipeline, blob: bytes, fmt: int, sha256: str | None) -
         return row.version
 
 
-def point_champion_at(pipeline: Pipeline, version: int) -> None:
+def point_champion_at(pipeline: LearningLoop, version: int) -> None:
     """Move the champion by writing the rows directly (no registry checks)."""
     with pipeline.store.session() as session, session.begin():
         session.execute(
@@ -97,7 +97,7 @@ def point_champion_at(pipeline: Pipeline, version: int) -> None:
         session.add(ChampionEvent(version=version, kind="promote", note="written by hand"))
 
 
-def v1_blob(pipeline: Pipeline) -> bytes:
+def v1_blob(pipeline: LearningLoop) -> bytes:
     with pipeline.store.engine.connect() as connection:
         return connection.scalar(select(ModelVersion.artefact).where(ModelVersion.version == 1))
 

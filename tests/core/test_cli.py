@@ -173,10 +173,10 @@ def test_export_and_backup_refuse_bad_targets_without_a_traceback(run, tmp_path:
 
 
 def test_retrain_while_another_runs_says_so(run, settings: Settings) -> None:
-    from diamond_model.learning.loop import Pipeline
+    from diamond_model.learning.loop import LearningLoop
 
     run("init")
-    pipeline = Pipeline.from_settings(settings)
+    pipeline = LearningLoop.from_settings(settings)
     pipeline.store.acquire_lease("retrain", 60)
     code, _, err = run("retrain", "--force")
     assert code == 3 and "A retrain is already running" in err
@@ -193,7 +193,7 @@ def test_keys_are_shown_once_stored_as_a_hash_listed_used_and_revoked(
 
     from sqlalchemy import select
 
-    from diamond_model.learning.loop import Pipeline
+    from diamond_model.learning.loop import LearningLoop
     from diamond_model.serving.keys import KeyRing, KeyStore
     from diamond_model.serving.metering import Meter
     from diamond_model.storage.tables import ApiKey
@@ -207,7 +207,7 @@ def test_keys_are_shown_once_stored_as_a_hash_listed_used_and_revoked(
     key = out.strip().splitlines()[-1]
     assert key.startswith("dk_") and len(key) > 30
 
-    store = Pipeline.from_settings(settings).store
+    store = LearningLoop.from_settings(settings).store
     with store.session() as session:
         row = session.scalars(select(ApiKey)).one()
         stored = [str(getattr(row, c.name)) for c in ApiKey.__table__.columns]
@@ -246,12 +246,12 @@ def test_a_batch_stored_while_another_process_retrains_queues_a_follow_up(
     tmp_path: Path,
     appraisals: pd.DataFrame,
 ) -> None:
-    from diamond_model.learning.loop import Pipeline
+    from diamond_model.learning.loop import LearningLoop
 
     run("init")
     automatic = settings.model_copy(update={"auto_retrain": True})
     monkeypatch.setattr(commands, "get_settings", lambda: automatic)
-    pipeline = Pipeline.from_settings(automatic)
+    pipeline = LearningLoop.from_settings(automatic)
     pipeline.store.acquire_lease("retrain", 60)  # another process is retraining
     path = tmp_path / "new.csv"
     path.write_bytes(csv_bytes(appraisals.iloc[100:150].assign(price=lambda f: f["price"] + 1)))

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from diamond_model.data.identity import stone_keys
 from diamond_model.data.schema import APPRAISAL_COLUMNS, BUNDLED_APPRAISED_ON, BUNDLED_UPLOADER
-from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.storage import migrate
 from tests.conftest import make_settings
 
@@ -96,7 +96,7 @@ def test_a_first_release_database_upgrades_with_nothing_lost(
     engine.dispose()
     fill_first_release(database_url, appraisals)
 
-    pipeline = Pipeline.from_settings(make_settings(database_url, tmp_path))
+    pipeline = LearningLoop.from_settings(make_settings(database_url, tmp_path))
     before, after = pipeline.store.create_schema()
     assert (before, after) == ("0001", migrate.head())
     stored = pipeline.store.appraisals()
@@ -137,7 +137,7 @@ def test_concurrent_starts_upgrade_once(database_url: str, tmp_path: Path) -> No
 
     def start() -> None:
         try:
-            pipeline = Pipeline.from_settings(make_settings(database_url, tmp_path))
+            pipeline = LearningLoop.from_settings(make_settings(database_url, tmp_path))
             results.append(pipeline.store.create_schema())
             pipeline.store.dispose()
         except Exception as error:

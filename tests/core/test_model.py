@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from diamond_model.data.schema import CLARITIES, COLORS, CUTS, FOUR_C
-from diamond_model.kinds import Inputs
+from diamond_model.enums import Inputs
 from diamond_model.learning.evaluation import compare_models, summarise
 from diamond_model.pricing.model import PriceModel, PricingModel, encode, linear_baseline
 

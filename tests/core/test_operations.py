@@ -15,8 +15,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from diamond_model.kinds import RunStatus
-from diamond_model.learning.loop import Pipeline
+from diamond_model.enums import RunStatus
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.storage.lease import LEASE_SECONDS
 from diamond_model.storage.store import RETRAIN_LOCK
 from tests.conftest import ACCESS_CODE, csv_bytes, make_settings
@@ -45,7 +45,7 @@ def cli(url: str, folder: Path, *args: str) -> subprocess.Popen:
     )
 
 
-def wait_for_running(pipeline: Pipeline, timeout: float = 60) -> int:
+def wait_for_running(pipeline: LearningLoop, timeout: float = 60) -> int:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         runs = pipeline.runs()
@@ -63,7 +63,7 @@ def test_the_default_lease_lapses_within_a_minute() -> None:
 def test_kill_9_during_a_retrain_stops_blocking_once_the_lease_lapses(
     seeded_url: str, tmp_path: Path
 ) -> None:
-    pipeline = Pipeline.from_settings(make_settings(seeded_url, tmp_path, lease_seconds=LEASE))
+    pipeline = LearningLoop.from_settings(make_settings(seeded_url, tmp_path, lease_seconds=LEASE))
     process = cli(seeded_url, tmp_path, "retrain", "--force")
     run_id = wait_for_running(pipeline)
     process.send_signal(signal.SIGKILL)
@@ -86,7 +86,7 @@ def test_kill_9_during_a_retrain_stops_blocking_once_the_lease_lapses(
 def test_sigterm_during_a_retrain_records_it_and_releases_the_lease(
     seeded_url: str, tmp_path: Path
 ) -> None:
-    pipeline = Pipeline.from_settings(make_settings(seeded_url, tmp_path, lease_seconds=60))
+    pipeline = LearningLoop.from_settings(make_settings(seeded_url, tmp_path, lease_seconds=60))
     process = cli(seeded_url, tmp_path, "retrain", "--force")
     run_id = wait_for_running(pipeline)
     process.send_signal(signal.SIGTERM)
@@ -110,7 +110,7 @@ def test_two_processes_storing_and_retraining_end_with_a_champion_trained_on_eve
     for process in processes:
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, err
-    pipeline = Pipeline.from_settings(make_settings(seeded_url, tmp_path))
+    pipeline = LearningLoop.from_settings(make_settings(seeded_url, tmp_path))
     assert pipeline.store.max_batch_id() == 3
     assert pipeline.store.lock_state(RETRAIN_LOCK).holder is None
     finished = [r for r in pipeline.runs() if r.status != RunStatus.SKIPPED]

@@ -13,8 +13,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from diamond_model.kinds import RunStatus, VersionStatus
-from diamond_model.learning.loop import Pipeline
+from diamond_model.enums import RunStatus, VersionStatus
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.learning.outcomes import RetrainInProgressError
 from diamond_model.learning.registry import RegistryError
 from diamond_model.pricing.quote import quote_frame
@@ -41,7 +41,7 @@ def shuffled(stones: pd.DataFrame, seed: int, n: int) -> pd.DataFrame:
     return rows
 
 
-def two_versions(pipeline: Pipeline, appraisals: pd.DataFrame) -> None:
+def two_versions(pipeline: LearningLoop, appraisals: pd.DataFrame) -> None:
     """Two batches, a model after each: v2 (more data) is the champion."""
     pipeline.ingest(csv_bytes(appraisals.iloc[:1200]), "a.csv", "tester")
     pipeline.retrain()
@@ -51,7 +51,7 @@ def two_versions(pipeline: Pipeline, appraisals: pd.DataFrame) -> None:
 
 @pytest.mark.slow
 def test_the_model_follows_a_market_move_and_refuses_a_poisoned_batch(
-    pipeline: Pipeline, appraisals: pd.DataFrame
+    pipeline: LearningLoop, appraisals: pd.DataFrame
 ) -> None:
     base, fresh = appraisals.iloc[:4000], appraisals.iloc[4000:].dropna(subset=["x", "y", "z"])
     pipeline.ingest(csv_bytes(dated(base, JANUARY)), "january.csv", "expert")
@@ -104,7 +104,9 @@ def test_the_model_follows_a_market_move_and_refuses_a_poisoned_batch(
     assert "no new appraisals since champion" in retraining.outcome.reason
 
 
-def test_first_retrain_promotes_and_records_the_run(pipeline: Pipeline, small_csv: bytes) -> None:
+def test_first_retrain_promotes_and_records_the_run(
+    pipeline: LearningLoop, small_csv: bytes
+) -> None:
     pipeline.ingest(small_csv, "a.csv", "tester")
     outcome = pipeline.retrain()
     assert outcome.promoted and outcome.status == RunStatus.PROMOTED
@@ -120,7 +122,7 @@ def test_first_retrain_promotes_and_records_the_run(pipeline: Pipeline, small_cs
 
 
 def test_a_retrain_that_would_repeat_itself_is_skipped(
-    pipeline: Pipeline, appraisals: pd.DataFrame
+    pipeline: LearningLoop, appraisals: pd.DataFrame
 ) -> None:
     pipeline.ingest(csv_bytes(appraisals.iloc[:1200]), "a.csv", "tester")
     pipeline.retrain()
@@ -135,7 +137,7 @@ def test_a_retrain_that_would_repeat_itself_is_skipped(
     assert pipeline.retrain(force=True).status == RunStatus.REJECTED
 
 
-def test_only_one_retrain_at_a_time(pipeline: Pipeline, small_csv: bytes) -> None:
+def test_only_one_retrain_at_a_time(pipeline: LearningLoop, small_csv: bytes) -> None:
     pipeline.ingest(small_csv, "a.csv", "tester")
     token = pipeline.store.acquire_lease(RETRAIN_LOCK, 60)
     with pytest.raises(RetrainInProgressError, match="A retrain is already running since"):
@@ -145,7 +147,7 @@ def test_only_one_retrain_at_a_time(pipeline: Pipeline, small_csv: bytes) -> Non
 
 
 def test_a_batch_stored_while_a_retrain_runs_gets_a_follow_up(
-    pipeline: Pipeline, appraisals: pd.DataFrame
+    pipeline: LearningLoop, appraisals: pd.DataFrame
 ) -> None:
     pipeline.ingest(csv_bytes(appraisals.iloc[:1200]), "a.csv", "tester")
     started, release = threading.Event(), threading.Event()
@@ -173,7 +175,9 @@ def test_a_batch_stored_while_a_retrain_runs_gets_a_follow_up(
     assert pipeline.store.lock_state(RETRAIN_LOCK).holder is None
 
 
-def test_interrupted_retrain_leaves_nothing_half_done(pipeline: Pipeline, small_csv: bytes) -> None:
+def test_interrupted_retrain_leaves_nothing_half_done(
+    pipeline: LearningLoop, small_csv: bytes
+) -> None:
     pipeline.ingest(small_csv, "a.csv", "tester")
 
     class Interrupted(BaseException):
@@ -193,7 +197,7 @@ def test_interrupted_retrain_leaves_nothing_half_done(pipeline: Pipeline, small_
 
 
 def test_a_stop_between_recording_the_run_and_marking_the_lease_is_recorded(
-    pipeline: Pipeline, small_csv: bytes, monkeypatch: pytest.MonkeyPatch
+    pipeline: LearningLoop, small_csv: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The window a CI run hit: SIGTERM landed right after the run was recorded as running."""
     from diamond_model.storage.lease import Lease
@@ -213,7 +217,7 @@ def test_a_stop_between_recording_the_run_and_marking_the_lease_is_recorded(
     assert pipeline.retrain().promoted
 
 
-def test_failed_retrain_is_recorded(pipeline: Pipeline) -> None:
+def test_failed_retrain_is_recorded(pipeline: LearningLoop) -> None:
     from diamond_model.learning.training import NotEnoughDataError
 
     with pytest.raises(NotEnoughDataError, match="at least 50 appraisals"):
@@ -222,7 +226,9 @@ def test_failed_retrain_is_recorded(pipeline: Pipeline) -> None:
     assert run.status == RunStatus.FAILED and "NotEnoughDataError" in run.message
 
 
-def test_unlock_clears_a_stale_lease_and_says_what(pipeline: Pipeline, small_csv: bytes) -> None:
+def test_unlock_clears_a_stale_lease_and_says_what(
+    pipeline: LearningLoop, small_csv: bytes
+) -> None:
     pipeline.ingest(small_csv, "a.csv", "tester")
     assert pipeline.unlock() == "The retraining lease was free: nothing to clear."
     ticket = pipeline.begin("cli")
@@ -235,7 +241,7 @@ def test_unlock_clears_a_stale_lease_and_says_what(pipeline: Pipeline, small_csv
 
 
 def test_promote_and_rollback_switch_the_champion(
-    pipeline: Pipeline, appraisals: pd.DataFrame
+    pipeline: LearningLoop, appraisals: pd.DataFrame
 ) -> None:
     two_versions(pipeline, appraisals)
     assert pipeline.registry.rollback_target().version == 1
@@ -250,14 +256,14 @@ def test_promote_and_rollback_switch_the_champion(
         pipeline.registry.promote(99)
 
 
-def test_rollback_needs_an_earlier_champion(pipeline: Pipeline, small_csv: bytes) -> None:
+def test_rollback_needs_an_earlier_champion(pipeline: LearningLoop, small_csv: bytes) -> None:
     pipeline.ingest(small_csv, "a.csv", "tester")
     pipeline.retrain()
     with pytest.raises(RegistryError, match="no earlier champion"):
         pipeline.registry.rollback()
 
 
-def test_versions_share_one_reference_set(pipeline: Pipeline, appraisals: pd.DataFrame) -> None:
+def test_versions_share_one_reference_set(pipeline: LearningLoop, appraisals: pd.DataFrame) -> None:
     two_versions(pipeline, appraisals)
     first, second = pipeline.registry.versions()
     assert first.reference_metrics["n"] == second.reference_metrics["n"] > 0
@@ -265,10 +271,10 @@ def test_versions_share_one_reference_set(pipeline: Pipeline, appraisals: pd.Dat
 
 
 def test_another_process_picks_up_a_new_champion_on_its_own(
-    pipeline: Pipeline, appraisals: pd.DataFrame
+    pipeline: LearningLoop, appraisals: pd.DataFrame
 ) -> None:
     two_versions(pipeline, appraisals)
-    other = Pipeline.from_settings(pipeline.settings)  # its own engine, like another process
+    other = LearningLoop.from_settings(pipeline.settings)  # its own engine, like another process
     cache = ChampionCache(other.registry)
     cache.watch()
     try:
@@ -287,7 +293,7 @@ def test_another_process_picks_up_a_new_champion_on_its_own(
 
 
 def test_overlapping_champion_checks_end_with_the_newest_reading(
-    pipeline: Pipeline, appraisals: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+    pipeline: LearningLoop, appraisals: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A check that read the champion row first must not finish last: it would put back the
     previous champion, or clear an outage a later check recorded (a CI run hit the latter)."""
@@ -329,7 +335,7 @@ def test_overlapping_champion_checks_end_with_the_newest_reading(
 
 
 def test_pricing_keeps_serving_while_a_retrain_runs(
-    pipeline: Pipeline, appraisals: pd.DataFrame
+    pipeline: LearningLoop, appraisals: pd.DataFrame
 ) -> None:
     pipeline.ingest(csv_bytes(appraisals.iloc[:1500]), "a.csv", "tester")
     pipeline.retrain()
@@ -352,7 +358,7 @@ def test_pricing_keeps_serving_while_a_retrain_runs(
     assert served[0] == 1, "the old champion served while the candidate trained"
 
 
-def test_initialise_is_idempotent(pipeline: Pipeline) -> None:
+def test_initialise_is_idempotent(pipeline: LearningLoop) -> None:
     first = pipeline.initialise()
     assert any(
         "4,989 appraisals, 10 rows rejected, 7 with measurements set aside" in m for m in first

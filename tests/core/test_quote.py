@@ -12,7 +12,7 @@ import pytest
 
 from diamond_model.data.reading import neutralise_formulas
 from diamond_model.data.schema import EXAMPLE_STONE
-from diamond_model.kinds import Confidence, Inputs
+from diamond_model.enums import Confidence, Inputs
 from diamond_model.pricing.model import PricingModel
 from diamond_model.pricing.quote import OUTPUT_COLUMNS, InvalidStoneError, price_table, quote_stone
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from diamond_model.data.validation import UnusableFileError
-from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.pricing.comparables import closest
 from diamond_model.storage.store import FileTooLargeError, Store
 from diamond_model.storage.tables import Appraisal, Batch, RejectedRow, SetAside
@@ -27,7 +27,7 @@ def counts(store: Store) -> tuple[int, int, int, int]:
 
 
 def test_the_bundled_file_is_stored_with_its_defects_reported(
-    pipeline: Pipeline, dataset_bytes: bytes
+    pipeline: LearningLoop, dataset_bytes: bytes
 ) -> None:
     submission = pipeline.ingest(dataset_bytes, "diamonds.csv", "tester")
     preview = submission.preview
@@ -52,7 +52,7 @@ def test_the_bundled_file_is_stored_with_its_defects_reported(
     ["identical", "crlf", "semicolon", "one-extra-row", "reordered"],
 )
 def test_re_uploads_in_another_format_add_nothing_but_what_is_new(
-    pipeline: Pipeline, appraisals: pd.DataFrame, variant: str
+    pipeline: LearningLoop, appraisals: pd.DataFrame, variant: str
 ) -> None:
     first = appraisals.iloc[:300]
     pipeline.ingest(csv_bytes(first), "first.csv", "tester")
@@ -74,7 +74,7 @@ def test_re_uploads_in_another_format_add_nothing_but_what_is_new(
 
 
 def test_a_dated_reappraisal_is_a_new_appraisal_and_an_undated_repeat_is_not(
-    pipeline: Pipeline, appraisals: pd.DataFrame
+    pipeline: LearningLoop, appraisals: pd.DataFrame
 ) -> None:
     rows = appraisals.iloc[:50]
     pipeline.ingest(csv_bytes(dated(rows, date(2026, 3, 1))), "march.csv", "tester")
@@ -89,7 +89,7 @@ def test_a_dated_reappraisal_is_a_new_appraisal_and_an_undated_repeat_is_not(
 
 
 def test_an_upload_without_dates_is_dated_the_day_it_was_stored(
-    pipeline: Pipeline, appraisals: pd.DataFrame
+    pipeline: LearningLoop, appraisals: pd.DataFrame
 ) -> None:
     rows = appraisals.iloc[:30].drop(columns="appraised_on", errors="ignore")
     pipeline.ingest(csv_bytes(rows), "undated.csv", "tester", upload_date=date(2026, 6, 15))
@@ -107,7 +107,7 @@ def test_an_upload_without_dates_is_dated_the_day_it_was_stored(
 
 
 def test_a_failure_midway_leaves_the_database_unchanged(
-    pipeline: Pipeline, small_csv: bytes, monkeypatch: pytest.MonkeyPatch
+    pipeline: LearningLoop, small_csv: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = pipeline.store
     original = store._insert_rows
@@ -126,13 +126,13 @@ def test_a_failure_midway_leaves_the_database_unchanged(
     )
 
 
-def test_unusable_file_writes_nothing(pipeline: Pipeline) -> None:
+def test_unusable_file_writes_nothing(pipeline: LearningLoop) -> None:
     with pytest.raises(UnusableFileError, match="Required column"):
         pipeline.ingest(b"carat,cut\n1,Ideal\n", "bad.csv", "tester")
     assert counts(pipeline.store) == (0, 0, 0, 0)
 
 
-def test_upload_limits(pipeline: Pipeline, small_csv: bytes) -> None:
+def test_upload_limits(pipeline: LearningLoop, small_csv: bytes) -> None:
     pipeline.store.max_upload_bytes = 1000
     with pytest.raises(FileTooLargeError, match="the limit is 1,000"):
         pipeline.ingest(small_csv, "big.csv", "tester")
@@ -143,7 +143,7 @@ def test_upload_limits(pipeline: Pipeline, small_csv: bytes) -> None:
 
 
 def test_withdrawn_batches_stay_stored_but_are_not_used(
-    pipeline: Pipeline, appraisals: pd.DataFrame
+    pipeline: LearningLoop, appraisals: pd.DataFrame
 ) -> None:
     pipeline.ingest(csv_bytes(appraisals.iloc[:100]), "a.csv", "tester")
     second = pipeline.ingest(csv_bytes(appraisals.iloc[100:160]), "b.csv", "tester")
@@ -166,7 +166,7 @@ def test_withdrawn_batches_stay_stored_but_are_not_used(
 
 
 def test_comparables_are_the_nearest_stones_within_one_grade(
-    pipeline: Pipeline, appraisals: pd.DataFrame
+    pipeline: LearningLoop, appraisals: pd.DataFrame
 ) -> None:
     pipeline.ingest(csv_bytes(appraisals), "all.csv", "tester")
     stone = {"carat": 1.0, "cut": "Ideal", "color": "G", "clarity": "VS2"}
@@ -180,7 +180,7 @@ def test_comparables_are_the_nearest_stones_within_one_grade(
 
 @pytest.mark.parametrize("carat", [0.3, 0.71, 1.0, 1.5, 2.6])
 def test_comparables_from_narrow_windows_are_those_of_the_full_window(
-    pipeline: Pipeline, appraisals: pd.DataFrame, carat: float
+    pipeline: LearningLoop, appraisals: pd.DataFrame, carat: float
 ) -> None:
     """The store tries ±2, 5 and 10 % before ±25 %: the rows must be exactly the 160 nearest of
     the full window, in the same order (checked against pandas on every stored appraisal)."""
@@ -197,7 +197,7 @@ def test_comparables_from_narrow_windows_are_those_of_the_full_window(
     assert got["id"].tolist() == expected["id"].head(160).tolist()
 
 
-def test_appraisals_filter_by_batch_and_grade(pipeline: Pipeline, small_csv: bytes) -> None:
+def test_appraisals_filter_by_batch_and_grade(pipeline: LearningLoop, small_csv: bytes) -> None:
     pipeline.ingest(small_csv, "a.csv", "tester")
     ideal = pipeline.store.appraisals(grades={"cut": "Ideal"})
     assert len(ideal) > 0 and (ideal["cut"] == "Ideal").all()
@@ -207,7 +207,7 @@ def test_appraisals_filter_by_batch_and_grade(pipeline: Pipeline, small_csv: byt
     assert page["line"].tolist() == list(range(7, 17))
 
 
-def test_the_lease_is_exclusive_until_released_or_lapsed(pipeline: Pipeline) -> None:
+def test_the_lease_is_exclusive_until_released_or_lapsed(pipeline: LearningLoop) -> None:
     store = pipeline.store
     token = store.acquire_lease("retrain", seconds=60)
     assert token is not None
@@ -220,7 +220,7 @@ def test_the_lease_is_exclusive_until_released_or_lapsed(pipeline: Pipeline) -> 
     assert store.acquire_lease("retrain", seconds=60) is not None, "a lapsed lease is taken over"
 
 
-def test_failed_attempts_are_counted_across_window_boundaries(pipeline: Pipeline) -> None:
+def test_failed_attempts_are_counted_across_window_boundaries(pipeline: LearningLoop) -> None:
     from datetime import datetime, timedelta
 
     from diamond_model.serving.metering import Attempts
@@ -240,7 +240,7 @@ def test_failed_attempts_are_counted_across_window_boundaries(pipeline: Pipeline
     assert attempts.waiting("guesser", later) is None, "old failures are forgotten"
 
 
-def test_quote_records_are_kept_for_the_retention_and_then_purged(pipeline: Pipeline) -> None:
+def test_quote_records_are_kept_for_the_retention_and_then_purged(pipeline: LearningLoop) -> None:
     from datetime import timedelta
 
     from diamond_model.serving.quote_records import QuoteLog

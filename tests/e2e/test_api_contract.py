@@ -15,7 +15,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from diamond_model.kinds import Scope
+from diamond_model.enums import Scope
 from diamond_model.serving.keys import KeyStore
 from diamond_model.storage.store import Store
 from tests.conftest import csv_bytes

@@ -15,7 +15,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from diamond_model.kinds import Scope
+from diamond_model.enums import Scope
 from diamond_model.serving.keys import KeyStore
 from diamond_model.storage.store import Store
 from tests.app.conftest import make_keys, wait_for_run
@@ -192,11 +192,11 @@ def test_two_workers_on_postgresql_share_the_champion_the_limits_and_the_usage(
 def test_a_promotion_made_by_another_process_is_served_never_mixed(
     kind: str, seeded_copy, tmp_path: Path, appraisals: pd.DataFrame
 ) -> None:
-    from diamond_model.learning.loop import Pipeline
+    from diamond_model.learning.loop import LearningLoop
     from tests.conftest import make_settings
 
     url = seeded_copy(kind)
-    pipeline = Pipeline.from_settings(make_settings(url, tmp_path / "operator"))
+    pipeline = LearningLoop.from_settings(make_settings(url, tmp_path / "operator"))
     more = csv_bytes(appraisals.iloc[2000:2600])
     pipeline.ingest(more, "more.csv", "test", retrain=False)
     pipeline.retrain(force=True)  # version 2, on more data, promoted or not

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from diamond_model.learning.loop import Pipeline
+from diamond_model.learning.loop import LearningLoop
 from diamond_model.settings import Settings
 from tests.conftest import ACCESS_CODE, csv_bytes
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, ROOT, dashboard_server
@@ -209,7 +209,7 @@ def test_the_expert_uploads_stores_retrains_promotes_and_rolls_back(
         page.get_by_role("button", name=f"Yes, serve v{target}").click()
         page.get_by_text(f"v{target} now prices every quote.").wait_for()
         settle(page)
-        pipeline = Pipeline.from_settings(Settings(**server_settings(server_env)))
+        pipeline = LearningLoop.from_settings(Settings(**server_settings(server_env)))
         assert pipeline.registry.champion_version() == int(target)
         pipeline.store.dispose()
         # The page re-read the versions: the serving one is no longer offered to serve.

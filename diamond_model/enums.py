@@ -1,4 +1,4 @@
-"""The named kinds of things the product records: statuses, confidence levels, key scopes."""
+"""The named values the product records and compares: statuses, confidence levels, key scopes."""
 
 from __future__ import annotations
 
