@@ -6,10 +6,14 @@ from __future__ import annotations
 
 import importlib
 import io
+import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pandas as pd
@@ -18,7 +22,9 @@ import pytest
 from diamond_model.enums import Scope
 from diamond_model.serving.keys import KeyStore
 from diamond_model.storage.store import Store
+from tests.app.conftest import make_keys
 from tests.conftest import csv_bytes
+from tests.e2e.conftest import server_environment
 from tests.e2e.server import api_server
 
 STONE = {
@@ -68,198 +74,230 @@ def api(module: str) -> object:
     return importlib.import_module(f"contract_client.api.{module}")
 
 
-@pytest.mark.slow
-def test_a_generated_client_parses_every_answer(
-    server_env: dict[str, str],
-    server_keys: dict[str, str],
-    tmp_path: Path,
-    appraisals: pd.DataFrame,
-) -> None:
-    server_env["DIAMOND_AUTO_RETRAIN"] = "false"
-    server_env["DIAMOND_MAX_BATCH_STONES"] = "50"
-    store = Store(server_env["DIAMOND_DATABASE_URL"])
+@dataclass(frozen=True)
+class Contract:
+    """One real server and the client generated from its own /openapi.json, for every case."""
+
+    base: str
+    plain: Any  # contract_client.Client without a key
+    expert: Any  # every scope
+    client: Any  # quoting only
+    tiny: Any  # quoting, one request a minute
+
+
+@pytest.fixture(scope="module")
+def contract(seeded_sqlite: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Contract]:
+    folder = tmp_path_factory.mktemp("contract")
+    database = folder / "seed.sqlite3"
+    shutil.copy(seeded_sqlite, database)
+    url = f"sqlite:///{database}"
+    env = server_environment(
+        url, folder / "instance", DIAMOND_AUTO_RETRAIN="false", DIAMOND_MAX_BATCH_STONES="50"
+    )
+    keys = make_keys(url)
+    store = Store(url)
     limited, _ = KeyStore(store).create("tiny", frozenset({Scope.QUOTE}), requests_per_minute=1)
     store.dispose()
-    with api_server(server_env) as base:
-        package = generate(base, tmp_path)
+    with api_server(env) as base:
+        assert generate(base, folder) is not None
         from contract_client import Client
-        from contract_client.models import (
-            AppraisalPage,
-            BatchDetail,
-            BatchIn,
-            BatchInfo,
-            BatchOut,
-            BodyQuoteCsvV1QuotesBatchCsvPost,
-            BodyUploadV1AppraisalsPost,
-            Clarity,
-            Color,
-            Cut,
-            Health,
-            IngestOut,
-            Liveness,
-            MarketIndexOut,
-            ModelOut,
-            Problem,
-            QuoteOut,
-            QuoteRecordOut,
-            Readiness,
-            ServingModelOut,
-            Stone,
-            TrainingRunIn,
-            TrainingRunOut,
-            UsageOut,
-            WithdrawIn,
-        )
-        from contract_client.types import File
 
-        assert package is not None
         plain = Client(base_url=base, raise_on_unexpected_status=True, timeout=httpx.Timeout(60))
-        expert = plain.with_headers({"X-API-Key": server_keys["expert"]})
-        client = plain.with_headers({"X-API-Key": server_keys["client"]})
-
-        quotes, data, models, service, usage = "quotes", "data", "models", "service", "usage"
-        q = "quote_v1_quotes_post"
-        assert isinstance(api(f"{service}.live_health_live_get").sync(client=plain), Liveness)
-        assert isinstance(api(f"{service}.ready_health_ready_get").sync(client=plain), Readiness)
-        assert isinstance(api(f"{service}.health_health_get").sync(client=plain), Health)
-
-        quote = api(f"{quotes}.{q}").sync(client=client, body=Stone.from_dict(STONE))
-        assert isinstance(quote, QuoteOut) and quote.explanation.steps[0].feature == "size"
-        record = api(f"{quotes}.get_quote_v1_quotes_quote_id_get").sync(
-            client=client, quote_id=quote.quote_id
-        )
-        deadline = time.monotonic() + 5
-        while not isinstance(record, QuoteRecordOut) and time.monotonic() < deadline:
-            time.sleep(0.2)
-            record = api(f"{quotes}.get_quote_v1_quotes_quote_id_get").sync(
-                client=client, quote_id=quote.quote_id
-            )
-        assert isinstance(record, QuoteRecordOut) and record.quote.price == quote.price
-        missing = api(f"{quotes}.get_quote_v1_quotes_quote_id_get").sync(
-            client=client, quote_id="nope"
-        )
-        assert isinstance(missing, Problem) and missing.status == 404
-        invalid = api(f"{quotes}.{q}").sync(
-            client=client, body=Stone.from_dict({**STONE, "carat": 40.0})
-        )
-        assert (
-            isinstance(invalid, Problem)
-            and invalid.status == 422
-            and invalid.errors[0].field == "carat"
-        )
-        pinned = api(f"{quotes}.{q}").sync(
-            client=client, body=Stone.from_dict(STONE), model_version=99
-        )
-        assert isinstance(pinned, Problem) and pinned.status == 404
-        batch = api(f"{quotes}.quote_batch_v1_quotes_batch_post").sync(
-            client=client, body=BatchIn.from_dict({"stones": [STONE, {**STONE, "cut": "Superb"}]})
-        )
-        assert isinstance(batch, BatchOut) and (batch.priced, batch.failed) == (1, 1)
-        too_many = api(f"{quotes}.quote_batch_v1_quotes_batch_post").sync(
-            client=client, body=BatchIn.from_dict({"stones": [STONE] * 51})
-        )
-        assert isinstance(too_many, Problem) and too_many.status == 422
-        csv = BodyQuoteCsvV1QuotesBatchCsvPost(
-            file=File(
-                payload=io.BytesIO(b"carat,cut,color,clarity\n1,Ideal,G,VS2\n"), file_name="s.csv"
-            )
-        )
-        assert isinstance(
-            api(f"{quotes}.quote_csv_v1_quotes_batch_csv_post").sync(client=client, body=csv),
-            BatchOut,
-        )
-        big = BodyQuoteCsvV1QuotesBatchCsvPost(
-            file=File(
-                payload=io.BytesIO(b"carat,cut,color,clarity\n" + b"1,Ideal,G,VS2\n" * 60),
-                file_name="s.csv",
-            )
-        )
-        too_big = api(f"{quotes}.quote_csv_v1_quotes_batch_csv_post").sync(client=client, body=big)
-        assert isinstance(too_big, Problem) and too_big.status == 413
-        nearby = api(f"{quotes}.comparables_v1_comparables_get").sync(
-            client=client, carat=1.0, cut=Cut.IDEAL, color=Color.G, clarity=Clarity.VS2
-        )
-        assert isinstance(nearby, list) and nearby and nearby[0].appraised_on == "2026-01-01"
-        assert isinstance(
-            api(f"{quotes}.market_index_v1_market_index_get").sync(client=client), MarketIndexOut
-        )
-        assert isinstance(
-            api(f"{quotes}.serving_model_v1_model_get").sync(client=client), ServingModelOut
+        yield Contract(
+            base=base,
+            plain=plain,
+            expert=plain.with_headers({"X-API-Key": keys["expert"]}),
+            client=plain.with_headers({"X-API-Key": keys["client"]}),
+            tiny=plain.with_headers({"X-API-Key": limited}),
         )
 
-        upload = BodyUploadV1AppraisalsPost(
-            file=File(payload=io.BytesIO(csv_bytes(appraisals.iloc[2000:2100])), file_name="b.csv")
-        )
-        refused = api(f"{data}.upload_v1_appraisals_post").sync(client=client, body=upload)
-        assert isinstance(refused, Problem) and refused.status == 403
-        anonymous = api(f"{data}.upload_v1_appraisals_post").sync(client=plain, body=upload)
-        assert isinstance(anonymous, Problem) and anonymous.status == 401
-        upload.file.payload.seek(0)
-        stored = api(f"{data}.upload_v1_appraisals_post").sync(client=expert, body=upload)
-        assert isinstance(stored, IngestOut) and stored.stored and stored.batch.id == 2
-        unusable = BodyUploadV1AppraisalsPost(
-            file=File(payload=io.BytesIO(b"carat\n1\n"), file_name="u.csv")
-        )
-        bad_file = api(f"{data}.upload_v1_appraisals_post").sync(client=expert, body=unusable)
-        assert isinstance(bad_file, Problem) and bad_file.status == 422
-        batches = api(f"{data}.batches_v1_batches_get").sync(client=client)
-        assert all(isinstance(b, BatchInfo) for b in batches) and len(batches) == 2
-        assert isinstance(
-            api(f"{data}.get_batch_v1_batches_batch_id_get").sync(client=client, batch_id=2),
-            BatchDetail,
-        )
-        assert isinstance(
-            api(f"{data}.get_batch_v1_batches_batch_id_get").sync(client=client, batch_id=9),
-            Problem,
-        )
-        withdrawn = api(f"{data}.withdraw_v1_batches_batch_id_withdraw_post").sync(
-            client=expert, batch_id=2, body=WithdrawIn(note="test")
-        )
-        assert isinstance(withdrawn, BatchInfo) and withdrawn.withdrawn_at is not None
-        assert isinstance(
-            api(f"{data}.restore_v1_batches_batch_id_restore_post").sync(client=expert, batch_id=2),
-            BatchInfo,
-        )
-        assert isinstance(
-            api(f"{data}.appraisals_v1_appraisals_get").sync(client=client, limit=5), AppraisalPage
+
+Q = "quotes.quote_v1_quotes_post"
+
+
+@pytest.mark.slow
+def test_the_health_answers_parse(contract: Contract) -> None:
+    from contract_client.models import Health, Liveness, Readiness
+
+    plain = contract.plain
+    assert isinstance(api("service.live_health_live_get").sync(client=plain), Liveness)
+    assert isinstance(api("service.ready_health_ready_get").sync(client=plain), Readiness)
+    assert isinstance(api("service.health_health_get").sync(client=plain), Health)
+
+
+@pytest.mark.slow
+def test_a_quote_its_record_and_its_problems_parse(contract: Contract) -> None:
+    from contract_client.models import Problem, QuoteOut, QuoteRecordOut, Stone
+
+    client = contract.client
+    quote = api(Q).sync(client=client, body=Stone.from_dict(STONE))
+    assert isinstance(quote, QuoteOut) and quote.explanation.steps[0].feature == "size"
+    fetch = api("quotes.get_quote_v1_quotes_quote_id_get")
+    record = fetch.sync(client=client, quote_id=quote.quote_id)
+    deadline = time.monotonic() + 15  # records are written every two seconds
+    while not isinstance(record, QuoteRecordOut) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        record = fetch.sync(client=client, quote_id=quote.quote_id)
+    assert isinstance(record, QuoteRecordOut) and record.quote.price == quote.price
+    missing = fetch.sync(client=client, quote_id="nope")
+    assert isinstance(missing, Problem) and missing.status == 404
+    invalid = api(Q).sync(client=client, body=Stone.from_dict({**STONE, "carat": 40.0}))
+    assert (
+        isinstance(invalid, Problem)
+        and invalid.status == 422
+        and invalid.errors[0].field == "carat"
+    )
+    pinned = api(Q).sync(client=client, body=Stone.from_dict(STONE), model_version=99)
+    assert isinstance(pinned, Problem) and pinned.status == 404
+
+
+@pytest.mark.slow
+def test_batches_files_and_the_market_parse(contract: Contract) -> None:
+    from contract_client.models import (
+        BatchIn,
+        BatchOut,
+        BodyQuoteCsvV1QuotesBatchCsvPost,
+        Clarity,
+        Color,
+        Cut,
+        MarketIndexOut,
+        Problem,
+        ServingModelOut,
+    )
+    from contract_client.types import File
+
+    client = contract.client
+    batch_route = api("quotes.quote_batch_v1_quotes_batch_post")
+    batch = batch_route.sync(
+        client=client, body=BatchIn.from_dict({"stones": [STONE, {**STONE, "cut": "Superb"}]})
+    )
+    assert isinstance(batch, BatchOut) and (batch.priced, batch.failed) == (1, 1)
+    too_many = batch_route.sync(client=client, body=BatchIn.from_dict({"stones": [STONE] * 51}))
+    assert isinstance(too_many, Problem) and too_many.status == 422
+
+    def csv_body(content: bytes) -> BodyQuoteCsvV1QuotesBatchCsvPost:
+        return BodyQuoteCsvV1QuotesBatchCsvPost(
+            file=File(payload=io.BytesIO(content), file_name="s.csv")
         )
 
-        run = api(f"{models}.start_training_v1_training_runs_post").sync(
-            client=expert, body=TrainingRunIn(force=True)
-        )
-        assert isinstance(run, TrainingRunOut)
-        busy = api(f"{models}.start_training_v1_training_runs_post").sync(
-            client=expert, body=TrainingRunIn(force=True)
-        )
-        assert isinstance(busy, Problem | TrainingRunOut)
-        deadline = time.monotonic() + 120
-        while run.status == "running" and time.monotonic() < deadline:
-            time.sleep(0.5)
-            run = api(f"{models}.get_training_run_v1_training_runs_run_id_get").sync(
-                client=client, run_id=run.id
-            )
-        assert isinstance(run, TrainingRunOut) and run.status != "running"
-        assert all(
-            isinstance(r, TrainingRunOut)
-            for r in api(f"{models}.training_runs_v1_training_runs_get").sync(client=client)
-        )
-        versions = api(f"{models}.models_v1_models_get").sync(client=client)
-        assert all(isinstance(v, ModelOut) for v in versions)
-        assert isinstance(
-            api(f"{models}.promote_v1_models_version_promote_post").sync(client=expert, version=1),
-            ModelOut,
-        )
-        rollback = api(f"{models}.rollback_v1_models_rollback_post").sync(client=expert)
-        assert isinstance(rollback, ModelOut | Problem)
-        nothing = api(f"{models}.promote_v1_models_version_promote_post").sync(
-            client=expert, version=77
-        )
-        assert isinstance(nothing, Problem) and nothing.status == 404
+    csv_route = api("quotes.quote_csv_v1_quotes_batch_csv_post")
+    priced = csv_route.sync(
+        client=client, body=csv_body(b"carat,cut,color,clarity\n1,Ideal,G,VS2\n")
+    )
+    assert isinstance(priced, BatchOut)
+    many = b"carat,cut,color,clarity\n" + b"1,Ideal,G,VS2\n" * 60
+    too_big = csv_route.sync(client=client, body=csv_body(many))
+    assert isinstance(too_big, Problem) and too_big.status == 413, "60 stones, 50 allowed"
+    nearby = api("quotes.comparables_v1_comparables_get").sync(
+        client=client, carat=1.0, cut=Cut.IDEAL, color=Color.G, clarity=Clarity.VS2
+    )
+    assert isinstance(nearby, list) and nearby and nearby[0].appraised_on == "2026-01-01"
+    market = api("quotes.market_index_v1_market_index_get").sync(client=client)
+    assert isinstance(market, MarketIndexOut)
+    serving = api("quotes.serving_model_v1_model_get").sync(client=client)
+    assert isinstance(serving, ServingModelOut)
 
-        assert isinstance(api(f"{usage}.usage_v1_usage_get").sync(client=client), UsageOut)
-        tiny = plain.with_headers({"X-API-Key": limited})
-        assert isinstance(
-            api(f"{quotes}.{q}").sync(client=tiny, body=Stone.from_dict(STONE)), QuoteOut
+
+@pytest.mark.slow
+def test_uploads_batches_and_their_problems_parse(
+    contract: Contract, appraisals: pd.DataFrame
+) -> None:
+    from contract_client.models import (
+        AppraisalPage,
+        BatchDetail,
+        BatchInfo,
+        BodyUploadV1AppraisalsPost,
+        IngestOut,
+        Problem,
+        WithdrawIn,
+    )
+    from contract_client.types import File
+
+    upload = BodyUploadV1AppraisalsPost(
+        file=File(payload=io.BytesIO(csv_bytes(appraisals.iloc[2000:2100])), file_name="b.csv")
+    )
+    refused = api("data.upload_v1_appraisals_post").sync(client=contract.client, body=upload)
+    assert isinstance(refused, Problem) and refused.status == 403
+    anonymous = api("data.upload_v1_appraisals_post").sync(client=contract.plain, body=upload)
+    assert isinstance(anonymous, Problem) and anonymous.status == 401
+    upload.file.payload.seek(0)
+    stored = api("data.upload_v1_appraisals_post").sync(client=contract.expert, body=upload)
+    assert isinstance(stored, IngestOut) and stored.stored and stored.batch.id == 2
+    unusable = BodyUploadV1AppraisalsPost(
+        file=File(payload=io.BytesIO(b"carat\n1\n"), file_name="u.csv")
+    )
+    bad_file = api("data.upload_v1_appraisals_post").sync(client=contract.expert, body=unusable)
+    assert isinstance(bad_file, Problem) and bad_file.status == 422
+    batches = api("data.batches_v1_batches_get").sync(client=contract.client)
+    assert all(isinstance(b, BatchInfo) for b in batches) and len(batches) == 2
+    assert isinstance(
+        api("data.get_batch_v1_batches_batch_id_get").sync(client=contract.client, batch_id=2),
+        BatchDetail,
+    )
+    assert isinstance(
+        api("data.get_batch_v1_batches_batch_id_get").sync(client=contract.client, batch_id=9),
+        Problem,
+    )
+    withdrawn = api("data.withdraw_v1_batches_batch_id_withdraw_post").sync(
+        client=contract.expert, batch_id=2, body=WithdrawIn(note="test")
+    )
+    assert isinstance(withdrawn, BatchInfo) and withdrawn.withdrawn_at is not None
+    assert isinstance(
+        api("data.restore_v1_batches_batch_id_restore_post").sync(
+            client=contract.expert, batch_id=2
+        ),
+        BatchInfo,
+    )
+    assert isinstance(
+        api("data.appraisals_v1_appraisals_get").sync(client=contract.client, limit=5),
+        AppraisalPage,
+    )
+
+
+@pytest.mark.slow
+def test_training_runs_and_models_parse(contract: Contract) -> None:
+    from contract_client.models import ModelOut, Problem, TrainingRunIn, TrainingRunOut
+
+    run = api("models.start_training_v1_training_runs_post").sync(
+        client=contract.expert, body=TrainingRunIn(force=True)
+    )
+    assert isinstance(run, TrainingRunOut)
+    busy = api("models.start_training_v1_training_runs_post").sync(
+        client=contract.expert, body=TrainingRunIn(force=True)
+    )
+    assert isinstance(busy, Problem | TrainingRunOut)
+    deadline = time.monotonic() + 120
+    while run.status == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+        run = api("models.get_training_run_v1_training_runs_run_id_get").sync(
+            client=contract.client, run_id=run.id
         )
-        slowed = api(f"{quotes}.{q}").sync(client=tiny, body=Stone.from_dict(STONE))
-        assert isinstance(slowed, Problem) and slowed.status == 429
+    assert isinstance(run, TrainingRunOut) and run.status != "running"
+    assert all(
+        isinstance(r, TrainingRunOut)
+        for r in api("models.training_runs_v1_training_runs_get").sync(client=contract.client)
+    )
+    versions = api("models.models_v1_models_get").sync(client=contract.client)
+    assert all(isinstance(v, ModelOut) for v in versions)
+    assert isinstance(
+        api("models.promote_v1_models_version_promote_post").sync(
+            client=contract.expert, version=1
+        ),
+        ModelOut,
+    )
+    rollback = api("models.rollback_v1_models_rollback_post").sync(client=contract.expert)
+    assert isinstance(rollback, ModelOut | Problem)
+    nothing = api("models.promote_v1_models_version_promote_post").sync(
+        client=contract.expert, version=77
+    )
+    assert isinstance(nothing, Problem) and nothing.status == 404
+
+
+@pytest.mark.slow
+def test_usage_and_a_limit_parse(contract: Contract) -> None:
+    from contract_client.models import Problem, QuoteOut, Stone, UsageOut
+
+    assert isinstance(api("usage.usage_v1_usage_get").sync(client=contract.client), UsageOut)
+    assert isinstance(api(Q).sync(client=contract.tiny, body=Stone.from_dict(STONE)), QuoteOut)
+    slowed = api(Q).sync(client=contract.tiny, body=Stone.from_dict(STONE))
+    assert isinstance(slowed, Problem) and slowed.status == 429
