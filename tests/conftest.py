@@ -7,7 +7,6 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -20,29 +19,7 @@ from diamond_model.learning.loop import BUNDLED_DATASET, LearningLoop
 from diamond_model.learning.training import fit_pricing_model
 from diamond_model.pricing.model import PricingModel
 from diamond_model.settings import Settings
-
-POSTGRES_URL = os.environ.get("DIAMOND_TEST_POSTGRES_URL")
-ACCESS_CODE = "expert-code-for-tests"
-SEED_ROWS = 2000
-
-
-def csv_bytes(frame: pd.DataFrame, sep: str = ",", crlf: bool = False) -> bytes:
-    """A frame as the bytes of a CSV file (`;` files get decimal commas, as spreadsheets write)."""
-    out = frame.copy()
-    if "appraised_on" in out and out["appraised_on"].isna().all():
-        out = out.drop(columns="appraised_on")
-    if sep == ";":
-        for column in out.columns:
-            if pd.api.types.is_float_dtype(out[column]):
-                out[column] = out[column].map(
-                    lambda v: "" if v != v else f"{v:g}".replace(".", ",")
-                )
-    return out.to_csv(index=False, sep=sep, lineterminator="\r\n" if crlf else "\n").encode()
-
-
-def dated(frame: pd.DataFrame, day: date) -> pd.DataFrame:
-    """The appraisals with an appraised_on column."""
-    return frame.assign(appraised_on=day.isoformat())
+from tests.helpers import POSTGRES_URL, SEED_ROWS, csv_bytes, make_settings
 
 
 @pytest.fixture(scope="session")
@@ -111,16 +88,6 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield url
     finally:
         _drop_postgres(url)
-
-
-def make_settings(url: str, folder: Path, **overrides: object) -> Settings:
-    values: dict[str, object] = {
-        "instance_dir": folder,
-        "database_url": url,
-        "auto_retrain": False,
-        "access_code": ACCESS_CODE,
-    }
-    return Settings(**{**values, **overrides})
 
 
 @pytest.fixture

@@ -145,7 +145,7 @@ def read_csv(data: bytes | str) -> RawTable:
 def _read_clean(text: str, separator: str) -> RawTable | None:
     """The common file read by pandas' C parser: no quotes, header on the first line, no blank
     line, every row as wide as the header. None for anything else (the csv module then reads it
-    and says where it went wrong); the two agree cell for cell (tests/core/test_validation.py).
+    and says where it went wrong); the two agree cell for cell (tests/data/test_validation.py).
     The file is checked line by line in numpy, on its bytes."""
     data = np.frombuffer(text.encode(), dtype=np.uint8)
     if (data == ord('"')).any():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,39 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api import create_app
-from diamond_model.enums import Scope
-from diamond_model.serving.keys import KeyStore
 from diamond_model.settings import Settings
-from diamond_model.storage.store import Store
-from tests.conftest import ACCESS_CODE, csv_bytes, make_settings
-
-EVERY_SCOPE = frozenset(Scope)
-
-
-def wait_for_run(client: object, url: str, timeout: float = 120) -> dict:
-    """Poll a training run (TestClient or httpx.Client) until it is no longer running."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        run = client.get(url).json()  # type: ignore[attr-defined]
-        if run["status"] != "running":
-            return run
-        time.sleep(0.2)
-    raise AssertionError(f"run at {url} still running after {timeout}s")
-
-
-def make_keys(url: str) -> dict[str, str]:
-    """An expert key (every scope), a quoting client, and a limited client."""
-    store = Store(url)
-    keys = KeyStore(store)
-    made = {
-        "expert": keys.create("expert", EVERY_SCOPE)[0],
-        "client": keys.create("client", frozenset({Scope.QUOTE}))[0],
-        "limited": keys.create(
-            "limited", frozenset({Scope.QUOTE}), stones_per_day=5, requests_per_minute=4
-        )[0],
-    }
-    store.dispose()
-    return made
+from tests.helpers import ACCESS_CODE, csv_bytes, make_keys, make_settings
 
 
 @pytest.fixture

@@ -12,23 +12,9 @@ from fastapi.testclient import TestClient
 
 from diamond_model.data.schema import EXAMPLE_STONE
 from diamond_model.serving.keys import KeyStore
-from tests.app.conftest import wait_for_run
-from tests.conftest import csv_bytes
+from tests.helpers import assert_problem, auth, csv_bytes, wait_for_run
 
 STONE = EXAMPLE_STONE
-
-
-def auth(keys: dict[str, str], name: str = "expert") -> dict[str, str]:
-    return {"X-API-Key": keys[name]}
-
-
-def assert_problem(response, status: int, fragment: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["status"] == status and body["title"] and body["type"].startswith("/problems/")
-    assert fragment in body["detail"], body["detail"]
-    return body
 
 
 # ---- service ----------------------------------------------------------------------------------

@@ -20,8 +20,7 @@ from schemathesis.specs.openapi.checks import (
 
 from app.api import create_app
 from app.openapi_export import SCHEMA_PATH, render
-from tests.app.conftest import make_keys
-from tests.conftest import make_settings
+from tests.helpers import make_keys, make_settings
 
 
 def test_published_openapi_file_is_in_sync() -> None:

@@ -12,18 +12,26 @@ import numpy as np
 import pandas as pd
 import pytest
 from pypdf import PdfReader
-from streamlit.testing.v1 import AppTest
 
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.settings import Settings
-from tests.conftest import ACCESS_CODE, csv_bytes, dated
-
-ROOT = Path(__file__).resolve().parents[2]
-HOME = str(ROOT / "streamlit_app.py")
-PRICE = str(ROOT / "pages" / "1_Price_a_stone.py")
-APPRAISALS = str(ROOT / "pages" / "2_Appraisals_and_retraining.py")
-PERFORMANCE = str(ROOT / "pages" / "3_Performance.py")
-
+from tests.helpers import (
+    ACCESS_CODE,
+    APPRAISALS,
+    HOME,
+    PERFORMANCE,
+    PRICE,
+    click,
+    csv_bytes,
+    dated,
+    frame,
+    metrics,
+    rerun,
+    run,
+    texts,
+    unlock,
+    wait_for_retrain,
+)
 
 ON_BOTH = pytest.mark.parametrize(
     "dashboard_env",
@@ -37,57 +45,6 @@ def empty_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DIAMOND_INSTANCE_DIR", str(tmp_path / "empty"))
     monkeypatch.delenv("DIAMOND_DATABASE_URL", raising=False)
     monkeypatch.setenv("DIAMOND_ACCESS_CODE", ACCESS_CODE)
-
-
-def run(path: str) -> AppTest:
-    app = AppTest.from_file(path, default_timeout=120).run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
-def rerun(app: AppTest) -> AppTest:
-    app.run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
-
-
-def texts(app: AppTest) -> str:
-    parts = [m.value for m in app.markdown] + [c.value for c in app.caption]
-    parts += [e.value for kind in ("success", "info", "warning", "error") for e in app.get(kind)]
-    parts += [str(getattr(b, "proto", "")) for b in app.get("badge")]
-    return "\n".join(str(p) for p in parts)
-
-
-def metrics(app: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in app.metric}
-
-
-def frame(app: AppTest, column: str) -> pd.DataFrame:
-    """The table on the page that has this column."""
-    for element in app.dataframe:
-        if column in element.value.columns:
-            return element.value
-    raise AssertionError(f"no table with a column {column!r}")
-
-
-def click(app: AppTest, key: str) -> AppTest:
-    app.button(key=key).click()
-    return rerun(app)
-
-
-def unlock(app: AppTest, code: str = ACCESS_CODE) -> AppTest:
-    app.text_input(key="code").set_value(code)
-    next(b for b in app.button if b.label == "Unlock expert mode").click()
-    return rerun(app)
-
-
-def wait_for_run(app: AppTest, settings: Settings, timeout: float = 120) -> None:
-    pipeline = LearningLoop.from_settings(settings)
-    deadline = time.monotonic() + timeout
-    while pipeline.runs()[0].status == "running":
-        assert time.monotonic() < deadline, "the retrain did not finish"
-        time.sleep(0.3)
-    pipeline.store.dispose()
 
 
 # ---- home --------------------------------------------------------------------------------------
@@ -305,7 +262,7 @@ def test_upload_preview_store_and_retrain_in_the_background(
     store.click()
     app = rerun(app)
     assert "Stored batch 2: 98 appraisals" in texts(app)
-    wait_for_run(app, dashboard_env)
+    wait_for_retrain(app, dashboard_env)
     app = rerun(app)
     assert "now prices every quote" in texts(app) or "keeps pricing" in texts(app)
     comparison = frame(app, "Figure")
@@ -365,7 +322,7 @@ def test_a_retrain_started_here_survives_leaving_the_page(dashboard_env: Setting
     assert app.session_state["retrain_run"] == 2
     # The expert goes to another page, then comes back in a new session.
     run(PRICE)
-    wait_for_run(app, dashboard_env)
+    wait_for_retrain(app, dashboard_env)
     back = run(APPRAISALS)
     assert "v2 now prices every quote" in texts(back)
 
@@ -438,7 +395,7 @@ def test_a_market_move_shows_in_the_preview_and_the_performance_page(
     store = next(b for b in app.button if b.key and b.key.startswith("store-"))
     store.click()
     app = rerun(app)
-    wait_for_run(app, dashboard_env)
+    wait_for_retrain(app, dashboard_env)
     performance = run(PERFORMANCE)
     assert len([c for c in performance.get("plotly_chart")]) >= 5
     assert "quotes use 2026-03" in texts(performance)

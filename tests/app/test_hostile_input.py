@@ -27,10 +27,18 @@ from diamond_model.settings import Settings
 from diamond_model.storage import migrate
 from diamond_model.storage.migrate import ReadOnlyUpgradeError
 from diamond_model.storage.store import StorageFault, Store, storage_fault
-from tests.app.conftest import make_keys
-from tests.app.test_api import assert_problem, auth
-from tests.app.test_dashboard import APPRAISALS, click, rerun, run, unlock
-from tests.conftest import csv_bytes, make_settings
+from tests.helpers import (
+    APPRAISALS,
+    assert_problem,
+    auth,
+    click,
+    csv_bytes,
+    make_keys,
+    make_settings,
+    rerun,
+    run,
+    unlock,
+)
 
 quote_routes = importlib.import_module("app.routes.quotes")  # app.routes.quotes is the router
 STONE = EXAMPLE_STONE

@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 
 from diamond_model.data.schema import EXAMPLE_STONE
 from diamond_model.pricing import artefact
-from tests.core.test_artefacts import add_version, payload_bytes, point_champion_at
+from tests.helpers import add_version, payload_bytes, point_champion_at
 
 
 def test_a_tampered_champion_leaves_quotes_flowing_and_health_degraded(

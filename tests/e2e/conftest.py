@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.app.conftest import make_keys
-from tests.conftest import ACCESS_CODE
+from tests.helpers import ACCESS_CODE, make_keys
 
 
 def server_environment(url: str, folder: Path, **extra: str) -> dict[str, str]:

@@ -22,10 +22,9 @@ import pytest
 from diamond_model.enums import Scope
 from diamond_model.serving.keys import KeyStore
 from diamond_model.storage.store import Store
-from tests.app.conftest import make_keys
-from tests.conftest import csv_bytes
 from tests.e2e.conftest import server_environment
 from tests.e2e.server import api_server
+from tests.helpers import csv_bytes, make_keys
 
 STONE = {
     "carat": 1.1,

@@ -18,10 +18,9 @@ import pytest
 from diamond_model.enums import Scope
 from diamond_model.serving.keys import KeyStore
 from diamond_model.storage.store import Store
-from tests.app.conftest import make_keys, wait_for_run
-from tests.conftest import csv_bytes
 from tests.e2e.conftest import server_environment
 from tests.e2e.server import api_server
+from tests.helpers import POSTGRES_URL, csv_bytes, make_keys, make_settings, wait_for_run
 
 STONE = {"carat": 0.9, "cut": "Very Good", "color": "F", "clarity": "VS2"}
 
@@ -193,7 +192,6 @@ def test_a_promotion_made_by_another_process_is_served_never_mixed(
     kind: str, seeded_copy, tmp_path: Path, appraisals: pd.DataFrame
 ) -> None:
     from diamond_model.learning.loop import LearningLoop
-    from tests.conftest import make_settings
 
     url = seeded_copy(kind)
     pipeline = LearningLoop.from_settings(make_settings(url, tmp_path / "operator"))
@@ -256,8 +254,6 @@ def test_a_real_database_outage_keeps_quotes_flowing_and_the_server_recovers(
     server runs: quotes go on from the loaded champion, health says degraded, liveness stays
     quick; when the database returns, so does everything else, without a restart."""
     from sqlalchemy import create_engine, text
-
-    from tests.conftest import POSTGRES_URL
 
     url = seeded_copy("postgresql")
     name = url.rsplit("/", 1)[1]

@@ -17,8 +17,8 @@ import pytest
 
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.settings import Settings
-from tests.conftest import ACCESS_CODE, csv_bytes
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, ROOT, dashboard_server
+from tests.helpers import ACCESS_CODE, csv_bytes
 
 pytestmark = pytest.mark.browser
 SHOTS = ROOT / "artifacts" / "screenshots"

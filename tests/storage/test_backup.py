@@ -16,7 +16,7 @@ from diamond_model.pricing.quote import quote_frame
 from diamond_model.storage.atomic import TargetError, write_atomically
 from diamond_model.storage.backup import BackupError, backup, export_csv, manifest, restore
 from diamond_model.storage.tables import Appraisal
-from tests.conftest import csv_bytes, make_settings
+from tests.helpers import csv_bytes, make_settings
 
 
 def rich_store(url: str, folder: Path, appraisals: pd.DataFrame) -> LearningLoop:

@@ -19,7 +19,7 @@ from diamond_model.enums import RunStatus
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.storage.lease import LEASE_SECONDS
 from diamond_model.storage.store import RETRAIN_LOCK
-from tests.conftest import ACCESS_CODE, csv_bytes, make_settings
+from tests.helpers import ACCESS_CODE, csv_bytes, make_settings
 
 LEASE = 4.0  # seconds: short, so the test waits little; the default is LEASE_SECONDS
 

@@ -14,7 +14,7 @@ from diamond_model.data.identity import stone_keys
 from diamond_model.data.schema import APPRAISAL_COLUMNS, BUNDLED_APPRAISED_ON, BUNDLED_UPLOADER
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.storage import migrate
-from tests.conftest import make_settings
+from tests.helpers import make_settings
 
 UPLOADED = datetime(2026, 6, 2, 9, 30)
 

@@ -10,7 +10,7 @@ import pytest
 
 from diamond_model.cli import commands
 from diamond_model.settings import Settings
-from tests.conftest import csv_bytes
+from tests.helpers import BUNDLED_STORED, csv_bytes
 
 
 @pytest.fixture
@@ -154,7 +154,7 @@ def test_export_and_backup_refuse_bad_targets_without_a_traceback(run, tmp_path:
     run("init")
     code, out, _ = run("export", str(tmp_path / "export"))
     assert code == 0
-    assert len(pd.read_csv(tmp_path / "export" / "appraisals.csv")) == 4989
+    assert len(pd.read_csv(tmp_path / "export" / "appraisals.csv")) == BUNDLED_STORED
     assert len(pd.read_csv(tmp_path / "export" / "rejected.csv")) == 10
     code, _, err = run("export", str(tmp_path / "export"))
     assert code == 1 and "exists already; use --force to replace it" in err

@@ -21,7 +21,7 @@ from diamond_model.pricing.quote import quote_frame
 from diamond_model.serving.champion import ChampionCache
 from diamond_model.storage.store import RETRAIN_LOCK
 from diamond_model.storage.tables import TrainingRun
-from tests.conftest import csv_bytes, dated
+from tests.helpers import BUNDLED_STORED, csv_bytes, dated
 
 JANUARY, MARCH, APRIL, MAY = date(2026, 1, 1), date(2026, 3, 1), date(2026, 4, 1), date(2026, 5, 1)
 
@@ -367,7 +367,7 @@ def test_initialise_is_idempotent(pipeline: LearningLoop) -> None:
     stored = pipeline.store.appraisals()
     assert (stored["appraised_on"] == pd.Timestamp(JANUARY)).all(), "the documented date"
     assert pipeline.initialise() == []
-    assert pipeline.store.count_appraisals() == 4989
+    assert pipeline.store.count_appraisals() == BUNDLED_STORED
 
 
 def test_the_gate_weighs_a_gap_against_the_noise_of_the_held_out_set() -> None:

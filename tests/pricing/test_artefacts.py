@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import stat
 import sys
 import threading
@@ -17,9 +16,9 @@ from pathlib import Path
 import joblib
 import pandas as pd
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 
-from diamond_model.enums import Scope, VersionStatus
+from diamond_model.enums import Scope
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.learning.registry import ArtefactRefusedError
 from diamond_model.pricing import artefact
@@ -29,72 +28,17 @@ from diamond_model.serving.champion import ChampionCache
 from diamond_model.serving.keys import KeyStore
 from diamond_model.storage.backup import BackupError, backup, manifest, restore
 from diamond_model.storage.tables import (
-    ChampionEvent,
-    ChampionPointer,
     ModelVersion,
     QuoteRecord,
     utcnow,
 )
-from tests.conftest import csv_bytes, make_settings
-
-
-class Payload:
-    """What an attacker stores: unpickling it writes the marker file."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str]]:
-        return (os.system, (f"touch {self.marker}",))
-
-
-def payload_bytes(marker: Path) -> bytes:
-    buffer = io.BytesIO()
-    joblib.dump(Payload(marker), buffer, compress=3)
-    return buffer.getvalue()
+from tests.helpers import add_version, csv_bytes, make_settings, payload_bytes, point_champion_at
 
 
 def opened(url: str, folder: Path) -> LearningLoop:
     pipeline = LearningLoop.from_settings(make_settings(url, folder))
     pipeline.store.create_schema()
     return pipeline
-
-
-def add_version(pipeline: LearningLoop, blob: bytes, fmt: int, sha256: str | None) -> int:
-    """A model_versions row written straight into the database, as an attacker or a bad disk
-    would, copying v1's provenance."""
-    with pipeline.store.session() as session, session.begin():
-        first = session.get(ModelVersion, 1)
-        row = ModelVersion(
-            algorithm=first.algorithm,
-            params=first.params,
-            data_fingerprint=first.data_fingerprint,
-            train_rows=first.train_rows,
-            holdout_rows=first.holdout_rows,
-            max_batch_id=first.max_batch_id,
-            metrics=first.metrics,
-            reference_metrics=first.reference_metrics,
-            status=VersionStatus.ARCHIVED,
-            training_seconds=1.0,
-            run_id=None,
-            format=fmt,
-            artefact=blob,
-            artefact_sha256=sha256,
-        )
-        session.add(row)
-        session.flush()
-        return row.version
-
-
-def point_champion_at(pipeline: LearningLoop, version: int) -> None:
-    """Move the champion by writing the rows directly (no registry checks)."""
-    with pipeline.store.session() as session, session.begin():
-        session.execute(
-            update(ChampionPointer)
-            .where(ChampionPointer.id == 1)
-            .values(version=version, changed_at=utcnow())
-        )
-        session.add(ChampionEvent(version=version, kind="promote", note="written by hand"))
 
 
 def v1_blob(pipeline: LearningLoop) -> bytes:
