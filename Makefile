@@ -29,6 +29,7 @@ test: init
 lint: install
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 format: install
 	$(VENV)/bin/ruff format .

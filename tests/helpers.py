@@ -26,7 +26,7 @@ from diamond_model.storage.tables import (
     utcnow,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 HOME = str(ROOT / "streamlit_app.py")
 PRICE = str(ROOT / "pages" / "1_Price_a_stone.py")
 APPRAISALS = str(ROOT / "pages" / "2_Appraisals_and_retraining.py")

@@ -34,6 +34,8 @@ class FeatureProfile:
             counts = values.astype(str).value_counts().reindex(list(self.categories), fill_value=0)
             return counts.to_numpy(dtype=float) / max(len(values), 1)
         present = values.dropna().to_numpy(dtype=float)
+        if self.edges is None:
+            raise ValueError("a feature profile needs its categories or its bin edges")
         return np.histogram(present, self.edges)[0] / max(len(present), 1)
 
 
@@ -60,8 +62,8 @@ class Profile:
                 continue
             edges = np.unique(np.quantile(present, np.linspace(0, 1, BINS + 1)))
             edges[0], edges[-1] = -np.inf, np.inf
-            shares = np.histogram(present, edges)[0] / len(present)
-            features[name] = FeatureProfile(edges, None, shares, f"{present.median():,.2f}")
+            in_bins = np.histogram(present, edges)[0] / len(present)
+            features[name] = FeatureProfile(edges, None, in_bins, f"{present.median():,.2f}")
         return cls(features)
 
     def compare(self, batch: pd.DataFrame) -> pd.DataFrame:

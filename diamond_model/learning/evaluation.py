@@ -7,6 +7,7 @@ These are the numbers behind README's tables, the notebook and the Performance p
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import lightgbm as lgb
 import numpy as np
@@ -20,6 +21,8 @@ from diamond_model.learning.training import out_of_fold
 from diamond_model.pricing.confidence import LEVELS, Domain, judge
 from diamond_model.pricing.intervals import SPREAD_FEATURES, conformal_quantiles, fit_spread
 from diamond_model.pricing.model import SHIPPED_MODEL, PriceModel, candidate_models, encode
+
+Folds = list[tuple[np.ndarray, np.ndarray]]  # (training rows, held-out rows) of each fold
 
 REPORTED = ("mape", "mae", "rmse", "r2", "median_ape", "within_10pct")
 CARAT_GROUPS = (0, 0.5, 1.0, 1.5, 2.0, np.inf)
@@ -51,7 +54,8 @@ def compare_models(
 def summarise(folds: pd.DataFrame) -> pd.DataFrame:
     """Mean and standard deviation across folds, best MAPE first; marks the shipped model."""
     grouped = folds.groupby("model")[list(REPORTED)].agg(["mean", "std"])
-    grouped.columns = [f"{metric}_{stat}" for metric, stat in grouped.columns]
+    pairs = cast(list[tuple[str, str]], list(grouped.columns))  # (metric, statistic)
+    grouped.columns = [f"{metric}_{stat}" for metric, stat in pairs]
     grouped = grouped.sort_values("mape_mean")
     grouped["shipped"] = grouped.index == SHIPPED_MODEL
     return grouped
@@ -148,7 +152,7 @@ def _side_scale(features: np.ndarray, target: np.ndarray) -> lgb.Booster:
 
 
 def _normalised(
-    features: np.ndarray, residuals: np.ndarray, folds: list, test: np.ndarray, level: float
+    features: np.ndarray, residuals: np.ndarray, folds: Folds, test: np.ndarray, level: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """One symmetric scale of |residual| (normalised conformal), for comparison."""
     scale = np.empty(len(residuals))
@@ -161,7 +165,7 @@ def _normalised(
 
 
 def _quantile_regression(
-    features: np.ndarray, residuals: np.ndarray, folds: list, test: np.ndarray, level: float
+    features: np.ndarray, residuals: np.ndarray, folds: Folds, test: np.ndarray, level: float
 ) -> tuple[np.ndarray, np.ndarray]:
     """Conformalised quantile regression (CQR) of the residuals, for comparison."""
     tail = (1 - level) / 2

@@ -20,9 +20,10 @@ for the same stones with their prices shuffled.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -93,7 +94,8 @@ class LiveScore:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, object]) -> LiveScore:
+    def from_dict(cls, data: Mapping[str, Any]) -> LiveScore:
+        """From the decoded JSON that `as_dict` stored (keys it does not know are left out)."""
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
@@ -206,7 +208,10 @@ class BatchPreview:
             for line, first in sorted(self.duplicate_of_line.items())
         ]
         rows += [
-            {"line": int(lines[int(r.position)]), "repeats": f"batch {r.batch_id}, line {r.line}"}
+            {
+                "line": int(lines[int(cast(int, r.position))]),
+                "repeats": f"batch {r.batch_id}, line {r.line}",
+            }
             for r in self.duplicate_of_stored.itertuples(index=False)
         ]
         return pd.DataFrame(rows, columns=["line", "repeats"]).sort_values("line", kind="stable")

@@ -267,7 +267,7 @@ def read_legacy(blob: bytes) -> PricingModel:
     names any other callable (os.system, eval, a module's function) is refused unread."""
     from joblib import numpy_pickle  # the format's own reader, restricted below
 
-    class Restricted(numpy_pickle.NumpyUnpickler):
+    class Restricted(numpy_pickle.NumpyUnpickler):  # type: ignore[misc]  # joblib: untyped
         def find_class(self, module: str, name: str) -> Any:
             module = LEGACY_MODULES.get(module, module)
             if (module, name) not in LEGACY_ALLOWED:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 
@@ -19,7 +21,7 @@ def closest(appraisals: pd.DataFrame, stone: dict[str, object], n: int = 8) -> p
     """
     if appraisals.empty:
         return appraisals.assign(distance=pd.Series(dtype=float))
-    carat = float(stone["carat"])  # type: ignore[arg-type]
+    carat = float(cast(float, stone["carat"]))  # a stone's weight is a number
     log_gap = np.abs(np.log(appraisals["carat"].to_numpy(dtype=float) / carat))
     steps = np.zeros(len(appraisals))
     near = log_gap <= np.log1p(CARAT_WINDOW)
@@ -34,4 +36,6 @@ def closest(appraisals: pd.DataFrame, stone: dict[str, object], n: int = 8) -> p
         near &= apart <= 1
         steps += apart
     chosen = appraisals.loc[near].assign(distance=(log_gap + GRADE_STEP_WEIGHT * steps)[near])
-    return chosen.sort_values(["distance", "id"] if "id" in chosen else "distance").head(n)
+    order = ["distance", "id"] if "id" in chosen else ["distance"]
+    nearest: pd.DataFrame = chosen.sort_values(order).head(n)
+    return nearest

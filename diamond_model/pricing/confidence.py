@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike, NDArray
 
 from diamond_model.data.schema import CLARITIES, COLORS, GRADES, MEASUREMENTS
 from diamond_model.enums import Confidence
@@ -34,7 +35,7 @@ CONFLICT_WIDEN = 1.25
 EXTRAPOLATION_WIDEN_PER_LOG2 = 1.0
 
 
-def size_band(carat: np.ndarray) -> np.ndarray:
+def size_band(carat: ArrayLike) -> NDArray[np.intp]:
     """0 for ≤ 0.5 ct, 1 for 0.5–1 ct, … 4 for more than 2 ct."""
     return np.searchsorted(np.asarray(SIZE_BANDS), np.asarray(carat, dtype=float), side="left")
 
@@ -77,7 +78,9 @@ class Domain:
 
 
 def _codes(values: pd.Series) -> np.ndarray:
-    return values.cat.codes.to_numpy() if isinstance(values.dtype, pd.CategoricalDtype) else values
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return values.cat.codes.to_numpy()
+    return values.to_numpy()
 
 
 LEVELS: tuple[Confidence, ...] = (Confidence.LOW, Confidence.MEDIUM, Confidence.HIGH)

@@ -13,6 +13,7 @@ import math
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import lightgbm as lgb
 import numpy as np
@@ -115,7 +116,7 @@ CAPACITIES: tuple[Capacity, ...] = (
 )
 
 
-class PriceModel(RegressorMixin, BaseEstimator):
+class PriceModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]  # sklearn: untyped
     """Monotone-in-the-4Cs price regressor on log(price).
 
     Args:
@@ -162,12 +163,14 @@ class PriceModel(RegressorMixin, BaseEstimator):
 
     def with_capacity(self, capacity: Capacity) -> PriceModel:
         """An unfitted copy of this model at another size."""
-        return clone(self).set_params(
+        copy: PriceModel = clone(self)
+        resized: PriceModel = copy.set_params(
             num_leaves=capacity.num_leaves,
             n_estimators=capacity.n_estimators,
             learning_rate=capacity.learning_rate,
             min_child_samples=capacity.min_child_samples,
         )
+        return resized
 
     def _lgb_params(self) -> dict[str, object]:
         features = list(self.features)
@@ -224,7 +227,7 @@ class PriceModel(RegressorMixin, BaseEstimator):
         dataset = lgb.Dataset(
             matrix,
             label=log_price,
-            weight=sample_weight,
+            weight=None if sample_weight is None else np.asarray(sample_weight, dtype=float),
             init_score=init,
             feature_name=features,
             free_raw_data=True,
@@ -236,11 +239,15 @@ class PriceModel(RegressorMixin, BaseEstimator):
 
     def _line(self, matrix: np.ndarray) -> np.ndarray:
         carat = matrix[:, list(self.features).index("carat")]
-        return self.carat_slope_ * np.log(carat) + self.intercept_
+        line: np.ndarray = self.carat_slope_ * np.log(carat) + self.intercept_
+        return line
 
     def predict_log_matrix(self, matrix: np.ndarray) -> np.ndarray:
         threads = predict_threads(len(matrix))
-        return self._line(matrix) + self.booster_.predict(matrix, num_threads=threads)
+        # A dense matrix in, a dense array out (the stubs allow sparse and lists as well).
+        trees = cast(np.ndarray, self.booster_.predict(matrix, num_threads=threads))
+        log_price: np.ndarray = self._line(matrix) + trees
+        return log_price
 
     def predict_log(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted natural log of the price."""
@@ -248,7 +255,8 @@ class PriceModel(RegressorMixin, BaseEstimator):
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Predicted price in dollars (the exponential of the predicted log-price)."""
-        return np.exp(self.predict_log(X))
+        price: np.ndarray = np.exp(self.predict_log(X))
+        return price
 
 
 class Explainer:

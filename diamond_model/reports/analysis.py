@@ -195,7 +195,8 @@ def size_constant(appraisals: pd.DataFrame) -> tuple[float, float]:
 def size_disagreement(appraisals: pd.DataFrame) -> pd.Series:
     """Per appraisal: log(carat / carat implied by the millimetres) with the shipped constant."""
     implied = SIZE_CONSTANT * ((appraisals["x"] + appraisals["y"]) / 2) ** 2 * appraisals["z"]
-    return np.log(appraisals["carat"] / implied)
+    gap: pd.Series = np.log(appraisals["carat"] / implied)
+    return gap
 
 
 def grade_effect(appraisals: pd.DataFrame, grade: str) -> pd.DataFrame:

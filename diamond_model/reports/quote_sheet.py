@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import cast
 
 import pandas as pd
 from fpdf import FPDF
@@ -77,9 +78,10 @@ def quote_pdf(sheet: QuoteSheet) -> bytes:
     if sheet.comparables.empty:
         line("None within one grade and 25 % of the weight.", 10)
     for row in sheet.comparables.head(3).itertuples(index=False):
+        appraised = pd.Timestamp(cast(date, row.appraised_on))  # a date column; stubs: any cell
         line(
             f"- {row.carat:.2f} ct {row.cut} {row.color} {row.clarity}: ${row.price:,.0f} "
-            f"(appraised {pd.Timestamp(row.appraised_on):%d %b %Y})",
+            f"(appraised {appraised:%d %b %Y})",
             10,
             "",
             5,

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 
 class TargetError(ValueError):
@@ -55,7 +55,7 @@ def atomic_file(path: Path, overwrite: bool, mode: int | None = None) -> Iterato
             mode = 0o666 & ~umask  # as an ordinary new file, not mkstemp's 0600
         os.chmod(handle.name, mode)
         with handle:
-            yield handle
+            yield cast(BinaryIO, handle)  # a NamedTemporaryFile is a binary file
             handle.flush()
             os.fsync(handle.fileno())
         if path.is_symlink():  # appeared while we wrote

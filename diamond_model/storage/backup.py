@@ -24,10 +24,11 @@ import json
 import sqlite3
 import tempfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
+from typing import cast
 
 from sqlalchemy import (
     Connection,
@@ -131,7 +132,8 @@ def _snapshot(store: Store) -> Iterator[Connection]:
             source = store.engine.raw_connection()
             try:
                 with sqlite3.connect(copy) as target:
-                    source.driver_connection.backup(target)  # type: ignore[union-attr]
+                    sqlite = cast(sqlite3.Connection, source.driver_connection)  # a SQLite engine
+                    sqlite.backup(target)
             finally:
                 source.close()
             engine = create_engine(f"sqlite:///{copy}")
@@ -163,8 +165,8 @@ def backup(store: Store, path: Path, overwrite: bool = False) -> dict[str, objec
     return summary
 
 
-def _decoder(table: Table) -> dict[str, object]:
-    convert: dict[str, object] = {}
+def _decoder(table: Table) -> dict[str, Callable[[str], object]]:
+    convert: dict[str, Callable[[str], object]] = {}
     for column in table.columns:
         if isinstance(column.type, DateTime):
             convert[column.name] = datetime.fromisoformat
@@ -183,7 +185,7 @@ def _read(archive: zipfile.ZipFile, name: str, table: Table) -> Iterator[list[di
             row = json.loads(line)
             for column, parse in convert.items():
                 if row.get(column) is not None:
-                    row[column] = parse(row[column])  # type: ignore[operator]
+                    row[column] = parse(row[column])
             chunk.append(row)
             if len(chunk) >= CHUNK:
                 yield chunk
@@ -224,9 +226,9 @@ def _check_artefacts(connection: Connection) -> list[str]:
 
 
 def _occupied(store: Store) -> list[str]:
-    counts = manifest(store)["counts"]
+    counts = cast(dict[str, int], manifest(store)["counts"])  # as `_counts` made them
     made_by_schema = {"champion", "locks"}  # create_schema's singleton rows
-    return [name for name in TABLES if name not in made_by_schema and counts[name]]  # type: ignore[index]
+    return [name for name in TABLES if name not in made_by_schema and counts[name]]
 
 
 def restore(store: Store, path: Path) -> list[str]:
@@ -268,13 +270,12 @@ def restore(store: Store, path: Path) -> list[str]:
                 if connection.dialect.name == "postgresql":
                     _reset_sequences(connection)
                 found = _manifest(connection)
-                if found["counts"] != expected_counts or found["price_sum"] != expected.get(
-                    "price_sum"
-                ):
+                counts = cast(dict[str, int], found["counts"])  # as `_counts` made them
+                if counts != expected_counts or found["price_sum"] != expected.get("price_sum"):
                     differ = {
-                        name: (found["counts"].get(name), expected_counts.get(name))  # type: ignore[union-attr]
+                        name: (counts.get(name), expected_counts.get(name))
                         for name in TABLES
-                        if found["counts"].get(name) != expected_counts.get(name)  # type: ignore[union-attr]
+                        if counts.get(name) != expected_counts.get(name)
                     }
                     raise BackupError(
                         "The backup does not match its own manifest "
@@ -304,12 +305,12 @@ def restore(store: Store, path: Path) -> list[str]:
     ]
 
 
-def _reset_sequences(connection: object) -> None:
+def _reset_sequences(connection: Connection) -> None:
     """PostgreSQL: continue every id sequence after the restored rows."""
     for table in Base.metadata.sorted_tables:
         key = list(table.primary_key.columns)
         if len(key) == 1 and key[0].autoincrement is not False and key[0].type.python_type is int:
-            connection.execute(  # type: ignore[attr-defined]
+            connection.execute(
                 text(
                     f"SELECT setval(pg_get_serial_sequence('{table.name}', '{key[0].name}'), "
                     f"COALESCE((SELECT MAX({key[0].name}) FROM {table.name}), 0) + 1, false)"

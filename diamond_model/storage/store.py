@@ -15,12 +15,27 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from enum import StrEnum
+from typing import Any, TypeVarTuple, cast
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, create_engine, event, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Engine,
+    Result,
+    Row,
+    Select,
+    create_engine,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from diamond_model.data.reading import RawTable
 from diamond_model.data.schema import APPRAISAL_COLUMNS, APPRAISED_ON, GRADES, grade_dtype
@@ -37,6 +52,7 @@ from diamond_model.storage.tables import (
 )
 
 log = logging.getLogger(__name__)
+Columns = TypeVarTuple("Columns")
 
 RETRAIN_LOCK = "retrain"
 KEY_CHUNK = 900  # stay under SQLite's 999 bound parameters per statement
@@ -75,8 +91,8 @@ class StoredBatch:
     rows_duplicate: int
 
 
-def _sqlite_pragmas(dbapi_connection: object, _: object) -> None:
-    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
+    cursor = dbapi_connection.cursor()
     # WAL lets the dashboard and the API read while a batch or a model is being written.
     try:
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -116,7 +132,8 @@ _ERRNOS = {
 
 def storage_fault(error: BaseException) -> StorageFault | None:
     """Whether `error` (or what it wraps) says the storage is full or read-only."""
-    pending, seen = [error], set()
+    pending: list[BaseException | None] = [error]
+    seen: set[int] = set()
     while pending:
         cause = pending.pop()
         if cause is None or id(cause) in seen:
@@ -146,7 +163,7 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
 
-def active_batches() -> object:
+def active_batches() -> ColumnElement[bool]:
     """SQL condition: the appraisal's batch is not withdrawn."""
     withdrawn = select(Batch.id).where(Batch.withdrawn_at.is_not(None))
     return Appraisal.batch_id.not_in(withdrawn)
@@ -219,7 +236,7 @@ class Store:
         """Active stored appraisals with any of these stone keys: key, date, batch and line."""
         columns = ["stone_key", "appraised_on", "batch_id", "line"]
         unique = np.unique(keys).tolist()
-        parts = []
+        parts: list[Row[int, date, int, int]] = []
         with self.engine.connect() as connection:
             for start in range(0, len(unique), KEY_CHUNK):
                 chunk = unique[start : start + KEY_CHUNK]
@@ -326,11 +343,11 @@ class Store:
 
     def _filtered(
         self,
-        query: object,
+        query: Select[*Columns],
         batch_id: int | None,
         grades: dict[str, str | list[str]] | None,
         include_withdrawn: bool,
-    ) -> object:
+    ) -> Select[*Columns]:
         if batch_id is not None:
             query = query.where(Appraisal.batch_id == batch_id)
         elif not include_withdrawn:
@@ -391,7 +408,7 @@ class Store:
         stone outside it is farther, so the answer is the same, and the database sorts a few
         hundred rows instead of every stone of those grades (32 ms → 3 ms at 180,000 stored
         appraisals, `make bench`)."""
-        carat = float(stone["carat"])  # type: ignore[arg-type]
+        carat = float(cast(float, stone["carat"]))  # a stone's weight is a number
         near = {}
         for grade in ("color", "clarity"):
             scale = GRADES[grade]
@@ -455,7 +472,9 @@ class Store:
     def set_aside_rows(self, batch_id: int | None = None) -> pd.DataFrame:
         return self._findings(SetAside, batch_id, [])
 
-    def _findings(self, table: type, batch_id: int | None, extra: list[str]) -> pd.DataFrame:
+    def _findings(
+        self, table: type[RejectedRow] | type[SetAside], batch_id: int | None, extra: list[str]
+    ) -> pd.DataFrame:
         names = ["batch_id", "line", "column", "value", "reason", *extra]
         query = select(*(getattr(table, n) for n in names)).order_by(
             table.batch_id, table.line, table.id
@@ -485,7 +504,7 @@ class Store:
                     run_id=run_id,
                 )
             )
-        return token if result.rowcount == 1 else None
+        return token if rowcount(result) == 1 else None
 
     def renew_lease(self, name: str, token: str, seconds: float, run_id: int | None = None) -> bool:
         """The holder's heartbeat: push the expiry forward; False if the lease was lost."""
@@ -496,23 +515,29 @@ class Store:
             result = session.execute(
                 update(Lock).where(Lock.name == name, Lock.holder == token).values(**values)
             )
-        return result.rowcount == 1
+        return rowcount(result) == 1
 
     def release_lease(self, name: str, token: str) -> bool:
         """Let go unless someone asked for one more run meanwhile; True when released.
 
         When `pending` was set, it is cleared and the lease kept: the caller runs again."""
         with self.session() as session, session.begin():
-            released = session.execute(
-                update(Lock)
-                .where(Lock.name == name, Lock.holder == token, Lock.pending.is_(False))
-                .values(holder=None, expires_at=None, run_id=None)
-            ).rowcount
+            released = rowcount(
+                session.execute(
+                    update(Lock)
+                    .where(Lock.name == name, Lock.holder == token, Lock.pending.is_(False))
+                    .values(holder=None, expires_at=None, run_id=None)
+                )
+            )
             if released:
                 return True
-            still_mine = session.execute(
-                update(Lock).where(Lock.name == name, Lock.holder == token).values(pending=False)
-            ).rowcount
+            still_mine = rowcount(
+                session.execute(
+                    update(Lock)
+                    .where(Lock.name == name, Lock.holder == token)
+                    .values(pending=False)
+                )
+            )
         return not still_mine
 
     def force_release(self, name: str, token: str) -> None:
@@ -527,14 +552,12 @@ class Store:
     def request_follow_up(self, name: str) -> bool:
         """Ask the current holder to run once more before letting go; False if nobody holds it."""
         with self.session() as session, session.begin():
-            return (
-                session.execute(
-                    update(Lock)
-                    .where(Lock.name == name, Lock.holder.is_not(None), Lock.expires_at >= utcnow())
-                    .values(pending=True)
-                ).rowcount
-                == 1
+            result = session.execute(
+                update(Lock)
+                .where(Lock.name == name, Lock.holder.is_not(None), Lock.expires_at >= utcnow())
+                .values(pending=True)
             )
+            return rowcount(result) == 1
 
     def force_unlock(self, name: str) -> Lock | None:
         """Clear the lease whoever holds it; returns what it was."""
@@ -579,4 +602,9 @@ def typed_appraisals(frame: pd.DataFrame) -> pd.DataFrame:
 def _records(frame: pd.DataFrame) -> list[dict[str, object]]:
     """Rows as dicts of plain Python values (no numpy scalars, NaN as None) for executemany."""
     clean = frame.astype(object).where(frame.notna(), None)
-    return clean.to_dict(orient="records")
+    return cast(list[dict[str, object]], clean.to_dict(orient="records"))  # str column names
+
+
+def rowcount(result: Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE touched (its result is a CursorResult)."""
+    return int(cast("CursorResult[Any]", result).rowcount)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     String,
+    Table,
     Text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, deferred, mapped_column
@@ -27,7 +29,8 @@ def utcnow() -> datetime:
 
 
 class Base(DeclarativeBase):
-    pass
+    if TYPE_CHECKING:  # every class here maps one Table (SQLAlchemy says any FromClause)
+        __table__: ClassVar[Table]
 
 
 class Batch(Base):
@@ -47,7 +50,7 @@ class Batch(Base):
     rows_duplicate: Mapped[int] = mapped_column(Integer, default=0)
     rows_set_aside: Mapped[int] = mapped_column(Integer, default=0)
     # The serving model's reading of the batch before any training (see `preview.LiveScore`).
-    live: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    live: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     withdrawn_note: Mapped[str] = mapped_column(Text, default="")
 
@@ -111,14 +114,14 @@ class ModelVersion(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     algorithm: Mapped[str] = mapped_column(String(200))
-    params: Mapped[dict] = mapped_column(JSON)
+    params: Mapped[dict[str, Any]] = mapped_column(JSON)
     data_fingerprint: Mapped[str] = mapped_column(String(64))
     train_rows: Mapped[int] = mapped_column(Integer)
     holdout_rows: Mapped[int] = mapped_column(Integer)
     max_batch_id: Mapped[int] = mapped_column(Integer)
-    metrics: Mapped[dict] = mapped_column(JSON)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON)
     # Accuracy on the fixed reference set of held-out appraisals (see `registry.reference`).
-    reference_metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    reference_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     status: Mapped[str] = mapped_column(String(16))
     training_seconds: Mapped[float] = mapped_column(Float)
     run_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
@@ -164,8 +167,8 @@ class TrainingRun(Base):
     promoted: Mapped[bool] = mapped_column(Boolean, default=False)
     candidate_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
     champion_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    candidate_metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
-    champion_metrics: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    candidate_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    champion_metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     data_fingerprint: Mapped[str | None] = mapped_column(String(64), nullable=True)
     max_batch_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
@@ -235,8 +238,8 @@ class QuoteRecord(Base):
     key_id: Mapped[int | None] = mapped_column(Integer, nullable=True, index=True)
     model_version: Mapped[int] = mapped_column(Integer)
     market_period: Mapped[str] = mapped_column(String(7))
-    stone: Mapped[dict] = mapped_column(JSON)
-    answer: Mapped[dict] = mapped_column(JSON)
+    stone: Mapped[dict[str, Any]] = mapped_column(JSON)
+    answer: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 # Comparables look up stones within one grade of each colour and clarity in a carat window.
