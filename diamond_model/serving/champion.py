@@ -192,9 +192,7 @@ class ChampionCache:
 
     def watch(self) -> None:
         """Start the background refresher (idempotent); the champion is read at once."""
-        if not self._watch.running:
-            self.refresh()
-            self._watch.start()
+        self._watch.start(now=True)
 
     def close(self) -> None:
         self._watch.close()

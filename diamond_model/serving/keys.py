@@ -228,9 +228,7 @@ class KeyRing:
 
     def watch(self) -> None:
         """Read the keys now and keep them current in the background (idempotent)."""
-        if not self._watch.running:
-            self.refresh()
-            self._watch.start()
+        self._watch.start(now=True)
 
     def close(self) -> None:
         self._watch.close()

@@ -40,10 +40,13 @@ class Periodic:
         """Its thread is running now (false once closed, or if anything ever killed it)."""
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self) -> None:
-        """Start the thread (idempotent). The first tick runs one interval from now: a caller
-        that needs the state at once calls the action itself first."""
+    def start(self, now: bool = False) -> None:
+        """Start the thread (idempotent). The first tick runs one interval from now; with
+        `now`, the action also runs once first, in the caller's thread (what it raises is the
+        caller's to handle: a process should not start serving on a state it could not read)."""
         if self._thread is None:
+            if now:
+                self.action()
             self._stop.clear()
             self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
             self._thread.start()
