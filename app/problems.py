@@ -22,14 +22,8 @@ from diamond_model.learning.registry import ArtefactRefusedError, RegistryError
 from diamond_model.pricing.quote import InvalidStoneError
 from diamond_model.serving.keys import ClientKeyError
 from diamond_model.storage.backup import BackupError
-from diamond_model.storage.store import (
-    FAULT_WORDS,
-    AlreadyIngestedError,
-    FileTooLargeError,
-    StorageFault,
-    UnknownBatchError,
-    storage_fault,
-)
+from diamond_model.storage.engine import FAULT_WORDS, StorageFault, storage_fault
+from diamond_model.storage.store import AlreadyIngestedError, FileTooLargeError, UnknownBatchError
 
 PROBLEM = "application/problem+json"
 log = logging.getLogger(__name__)

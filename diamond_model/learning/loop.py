@@ -41,7 +41,7 @@ from diamond_model.learning.training import (
 )
 from diamond_model.pricing.model import MODEL_FORMAT, PricingModel
 from diamond_model.settings import Settings
-from diamond_model.storage.lease import Lease
+from diamond_model.storage.lease import Lease, force_unlock, lease_state, request_follow_up
 from diamond_model.storage.runs import CLEARED, Runs
 from diamond_model.storage.store import RETRAIN_LOCK, Store
 from diamond_model.storage.tables import Batch, ModelVersion, TrainingRun, utcnow
@@ -153,7 +153,7 @@ class LearningLoop:
             try:
                 result = start(trigger)
             except RetrainInProgressError:
-                if self.store.request_follow_up(RETRAIN_LOCK):
+                if request_follow_up(self.store, RETRAIN_LOCK):
                     return Retraining(
                         "A retrain is running: it will train once more with this data when it "
                         "finishes (a follow-up run)."
@@ -202,7 +202,7 @@ class LearningLoop:
         """Take the retraining lease and record a run; `execute` must follow."""
         lease = Lease.take(self.store, RETRAIN_LOCK, wait_seconds, self.settings.lease_seconds)
         if lease is None:
-            state = self.store.lock_state(RETRAIN_LOCK)
+            state = lease_state(self.store, RETRAIN_LOCK)
             since = f" since {state.acquired_at:%Y-%m-%d %H:%M:%S} UTC" if state else ""
             which = f" (run {state.run_id})" if state and state.run_id else ""
             raise RetrainInProgressError(
@@ -451,7 +451,7 @@ class LearningLoop:
 
     def unlock(self) -> str:
         """Clear the retraining lease by hand (an operator's tool) and say what was cleared."""
-        state = self.store.force_unlock(RETRAIN_LOCK)
+        state = force_unlock(self.store, RETRAIN_LOCK)
         if state is None:
             return "The retraining lease was free: nothing to clear."
         abandoned = self.run_book.abandon_running(CLEARED)

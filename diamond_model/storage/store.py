@@ -1,20 +1,16 @@
 """The SQL store: batches stored atomically, appraisals read back (withdrawn batches left out),
-comparables, and the retraining lease.
+and comparables. The engine lives in `engine`, the retraining lease's SQL in `lease`.
 
 SQLite is the embedded default, PostgreSQL the scale-out option; both run the same statements.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import sqlite3
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
-from enum import StrEnum
+from datetime import date
 from typing import Any, TypeVarTuple, cast
 
 import numpy as np
@@ -22,25 +18,20 @@ import pandas as pd
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
-    Engine,
     Result,
     Row,
     Select,
-    create_engine,
-    event,
     func,
     select,
-    update,
 )
-from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import ConnectionPoolEntry
 
 from diamond_model.data.reading import RawTable
 from diamond_model.data.schema import APPRAISAL_COLUMNS, APPRAISED_ON, GRADES, grade_dtype
 from diamond_model.data.validation import ValidationResult, validate_csv
 from diamond_model.storage import migrate
+from diamond_model.storage.engine import make_engine
 from diamond_model.storage.tables import (
     Appraisal,
     Batch,
@@ -89,78 +80,6 @@ class StoredBatch:
     batch_id: int
     rows_stored: int
     rows_duplicate: int
-
-
-def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _: ConnectionPoolEntry) -> None:
-    cursor = dbapi_connection.cursor()
-    # WAL lets the dashboard and the API read while a batch or a model is being written.
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-    except sqlite3.OperationalError as error:  # a read-only file keeps its mode; reads need none
-        if storage_fault(error) is not StorageFault.READ_ONLY:
-            raise
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
-class StorageFault(StrEnum):
-    """Why a write failed when the database itself answered: no room, or no permission."""
-
-    FULL = "full"
-    READ_ONLY = "read-only"
-
-
-FAULT_WORDS: dict[StorageFault, str] = {
-    StorageFault.FULL: "The server's storage is full: nothing was written. Quotes still work; "
-    "the operator must free disk space (or grow the volume), then try again.",
-    StorageFault.READ_ONLY: "The server's storage is read-only: nothing was written. Quotes and "
-    "reads still work; the operator must make the database and its folder writable to store data.",
-}
-
-# Decided on the codes the drivers and the OS give, never on an error's wording.
-_SQLITE_CODES = {13: StorageFault.FULL, 8: StorageFault.READ_ONLY}  # SQLITE_FULL, SQLITE_READONLY
-_SQLSTATES = {"53100": StorageFault.FULL, "25006": StorageFault.READ_ONLY}  # disk_full, read-only
-_ERRNOS = {
-    errno.ENOSPC: StorageFault.FULL,
-    errno.EDQUOT: StorageFault.FULL,
-    errno.EROFS: StorageFault.READ_ONLY,
-    errno.EACCES: StorageFault.READ_ONLY,
-    errno.EPERM: StorageFault.READ_ONLY,
-}
-
-
-def storage_fault(error: BaseException) -> StorageFault | None:
-    """Whether `error` (or what it wraps) says the storage is full or read-only."""
-    pending: list[BaseException | None] = [error]
-    seen: set[int] = set()
-    while pending:
-        cause = pending.pop()
-        if cause is None or id(cause) in seen:
-            continue
-        seen.add(id(cause))
-        if isinstance(cause, OSError) and cause.errno in _ERRNOS:
-            return _ERRNOS[cause.errno]
-        code = getattr(cause, "sqlite_errorcode", None)
-        if isinstance(code, int) and code & 0xFF in _SQLITE_CODES:  # extended codes keep the base
-            return _SQLITE_CODES[code & 0xFF]
-        state = getattr(cause, "sqlstate", None)
-        if isinstance(state, str) and state in _SQLSTATES:
-            return _SQLSTATES[state]
-        pending += [getattr(cause, "orig", None), cause.__cause__, cause.__context__]
-    return None
-
-
-def make_engine(url: str) -> Engine:
-    """An engine with the settings this product needs on SQLite and PostgreSQL alike."""
-    if url.startswith("sqlite"):
-        path = migrate.sqlite_file(url)
-        if path is not None and not path.parent.is_dir():
-            path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
 
 
 def active_batches() -> ColumnElement[bool]:
@@ -484,106 +403,6 @@ class Store:
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
         return pd.DataFrame(rows, columns=names)
-
-    # ---- the retraining lease -----------------------------------------------------------------
-
-    def acquire_lease(self, name: str, seconds: float, run_id: int | None = None) -> str | None:
-        """Take the named lease if free or expired; returns the holder token, or None."""
-        token = uuid.uuid4().hex
-        now = utcnow()
-        with self.session() as session, session.begin():
-            result = session.execute(
-                update(Lock)
-                .where(Lock.name == name)
-                .where((Lock.holder.is_(None)) | (Lock.expires_at < now))
-                .values(
-                    holder=token,
-                    acquired_at=now,
-                    expires_at=now + timedelta(seconds=seconds),
-                    pending=False,
-                    run_id=run_id,
-                )
-            )
-        return token if rowcount(result) == 1 else None
-
-    def renew_lease(self, name: str, token: str, seconds: float, run_id: int | None = None) -> bool:
-        """The holder's heartbeat: push the expiry forward; False if the lease was lost."""
-        values: dict[str, object] = {"expires_at": utcnow() + timedelta(seconds=seconds)}
-        if run_id is not None:
-            values["run_id"] = run_id
-        with self.session() as session, session.begin():
-            result = session.execute(
-                update(Lock).where(Lock.name == name, Lock.holder == token).values(**values)
-            )
-        return rowcount(result) == 1
-
-    def release_lease(self, name: str, token: str) -> bool:
-        """Let go unless someone asked for one more run meanwhile; True when released.
-
-        When `pending` was set, it is cleared and the lease kept: the caller runs again."""
-        with self.session() as session, session.begin():
-            released = rowcount(
-                session.execute(
-                    update(Lock)
-                    .where(Lock.name == name, Lock.holder == token, Lock.pending.is_(False))
-                    .values(holder=None, expires_at=None, run_id=None)
-                )
-            )
-            if released:
-                return True
-            still_mine = rowcount(
-                session.execute(
-                    update(Lock)
-                    .where(Lock.name == name, Lock.holder == token)
-                    .values(pending=False)
-                )
-            )
-        return not still_mine
-
-    def force_release(self, name: str, token: str) -> None:
-        """Let go whatever was requested (the run failed or was interrupted)."""
-        with self.session() as session, session.begin():
-            session.execute(
-                update(Lock)
-                .where(Lock.name == name, Lock.holder == token)
-                .values(holder=None, expires_at=None, pending=False, run_id=None)
-            )
-
-    def request_follow_up(self, name: str) -> bool:
-        """Ask the current holder to run once more before letting go; False if nobody holds it."""
-        with self.session() as session, session.begin():
-            result = session.execute(
-                update(Lock)
-                .where(Lock.name == name, Lock.holder.is_not(None), Lock.expires_at >= utcnow())
-                .values(pending=True)
-            )
-            return rowcount(result) == 1
-
-    def force_unlock(self, name: str) -> Lock | None:
-        """Clear the lease whoever holds it; returns what it was."""
-        with self.session() as session, session.begin():
-            before = session.get(Lock, name)
-            if before is None or before.holder is None:
-                return None
-            state = Lock(
-                name=before.name,
-                holder=before.holder,
-                acquired_at=before.acquired_at,
-                expires_at=before.expires_at,
-                pending=before.pending,
-                run_id=before.run_id,
-            )
-            before.holder, before.expires_at, before.pending, before.run_id = (
-                None,
-                None,
-                False,
-                None,
-            )
-        return state
-
-    def lock_state(self, name: str) -> Lock | None:
-        with self.session() as session:
-            return session.get(Lock, name)
 
 
 def typed_appraisals(frame: pd.DataFrame) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 
 from diamond_model.data.schema import EXAMPLE_STONE
 from diamond_model.serving.keys import KeyStore
+from diamond_model.storage import lease
 from tests.helpers import assert_problem, auth, csv_bytes, wait_for_run
 
 STONE = EXAMPLE_STONE
@@ -474,11 +475,11 @@ def test_second_training_run_is_refused_while_one_runs(
     client: TestClient, keys: dict[str, str]
 ) -> None:
     store = client.app.state.services.store
-    token = store.acquire_lease("retrain", 60)
+    token = lease.acquire(store, "retrain", 60)
     assert_problem(
         client.post("/v1/training-runs", headers=auth(keys)), 409, "A retrain is already running"
     )
-    store.release_lease("retrain", token)
+    lease.release(store, "retrain", token)
 
 
 def test_promote_and_rollback_through_the_api(client: TestClient, keys: dict[str, str]) -> None:

@@ -25,8 +25,9 @@ from diamond_model.data.schema import EXAMPLE_STONE
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.settings import Settings
 from diamond_model.storage import migrate
+from diamond_model.storage.engine import StorageFault, storage_fault
 from diamond_model.storage.migrate import ReadOnlyUpgradeError
-from diamond_model.storage.store import StorageFault, Store, storage_fault
+from diamond_model.storage.store import Store
 from tests.helpers import (
     APPRAISALS,
     assert_problem,

@@ -10,6 +10,7 @@ import pytest
 
 from diamond_model.cli import commands
 from diamond_model.settings import Settings
+from diamond_model.storage import lease
 from tests.helpers import BUNDLED_STORED, csv_bytes
 
 
@@ -177,7 +178,7 @@ def test_retrain_while_another_runs_says_so(run, settings: Settings) -> None:
 
     run("init")
     pipeline = LearningLoop.from_settings(settings)
-    pipeline.store.acquire_lease("retrain", 60)
+    lease.acquire(pipeline.store, "retrain", 60)
     code, _, err = run("retrain", "--force")
     assert code == 3 and "A retrain is already running" in err
     code, out, _ = run("unlock")
@@ -252,7 +253,7 @@ def test_a_batch_stored_while_another_process_retrains_queues_a_follow_up(
     automatic = settings.model_copy(update={"auto_retrain": True})
     monkeypatch.setattr(commands, "get_settings", lambda: automatic)
     pipeline = LearningLoop.from_settings(automatic)
-    pipeline.store.acquire_lease("retrain", 60)  # another process is retraining
+    lease.acquire(pipeline.store, "retrain", 60)  # another process is retraining
     path = tmp_path / "new.csv"
     path.write_bytes(csv_bytes(appraisals.iloc[100:150].assign(price=lambda f: f["price"] + 1)))
     code, out, _ = run("ingest", str(path))

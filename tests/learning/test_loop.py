@@ -19,6 +19,7 @@ from diamond_model.learning.outcomes import RetrainInProgressError
 from diamond_model.learning.registry import RegistryError
 from diamond_model.pricing.quote import quote_frame
 from diamond_model.serving.champion import ChampionCache
+from diamond_model.storage import lease
 from diamond_model.storage.store import RETRAIN_LOCK
 from diamond_model.storage.tables import TrainingRun
 from tests.helpers import BUNDLED_STORED, csv_bytes, dated
@@ -139,10 +140,10 @@ def test_a_retrain_that_would_repeat_itself_is_skipped(
 
 def test_only_one_retrain_at_a_time(pipeline: LearningLoop, small_csv: bytes) -> None:
     pipeline.ingest(small_csv, "a.csv", "tester")
-    token = pipeline.store.acquire_lease(RETRAIN_LOCK, 60)
+    token = lease.acquire(pipeline.store, RETRAIN_LOCK, 60)
     with pytest.raises(RetrainInProgressError, match="A retrain is already running since"):
         pipeline.retrain(wait_seconds=0.6)
-    pipeline.store.release_lease(RETRAIN_LOCK, token)
+    lease.release(pipeline.store, RETRAIN_LOCK, token)
     assert pipeline.retrain().promoted
 
 
@@ -172,7 +173,7 @@ def test_a_batch_stored_while_a_retrain_runs_gets_a_follow_up(
     assert outcome.follow_ups[0].status in (RunStatus.PROMOTED, RunStatus.REJECTED)
     last = pipeline.registry.info(outcome.last.candidate_version)
     assert last.max_batch_id == 2, "the follow-up trained on the batch stored meanwhile"
-    assert pipeline.store.lock_state(RETRAIN_LOCK).holder is None
+    assert lease.lease_state(pipeline.store, RETRAIN_LOCK).holder is None
 
 
 def test_interrupted_retrain_leaves_nothing_half_done(
@@ -192,7 +193,7 @@ def test_interrupted_retrain_leaves_nothing_half_done(
     assert pipeline.registry.champion_version() is None
     assert pipeline.registry.versions() == []
     assert pipeline.runs()[0].status == RunStatus.ABANDONED
-    assert pipeline.store.lock_state(RETRAIN_LOCK).holder is None, "no stuck lease"
+    assert lease.lease_state(pipeline.store, RETRAIN_LOCK).holder is None, "no stuck lease"
     assert pipeline.retrain().promoted
 
 
@@ -212,7 +213,7 @@ def test_a_stop_between_recording_the_run_and_marking_the_lease_is_recorded(
         pipeline.retrain()
     run = pipeline.runs()[0]
     assert run.status == RunStatus.ABANDONED and "the process was stopped" in run.message
-    assert pipeline.store.lock_state(RETRAIN_LOCK).holder is None, "no stuck lease"
+    assert lease.lease_state(pipeline.store, RETRAIN_LOCK).holder is None, "no stuck lease"
     monkeypatch.undo()
     assert pipeline.retrain().promoted
 

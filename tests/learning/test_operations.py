@@ -17,6 +17,7 @@ import pytest
 
 from diamond_model.enums import RunStatus
 from diamond_model.learning.loop import LearningLoop
+from diamond_model.storage import lease
 from diamond_model.storage.lease import LEASE_SECONDS
 from diamond_model.storage.store import RETRAIN_LOCK
 from tests.helpers import ACCESS_CODE, csv_bytes, make_settings
@@ -68,7 +69,7 @@ def test_kill_9_during_a_retrain_stops_blocking_once_the_lease_lapses(
     run_id = wait_for_running(pipeline)
     process.send_signal(signal.SIGKILL)
     process.wait(10)
-    held = pipeline.store.lock_state(RETRAIN_LOCK)
+    held = lease.lease_state(pipeline.store, RETRAIN_LOCK)
     assert held.holder is not None, "kill -9 released nothing"
     # Waiting longer than the lease is the bound: a lease that never lapsed would fail the wait.
     outcome = pipeline.retrain(wait_seconds=LEASE * 3, force=True)
@@ -91,7 +92,7 @@ def test_sigterm_during_a_retrain_records_it_and_releases_the_lease(
     run_id = wait_for_running(pipeline)
     process.send_signal(signal.SIGTERM)
     assert process.wait(30) == 128 + signal.SIGTERM
-    assert pipeline.store.lock_state(RETRAIN_LOCK).holder is None, "released at once"
+    assert lease.lease_state(pipeline.store, RETRAIN_LOCK).holder is None, "released at once"
     run = pipeline.run(run_id)
     assert run.status == RunStatus.ABANDONED and "the process was stopped" in run.message
     pipeline.store.dispose()
@@ -112,7 +113,7 @@ def test_two_processes_storing_and_retraining_end_with_a_champion_trained_on_eve
         assert process.returncode == 0, err
     pipeline = LearningLoop.from_settings(make_settings(seeded_url, tmp_path))
     assert pipeline.store.max_batch_id() == 3
-    assert pipeline.store.lock_state(RETRAIN_LOCK).holder is None
+    assert lease.lease_state(pipeline.store, RETRAIN_LOCK).holder is None
     finished = [r for r in pipeline.runs() if r.status != RunStatus.SKIPPED]
     assert finished[0].max_batch_id == 3, "the last run trained on every stored batch"
     champion = pipeline.registry.info(pipeline.registry.champion_version())

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from diamond_model.data.validation import UnusableFileError
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.pricing.comparables import closest
+from diamond_model.storage import lease
 from diamond_model.storage.store import FileTooLargeError, Store
 from diamond_model.storage.tables import Appraisal, Batch, RejectedRow, SetAside
 from tests.helpers import BUNDLED_STORED, csv_bytes, dated
@@ -209,15 +210,15 @@ def test_appraisals_filter_by_batch_and_grade(pipeline: LearningLoop, small_csv:
 
 def test_the_lease_is_exclusive_until_released_or_lapsed(pipeline: LearningLoop) -> None:
     store = pipeline.store
-    token = store.acquire_lease("retrain", seconds=60)
+    token = lease.acquire(store, "retrain", seconds=60)
     assert token is not None
-    assert store.acquire_lease("retrain", seconds=60) is None
-    assert store.request_follow_up("retrain")
-    assert not store.release_lease("retrain", token), "a follow-up was asked for: still held"
-    assert store.release_lease("retrain", token), "asked once: now released"
-    assert not store.request_follow_up("retrain"), "nobody holds it"
-    assert store.acquire_lease("retrain", seconds=-1) is not None
-    assert store.acquire_lease("retrain", seconds=60) is not None, "a lapsed lease is taken over"
+    assert lease.acquire(store, "retrain", seconds=60) is None
+    assert lease.request_follow_up(store, "retrain")
+    assert not lease.release(store, "retrain", token), "a follow-up was asked for: still held"
+    assert lease.release(store, "retrain", token), "asked once: now released"
+    assert not lease.request_follow_up(store, "retrain"), "nobody holds it"
+    assert lease.acquire(store, "retrain", seconds=-1) is not None
+    assert lease.acquire(store, "retrain", seconds=60) is not None, "a lapsed lease is taken over"
 
 
 def test_failed_attempts_are_counted_across_window_boundaries(pipeline: LearningLoop) -> None:
