@@ -16,3 +16,24 @@ def clause(text: str) -> str:
 def money(value: float) -> str:
     """Whole dollars with thousands separators: $12,345."""
     return f"${value:,.0f}"
+
+
+def band_labels(edges: tuple[float, ...], unit: str) -> list[str]:
+    """One label per band between `edges`, in carats ("ct") or dollars ("$"): 'up to 0.5 ct',
+    '0.5–1 ct', 'over 2 ct'; 'up to $1,000', '$1,000–2,000', 'over $10,000'. Tables and sentences
+    ("a D IF stone weighing over 2 ct") use the same words."""
+
+    def amount(value: float) -> str:
+        return f"${value:,.0f}" if unit == "$" else f"{value:g} ct"
+
+    labels = []
+    for low, high in zip(edges[:-1], edges[1:], strict=True):
+        if low <= 0:
+            labels.append(f"up to {amount(high)}")
+        elif high == float("inf"):
+            labels.append(f"over {amount(low)}")
+        elif unit == "$":
+            labels.append(f"${low:,.0f}–{high:,.0f}")
+        else:
+            labels.append(f"{low:g}–{high:g} ct")
+    return labels

@@ -4,6 +4,9 @@ Two outcomes per row: rejected (a 4C, the price or the date is missing or wrong:
 used) or accepted, possibly with notes (a measurement was unusable and was set aside: stored as
 missing, the raw value kept in the note). Numbers are read strictly: digits with one decimal mark,
 no underscores, no thousands separators, so "4.733" cannot silently become $4.73.
+
+About 450 lines: one vectorised check per column, each a few lines, read in the order of the
+columns; split up, the order a row is judged in would be spread over files.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from diamond_model.learning.training import out_of_fold
 from diamond_model.pricing.confidence import LEVELS, Domain, judge
 from diamond_model.pricing.intervals import SPREAD_FEATURES, conformal_quantiles, fit_spread
 from diamond_model.pricing.model import SHIPPED_MODEL, PriceModel, candidate_models, encode
+from diamond_model.words import band_labels
 
 Folds = list[tuple[np.ndarray, np.ndarray]]  # (training rows, held-out rows) of each fold
 
@@ -116,26 +117,8 @@ def coverage_by_group(results: pd.DataFrame, column: str) -> pd.DataFrame:
 
 
 def band(values: pd.Series, edges: tuple[float, ...], unit: str) -> pd.Series:
-    """Values cut into labelled bands ('≤ 0.5 ct', '0.5–1 ct', …, '> 2 ct'; '< $1,000', …)."""
-    labels = []
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
-        if unit == "$":
-            labels.append(
-                f"< ${high:,.0f}"
-                if low == 0
-                else f"> ${low:,.0f}"
-                if np.isinf(high)
-                else f"${low:,.0f}–{high:,.0f}"
-            )
-        else:
-            labels.append(
-                f"≤ {high:g} ct"
-                if low == 0
-                else f"> {low:g} ct"
-                if np.isinf(high)
-                else f"{low:g}–{high:g} ct"
-            )
-    return pd.cut(values, list(edges), labels=labels)
+    """Values cut into the bands `words.band_labels` names."""
+    return pd.cut(values, list(edges), labels=band_labels(edges, unit))
 
 
 def _side_scale(features: np.ndarray, target: np.ndarray) -> lgb.Booster:

@@ -1,7 +1,11 @@
 """The learning loop: uploads stored through one path, one retrain at a time, a gate that follows
 the market and refuses poison, every run recorded.
 
-The gate is in `learning.gate`; what a retrain or an upload comes to, in `learning.outcomes`.
+The gate is in `learning.gate`; what a retrain or an upload comes to, in `learning.outcomes`;
+the preview in `learning.preview`; run bookkeeping in `storage.runs`. What stays here (about 500
+lines) is the order of one retrain's steps and the transactions that must see each other (a
+withdrawal and the champion's fall-back, an upload and its follow-up run), kept in one class so
+that order can be read top to bottom.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from diamond_model.data.schema import CLARITIES, COLORS, GRADES, MEASUREMENTS
 from diamond_model.enums import Confidence
+from diamond_model.words import band_labels
 
 SIZE_BANDS: tuple[float, ...] = (0.5, 1.0, 1.5, 2.0)  # upper edges; the last band is open
 ENOUGH_LIKE = 30  # appraisals like the stone for high confidence; fewer: medium
@@ -41,12 +42,8 @@ def size_band(carat: ArrayLike) -> NDArray[np.intp]:
 
 
 def band_words(band: int) -> str:
-    edges = (0.0, *SIZE_BANDS)
-    if band == 0:
-        return f"up to {SIZE_BANDS[0]:g} ct"
-    if band >= len(SIZE_BANDS):
-        return f"above {SIZE_BANDS[-1]:g} ct"
-    return f"between {edges[band]:g} and {edges[band + 1]:g} ct"
+    """'weighing 0.5–1 ct' for size band 1 (the labels tables use)."""
+    return f"weighing {band_labels((0.0, *SIZE_BANDS, float('inf')), 'ct')[band]}"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from diamond_model.pricing.confidence import LEVELS
 from diamond_model.pricing.estimates import estimate_prices
 from diamond_model.pricing.model import PricingModel
 from diamond_model.pricing.quote import quote_frame
+from diamond_model.words import band_labels
 
 CARAT_BANDS = (0, 0.4, 0.7, 1.0, 1.5, 2.0, np.inf)
 STEPS = {
@@ -24,16 +25,6 @@ STEPS = {
     "depth": ("depth",),
     "table": ("table",),
 }
-
-
-def band_labels(edges: tuple[float, ...], unit: str) -> list[str]:
-    labels = []
-    for low, high in zip(edges[:-1], edges[1:], strict=True):
-        if unit == "$":
-            labels.append(f"${low:,.0f}+" if np.isinf(high) else f"${low:,.0f}–{high:,.0f}")
-        else:
-            labels.append(f"{low:g}+ ct" if np.isinf(high) else f"{low:g}–{high:g} ct")
-    return labels
 
 
 def what_if(model: PricingModel, stone: dict[str, object], level: float) -> pd.DataFrame:

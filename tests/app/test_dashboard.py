@@ -142,7 +142,7 @@ def test_an_extreme_stone_says_it_is_an_extrapolation(dashboard_env: Settings) -
     app.number_input(key="carat").set_value(2.5)
     app = rerun(app)
     assert "heavier than the heaviest stone" not in texts(app)
-    assert "none of our appraisals is a d if stone above 2 ct" in texts(app).lower()
+    assert "none of our appraisals is a d if stone weighing over 2 ct" in texts(app).lower()
     assert "the price is an extrapolation" in texts(app)
     app.selectbox(key="color").set_value("G")
     app.selectbox(key="clarity").set_value("VS2")

@@ -130,7 +130,9 @@ def test_predict_keeps_rows_and_adds_columns(run, tmp_path: Path) -> None:
     assert "priced from the 4Cs only because x, y, z are missing" in priced.loc[2, "warnings"]
     assert "the millimetres imply" in priced.loc[3, "warnings"]
     assert priced.loc[3, "confidence"] == "low"
-    assert "none of our appraisals is a J I1 stone up to 0.5 ct" in priced.loc[3, "warnings"]
+    assert (
+        "none of our appraisals is a J I1 stone weighing up to 0.5 ct" in priced.loc[3, "warnings"]
+    )
     low, estimate, high = (
         float(priced.loc[0, c]) for c in ("price_low", "price_estimate", "price_high")
     )

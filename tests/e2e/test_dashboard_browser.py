@@ -115,7 +115,7 @@ def test_the_counter_prices_a_conflicting_stone_an_extreme_one_and_a_list(
         settle(page)
         page.get_by_text("Confidence: low").wait_for()
         body = page.inner_text("body")
-        assert "none of our appraisals is a d if stone above 2 ct" in body.lower()
+        assert "none of our appraisals is a d if stone weighing over 2 ct" in body.lower()
         assert "the price is an extrapolation" in body
         shot(page, "2-price-an-extreme-stone.png")
 

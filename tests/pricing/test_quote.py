@@ -28,7 +28,7 @@ def test_quote_has_price_range_confidence_and_explanation(pricing_model: Pricing
     assert quote.inputs_used == Inputs.ALL
     assert quote.missing == () and quote.set_aside == () and quote.warnings == ()
     assert quote.confidence == Confidence.HIGH
-    assert "of our appraisals are H SI2 stones between 1 and 1.5 ct" in quote.reasons[0]
+    assert "of our appraisals are H SI2 stones weighing 1–1.5 ct" in quote.reasons[0]
     assert quote.implied_carat == pytest.approx(1.1, abs=0.02)
     assert quote.price_per_carat == pytest.approx(quote.price / 1.1, abs=0.01)
 
@@ -152,7 +152,9 @@ def test_a_stone_far_outside_the_data_is_low_confidence_with_a_wider_range(
         pricing_model, {"carat": 1.0, "cut": "Ideal", "color": "G", "clarity": "VS2"}, 0.9
     )
     assert rare.confidence == Confidence.LOW
-    assert any("none of our appraisals is a D IF stone above 2 ct" in r for r in rare.reasons)
+    assert any(
+        "none of our appraisals is a D IF stone weighing over 2 ct" in r for r in rare.reasons
+    )
     assert (rare.high - rare.low) / rare.price > 1.4 * (common.high - common.low) / common.price
     assert rare.extrapolated and not common.extrapolated
     heavy = quote_stone(
@@ -169,7 +171,7 @@ def test_a_thin_base_of_similar_stones_is_medium_confidence(pricing_model: Prici
     )
     assert quote.confidence == Confidence.MEDIUM
     assert any(
-        r.startswith("only ") and "D VVS1 stones between 1 and 1.5 ct" in r for r in quote.reasons
+        r.startswith("only ") and "D VVS1 stones weighing 1–1.5 ct" in r for r in quote.reasons
     )
 
 
