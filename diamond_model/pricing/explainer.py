@@ -7,13 +7,21 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 
 import lightgbm as lgb
 import numpy as np
 
-if TYPE_CHECKING:  # the model owns its explainers: only its type is needed here
-    from diamond_model.pricing.model import PriceModel
+
+class PriceModel(Protocol):
+    """What an explainer reads of `pricing.model.PriceModel` (which owns its explainers)."""
+
+    booster_: lgb.Booster
+    features: Sequence[str]
+    carat_slope_: float
+
+    def predict_log_matrix(self, matrix: np.ndarray) -> np.ndarray: ...
 
 
 class Explainer:
