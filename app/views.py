@@ -333,7 +333,7 @@ def batches(frame: pd.DataFrame) -> pd.DataFrame:
                 "Measurements set aside": b.rows_set_aside,
                 "Model's error on it": "" if not live else f"{live['mape']:.1f}%",
                 "Its level vs the model": "" if not live else f"{live['level_pct']:+.1f}%",
-                "State": "withdrawn" if b.withdrawn_at is not None else "in use",
+                "State": "withdrawn" if b.withdrawn else "in use",
             }
         )
     return pd.DataFrame(rows)

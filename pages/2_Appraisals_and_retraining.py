@@ -254,7 +254,7 @@ names = dict(zip(batches["id"], batches["filename"], strict=True))
 batch_id = st.selectbox("Batch", ids, format_func=lambda i: f"#{i} — {names[i]}", key="batch")
 if expert:
     row = batches.set_index("id").loc[batch_id]
-    withdrawn = pd.notna(row["withdrawn_at"])
+    withdrawn = bool(row["withdrawn"])
     verb = "Restore" if withdrawn else "Withdraw"
     if st.button(f"{verb} batch {batch_id}…", key="withdraw"):
         st.session_state["confirm_batch"] = batch_id

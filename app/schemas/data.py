@@ -32,6 +32,7 @@ class BatchInfo(BaseModel):
     rows_duplicate: int = Field(description="Rows already stored, not added again.")
     rows_set_aside: int = Field(description="Rows stored with measurements set aside.")
     ignored_columns: list[str]
+    withdrawn: bool = Field(description="Withdrawn: kept for the record, no longer used.")
     withdrawn_at: UtcDatetime | None = Field(
         description="When it was withdrawn (kept, no longer used), if it was."
     )

@@ -99,7 +99,7 @@ def cmd_batches(args: argparse.Namespace, settings: Settings) -> int:
         return EXIT_OK
     print(f"{'batch':>5}  {'uploaded (UTC)':16}  {'stored':>7}  {'rejected':>8}  state      file")
     for row in batches.itertuples(index=False):
-        state = "withdrawn" if row.withdrawn_at is not None else "active"
+        state = "withdrawn" if row.withdrawn else "active"
         print(
             f"{row.id:>5}  {row.uploaded_at:%Y-%m-%d %H:%M}  {row.rows_accepted:>7,}  "
             f"{row.rows_rejected:>8,}  {state:9}  {row.filename}"

@@ -107,7 +107,7 @@ class LearningLoop:
             result,
             today,
             self.store.stored_matches,
-            None if existing is None else (existing.id, existing.withdrawn_at is not None),
+            None if existing is None else (existing.id, existing.withdrawn),
             champion if champion is not None else self.champion(),
             self.settings.interval_level,
         )

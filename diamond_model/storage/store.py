@@ -376,10 +376,16 @@ class Store:
         return int(latest), int(active or 0)
 
     def batches(self) -> pd.DataFrame:
+        """Every batch, oldest first, with a boolean `withdrawn`. A missing `withdrawn_at` or
+        `live` is None, never pandas' NaT or NaN (which `is not None` and JSON both misread)."""
         columns = [c.name for c in Batch.__table__.columns]
         with self.engine.connect() as connection:
             rows = connection.execute(select(Batch.__table__).order_by(Batch.id)).all()
-        return pd.DataFrame(rows, columns=columns)
+        frame = pd.DataFrame(rows, columns=columns)
+        frame["withdrawn"] = frame["withdrawn_at"].notna().astype(bool)
+        for column in ("withdrawn_at", "live"):
+            frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+        return frame
 
     def batch(self, batch_id: int) -> Batch | None:
         with self.session() as session:

@@ -54,6 +54,10 @@ class Batch(Base):
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     withdrawn_note: Mapped[str] = mapped_column(Text, default="")
 
+    @property
+    def withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
+
 
 class Appraisal(Base):
     """One stone as the expert appraised it; measurements set aside at upload are NULL."""
