@@ -138,6 +138,7 @@ class LearningLoop:
             raw=preview.raw,
             rows=rows,
             live=None if preview.live is None else json_safe(preview.live.as_dict()),
+            skip_stored=not keep_duplicates,
         )
         should = self.settings.auto_retrain if retrain is None else retrain
         retraining = None

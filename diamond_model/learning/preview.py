@@ -197,7 +197,8 @@ class BatchPreview:
 
     def rows_to_store(self, keep_duplicates: bool) -> pd.DataFrame:
         """Accepted rows with their date and key, without duplicates unless they are kept."""
-        rows = self.accepted.assign(appraised_on=self.dates, stone_key=self.keys)
+        dated = ~np.isnat(self.accepted[APPRAISED_ON].to_numpy(dtype="datetime64[D]"))
+        rows = self.accepted.assign(appraised_on=self.dates, stone_key=self.keys, dated=dated)
         return rows if keep_duplicates else rows.loc[~self.duplicate_mask()]
 
     def duplicates_table(self) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVarTuple, cast
@@ -17,16 +17,19 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     CursorResult,
     Result,
     Row,
     Select,
     func,
     select,
+    text,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from diamond_model.data.identity import already_stored
 from diamond_model.data.reading import RawTable
 from diamond_model.data.schema import APPRAISAL_COLUMNS, APPRAISED_ON, GRADES, grade_dtype
 from diamond_model.data.validation import ValidationResult, validate_csv
@@ -46,6 +49,7 @@ log = logging.getLogger(__name__)
 Columns = TypeVarTuple("Columns")
 
 RETRAIN_LOCK = "retrain"
+WRITE_LOCK = 0x6469616D  # PostgreSQL advisory lock held while a batch is written ("diam")
 KEY_CHUNK = 900  # stay under SQLite's 999 bound parameters per statement
 STORED_COLUMNS = ["id", "batch_id", "line", *APPRAISAL_COLUMNS, APPRAISED_ON, "stone_key"]
 NARROW_WINDOWS = (0.02, 0.05, 0.1)  # comparables: weight windows tried before the full one
@@ -151,18 +155,20 @@ class Store:
         with self.session() as session:
             return session.scalar(select(Batch).where(Batch.sha256 == sha256))
 
-    def stored_matches(self, keys: np.ndarray) -> pd.DataFrame:
+    def stored_matches(
+        self, keys: np.ndarray, connection: Connection | None = None
+    ) -> pd.DataFrame:
         """Active stored appraisals with any of these stone keys: key, date, batch and line."""
         columns = ["stone_key", "appraised_on", "batch_id", "line"]
         unique = np.unique(keys).tolist()
         parts: list[Row[int, date, int, int]] = []
-        with self.engine.connect() as connection:
+        with nullcontext(connection) if connection is not None else self.engine.connect() as conn:
             for start in range(0, len(unique), KEY_CHUNK):
                 chunk = unique[start : start + KEY_CHUNK]
                 query = select(
                     Appraisal.stone_key, Appraisal.appraised_on, Appraisal.batch_id, Appraisal.line
                 ).where(Appraisal.stone_key.in_(chunk), active_batches())
-                parts.extend(connection.execute(query).all())
+                parts.extend(conn.execute(query).all())
         return pd.DataFrame(parts, columns=columns)
 
     def insert_batch(
@@ -175,8 +181,14 @@ class Store:
         raw: RawTable,
         rows: pd.DataFrame,
         live: dict[str, object] | None,
+        skip_stored: bool = True,
     ) -> StoredBatch:
-        """Write a batch, its rows, rejections and set-aside notes in one transaction."""
+        """Write a batch, its rows, rejections and set-aside notes in one transaction.
+
+        Batches are written one at a time (SQLite's single writer; a transaction-scoped advisory
+        lock on PostgreSQL), and with `skip_stored` the rows are checked once more, inside that
+        transaction, against what is stored: two uploads previewed at the same moment cannot both
+        store the same appraisal. `rows` carries `dated` (the file gave the row's date)."""
         rejected = result.rejections
         positions = {line: k for k, line in enumerate(raw.lines.tolist())}
         lines = [line for line in rejected["line"].unique().tolist() if line in positions]
@@ -198,8 +210,16 @@ class Store:
                     ignored_columns=",".join(result.ignored_columns),
                     live=live,
                 )
+                if session.get_bind().dialect.name == "postgresql":
+                    session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK})
                 session.add(batch)
-                session.flush()
+                session.flush()  # on SQLite the first write: from here this transaction is alone
+                if skip_stored and len(rows):
+                    repeated = self._stored_since_preview(session, rows)
+                    if repeated.any():
+                        rows = rows.loc[~repeated]
+                        duplicates = result.n_accepted - len(rows)
+                        batch.rows_accepted, batch.rows_duplicate = len(rows), duplicates
                 self._insert_rows(session, batch.id, rows, rejected, raw_text, result.notes)
                 batch_id = batch.id
         except IntegrityError as error:
@@ -209,6 +229,16 @@ class Store:
             raise
         log.info("stored %s as batch %d: %d appraisals", filename, batch_id, len(rows))
         return StoredBatch(batch_id=batch_id, rows_stored=len(rows), rows_duplicate=duplicates)
+
+    def _stored_since_preview(self, session: Session, rows: pd.DataFrame) -> np.ndarray:
+        """Which `rows` repeat an active stored appraisal now (stored after their preview)."""
+        keys = rows["stone_key"].to_numpy(dtype=np.int64)
+        stored = self.stored_matches(keys, session.connection())
+        dates = pd.to_datetime(rows[APPRAISED_ON]).to_numpy(dtype="datetime64[D]")
+        repeats = already_stored(keys, dates, rows["dated"].to_numpy(dtype=bool), stored)
+        mask = np.zeros(len(rows), dtype=bool)
+        mask[repeats["position"].to_numpy(dtype=int)] = True
+        return mask
 
     def _insert_rows(
         self,

@@ -56,4 +56,8 @@ def test_the_batch_list_is_right_after_withdrawing_one_of_three(
         second: "withdrawn",
         third: "in use",
     }
-    assert frame.set_index("id")["withdrawn"].to_dict() == {first: False, second: True, third: False}
+    assert frame.set_index("id")["withdrawn"].to_dict() == {
+        first: False,
+        second: True,
+        third: False,
+    }
