@@ -18,7 +18,7 @@ from app.schemas.common import printable
 from app.services import NoModelError
 from diamond_model.data.reading import UnusableFileError
 from diamond_model.learning.outcomes import RetrainInProgressError
-from diamond_model.learning.registry import ArtefactRefusedError, RegistryError
+from diamond_model.learning.registry import ArtefactRefusedError, GateOverrideError, RegistryError
 from diamond_model.pricing.quote import InvalidStoneError
 from diamond_model.serving.keys import ClientKeyError
 from diamond_model.storage.backup import BackupError
@@ -128,6 +128,7 @@ def install_error_handlers(app: FastAPI) -> None:
         (RetrainInProgressError, 409, "Retrain in progress"),
         (UnknownBatchError, 404, "Not found"),
         (ArtefactRefusedError, 409, "Model refused"),
+        (GateOverrideError, 409, "Refused by the gate"),
         (RegistryError, 404, "Not found"),
     ]
     for kind, status, title in mapping:

@@ -71,15 +71,36 @@ def comparison(run: TrainingRun, promised: float) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _version_state(v: VersionInfo) -> str:
+    refused = " (the gate refused it)" if v.gate_refused else ""
+    if v.is_champion:
+        return "serving" + refused
+    if v.withdrawn_from:
+        return f"not servable: learned from withdrawn batch {_id_ranges(v.withdrawn_from)}"
+    if not v.servable:
+        return "earlier release"
+    return "refused by the gate" if v.gate_refused else str(v.status)
+
+
+def _id_ranges(ids: list[int]) -> str:
+    """'1–3, 5' for [1, 2, 3, 5]."""
+    parts: list[str] = []
+    for value in sorted(ids):
+        if parts and parts[-1].split("–")[-1] == str(value - 1):
+            parts[-1] = parts[-1].split("–")[0] + f"–{value}"
+        else:
+            parts.append(str(value))
+    return ", ".join(parts)
+
+
 def versions(infos: list[VersionInfo]) -> pd.DataFrame:
     """Every model version with its date, data and errors, in words."""
     rows = [
         {
             "Version": f"v{v.version}",
             "Trained": v.created_at.strftime("%d %b %Y %H:%M"),
-            "State": "serving"
-            if v.is_champion
-            else ("earlier release" if not v.servable else v.status),
+            "State": _version_state(v),
+            "Learned from batches": _id_ranges(v.learned_from),
             "Appraisals learned from": v.train_rows,
             "Error on the reference set": _figure((v.reference_metrics or {}).get("mape"), "%"),
             "Error on its held-out appraisals": _figure(v.metrics.get("mape"), "%"),

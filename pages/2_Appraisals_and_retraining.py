@@ -221,13 +221,31 @@ else:
                     f"**{'Roll back to' if action == 'rollback' else 'Serve'} "
                     f"{views.version_label(info)}?** Every quote will use it at once."
                 )
+                override = ""
+                if action == "promote" and info.gate_refused:
+                    st.warning(
+                        f"The gate refused v{version} when it was trained: it was not measurably "
+                        "as good as the champion then. Serve it only for a reason you can name."
+                    )
+                    override = st.text_input(
+                        "Why should it serve anyway? (recorded in the history)",
+                        key="override_reason",
+                        max_chars=400,
+                    )
                 yes, no = st.columns(2)
-                if yes.button(f"Yes, serve v{version}", key="confirm_yes", type="primary"):
+                if yes.button(
+                    f"Yes, serve v{version}",
+                    key="confirm_yes",
+                    type="primary",
+                    disabled=action == "promote" and info.gate_refused and not override.strip(),
+                ):
                     try:
                         if action == "rollback":
                             svc.registry.rollback()
                         else:
-                            svc.registry.promote(version, note="promoted in the dashboard")
+                            svc.registry.promote(
+                                version, note="promoted in the dashboard", override=override
+                            )
                         notice("success", f"v{version} now prices every quote.")
                     except RegistryError as error:
                         notice("error", str(error))

@@ -10,6 +10,7 @@ from datetime import date
 from pathlib import Path
 
 import joblib
+import numpy as np
 import pandas as pd
 from sqlalchemy import update
 from streamlit.testing.v1 import AppTest
@@ -209,3 +210,18 @@ def wait_for_retrain(app: AppTest, settings: Settings, timeout: float = 120) -> 
         assert time.monotonic() < deadline, "the retrain did not finish"
         time.sleep(0.3)
     pipeline.store.dispose()
+
+
+def shuffled(stones: pd.DataFrame, seed: int, n: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = stones.iloc[rng.integers(0, len(stones), n)].copy()
+    rows["price"] = rng.permutation(rows["price"].to_numpy())
+    return rows
+
+
+def two_versions(pipeline: LearningLoop, appraisals: pd.DataFrame) -> None:
+    """Two batches, a model after each: v2 (more data) is the champion."""
+    pipeline.ingest(csv_bytes(appraisals.iloc[:1200]), "a.csv", "tester")
+    pipeline.retrain()
+    pipeline.ingest(csv_bytes(appraisals.iloc[1200:2400]), "b.csv", "tester")
+    assert pipeline.retrain().promoted

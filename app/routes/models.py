@@ -9,7 +9,7 @@ from starlette.exceptions import HTTPException
 
 from app.dependencies import READS, Id, Svc, access
 from app.problems import problem_responses
-from app.schemas import ModelOut, TrainingRunIn, TrainingRunOut
+from app.schemas import ModelOut, PromoteIn, TrainingRunIn, TrainingRunOut
 from diamond_model.enums import Scope
 from diamond_model.storage.tables import TrainingRun
 
@@ -79,10 +79,13 @@ async def models(svc: Svc) -> list[ModelOut]:
     "/models/{version}/promote",
     response_model=ModelOut,
     summary="Serve a version (any stored one: an older one rolls back)",
-    responses=problem_responses(404),
+    responses=problem_responses(404, 409),
 )
-async def promote(version: Id, svc: Svc) -> ModelOut:
-    info = await run_in_threadpool(svc.registry.promote, version, "promoted through the API")
+async def promote(version: Id, svc: Svc, body: PromoteIn | None = None) -> ModelOut:
+    override = body.override if body is not None else ""
+    info = await run_in_threadpool(
+        svc.registry.promote, version, "promoted through the API", override
+    )
     return ModelOut.model_validate(info)
 
 

@@ -16,13 +16,32 @@ class ModelOut(BaseModel):
     created_at: UtcDatetime
     status: str
     is_champion: bool
-    servable: bool = Field(description="False for versions an earlier release trained.")
+    servable: bool = Field(
+        description="False for versions an earlier release trained, and for versions that "
+        "learned from a batch withdrawn since."
+    )
+    learned_from: list[int] = Field(description="The batches it was trained on.")
+    judged_on: list[int] = Field(description="The batches its figures come from.")
+    withdrawn_from: list[int] = Field(description="Batches it learned from that are withdrawn.")
+    gate_refused: bool = Field(
+        description="The promotion gate refused it when it was trained (kept if it was later "
+        "promoted by hand with an override)."
+    )
     algorithm: str
     train_rows: int
     holdout_rows: int
     metrics: dict[str, float | None] = Field(description="On its held-out appraisals.")
     reference_metrics: dict[str, float | None] | None = Field(
         description="On the fixed reference set every version is compared on."
+    )
+
+
+class PromoteIn(BaseModel):
+    override: str = Field(
+        "",
+        max_length=500,
+        description="Needed to serve a version the gate refused: why it should serve anyway "
+        "(recorded in the champion history).",
     )
 
 

@@ -12,6 +12,7 @@ from diamond_model.cli.common import (
     open_pipeline,
     print_outcome,
 )
+from diamond_model.enums import RunStatus
 from diamond_model.settings import Settings
 
 
@@ -19,6 +20,8 @@ def cmd_retrain(args: argparse.Namespace, settings: Settings) -> int:
     pipeline = open_pipeline(settings)
     outcome = pipeline.retrain(trigger="cli", wait_seconds=args.wait, force=args.force)
     print_outcome(outcome)
+    if outcome.status is RunStatus.SKIPPED:
+        print("(`retrain --force` trains anyway)")
     return EXIT_OK
 
 
@@ -47,7 +50,7 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
-    open_pipeline(settings).registry.promote(args.version)
+    open_pipeline(settings).registry.promote(args.version, "promoted by hand", args.override)
     print(f"version {args.version} is now the champion")
     return EXIT_OK
 
@@ -94,6 +97,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     promote = commands.add_parser("promote", help="make a stored version the champion")
     promote.add_argument("version", type=int)
+    promote.add_argument(
+        "--override",
+        default="",
+        metavar="REASON",
+        help="serve a version the gate refused; the reason is recorded",
+    )
     promote.set_defaults(handler=cmd_promote)
     commands.add_parser("rollback", help="return to the previous champion").set_defaults(
         handler=cmd_rollback

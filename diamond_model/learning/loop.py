@@ -10,6 +10,7 @@ that order can be read top to bottom.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -191,15 +192,27 @@ class LearningLoop:
         retrain: bool | None = None,
         start: Callable[[str], RetrainOutcome | int] | None = None,
     ) -> tuple[Batch, Retraining]:
-        """Withdraw (or restore) a batch, then retrain if automatic retraining is on."""
-        batch = self.store.set_withdrawn(batch_id, withdrawn, note)
+        """Withdraw (or restore) a batch, then retrain if automatic retraining is on.
+
+        A champion that learned from the withdrawn batch stops serving in the same transaction:
+        the newest earlier champion that did not serves instead (a `fallback` champion event)."""
+        with self.store.session() as session, session.begin():
+            batch = self.store.set_withdrawn(batch_id, withdrawn, note, session)
+            fallen = (
+                self.registry.fall_back(session, f"withdrawn batch {batch_id}")
+                if withdrawn
+                else None
+            )
+            session.expunge(batch)
         should = self.settings.auto_retrain if retrain is None else retrain
         if not should:
-            return batch, Retraining(
-                "Not retrained: automatic retraining is off; retrain to apply."
-            )
-        verb = "withdrawn" if withdrawn else "restored"
-        return batch, self._retrain_after(f"batch {batch_id} {verb}", start)
+            retraining = Retraining("Not retrained: automatic retraining is off; retrain to apply.")
+        else:
+            verb = "withdrawn" if withdrawn else "restored"
+            retraining = self._retrain_after(f"batch {batch_id} {verb}", start)
+        if fallen is not None:
+            retraining = dataclasses.replace(retraining, note=f"{fallen} {retraining.note}")
+        return batch, retraining
 
     # ---- retrain ------------------------------------------------------------------------------
 
@@ -301,6 +314,7 @@ class LearningLoop:
         appraisals = self.store.appraisals()
         data = fingerprint(appraisals)
         max_batch = int(appraisals["batch_id"].max()) if len(appraisals) else 0
+        learned = sorted(int(b) for b in appraisals["batch_id"].unique())
         champion_version = self.registry.champion_version()
         champion_row = self._version_row(champion_version)
         if champion_row is not None and champion_row.format != MODEL_FORMAT:
@@ -315,8 +329,7 @@ class LearningLoop:
             if previous is not None:
                 reason = (
                     f"skipped: run {previous.id} already trained on exactly these appraisals "
-                    f"({previous.status}: v{previous.candidate_version}); "
-                    "use --force to train again"
+                    f"({previous.status}: v{previous.candidate_version})"
                 )
                 return self._skip(run_id, reason, champion_version, data)
 
@@ -357,6 +370,8 @@ class LearningLoop:
                 max_batch,
                 run_id,
                 reference,
+                learned_from=learned,
+                judged_on=sorted({*learned, *self.registry.reference_batches()}),
             )
             if ok:
                 self.registry.set_champion(session, version, "promote", f"run {run_id}")

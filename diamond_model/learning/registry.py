@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import NamedTuple, TypeVar
 
 import pandas as pd
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from diamond_model.enums import VersionStatus
@@ -23,7 +23,14 @@ from diamond_model.learning.training import TrainingResult, evaluate, holdout_ma
 from diamond_model.pricing import artefact
 from diamond_model.pricing.model import LEGACY_FORMAT, MODEL_FORMAT, PricingModel
 from diamond_model.storage.store import Store
-from diamond_model.storage.tables import Batch, ChampionEvent, ChampionPointer, ModelVersion, utcnow
+from diamond_model.storage.tables import (
+    Batch,
+    ChampionEvent,
+    ChampionPointer,
+    ModelVersion,
+    TrainingRun,
+    utcnow,
+)
 from diamond_model.words import sentence
 
 log = logging.getLogger(__name__)
@@ -40,6 +47,10 @@ class Champion(NamedTuple):
 
 class RegistryError(ValueError):
     """A registry request that cannot be carried out (unknown version, nothing to roll back to)."""
+
+
+class GateOverrideError(RegistryError):
+    """Promoting a version the gate refused, without saying why it should serve anyway."""
 
 
 class ArtefactRefusedError(RegistryError):
@@ -65,10 +76,26 @@ class VersionInfo:
     run_id: int | None
     format: int
     is_champion: bool
+    learned_from: list[int]
+    judged_on: list[int]
+    gate_refused: bool
+    withdrawn_from: list[int]  # batches it learned from that are withdrawn now
 
     @property
     def servable(self) -> bool:
-        return self.format == MODEL_FORMAT
+        return self.format == MODEL_FORMAT and not self.withdrawn_from
+
+    @property
+    def unservable_reason(self) -> str | None:
+        """Why this version cannot serve, in words; None when it can."""
+        if self.format != MODEL_FORMAT:
+            return _refusal(self.version, self.format, b"", None)
+        if self.withdrawn_from:
+            return (
+                f"v{self.version} learned from withdrawn batch "
+                f"{', '.join(map(str, self.withdrawn_from))}; restore the batch to serve it again"
+            )
+        return None
 
 
 def _refusal(version: int, fmt: int, blob: bytes | None, sha256: str | None) -> str | None:
@@ -107,7 +134,12 @@ def json_safe(values: Mapping[str, T]) -> dict[str, T | None]:
     }
 
 
-def _info(row: ModelVersion, champion: int | None) -> VersionInfo:
+def withdrawn_batches(session: Session) -> set[int]:
+    return set(session.scalars(select(Batch.id).where(Batch.withdrawn_at.is_not(None))).all())
+
+
+def _info(row: ModelVersion, champion: int | None, withdrawn: set[int]) -> VersionInfo:
+    learned = list(row.learned_from or [])
     return VersionInfo(
         version=row.version,
         created_at=row.created_at,
@@ -124,6 +156,10 @@ def _info(row: ModelVersion, champion: int | None) -> VersionInfo:
         run_id=row.run_id,
         format=row.format,
         is_champion=row.version == champion,
+        learned_from=learned,
+        judged_on=list(row.judged_on or []),
+        gate_refused=bool(row.gate_refused),
+        withdrawn_from=sorted(set(learned) & withdrawn),
     )
 
 
@@ -149,12 +185,17 @@ class Registry:
             ).first()
         return (None, None) if row is None else (row[0], row[1])
 
-    def reference_set(self) -> pd.DataFrame:
-        """The held-out appraisals of the earliest active batch: every version's common exam."""
+    def reference_batches(self) -> list[int]:
+        """The batch the reference set is drawn from (none when nothing is stored)."""
         with self.store.session() as session:
             first = session.scalar(
                 select(Batch.id).where(Batch.withdrawn_at.is_(None)).order_by(Batch.id).limit(1)
             )
+        return [] if first is None else [int(first)]
+
+    def reference_set(self) -> pd.DataFrame:
+        """The held-out appraisals of the earliest active batch: every version's common exam."""
+        first = next(iter(self.reference_batches()), None)
         if first is None:
             return self.store.appraisals(batch_id=-1)
         rows = self.store.appraisals(batch_id=first)
@@ -175,6 +216,8 @@ class Registry:
         max_batch_id: int,
         run_id: int | None,
         reference: dict[str, float | None] | None,
+        learned_from: list[int],
+        judged_on: list[int],
     ) -> int:
         """Insert a trained model (inside the caller's transaction); returns its version."""
         blob = artefact.write(result.model)
@@ -193,6 +236,9 @@ class Registry:
             format=MODEL_FORMAT,
             artefact=blob,
             artefact_sha256=artefact.digest(blob),
+            learned_from=learned_from,
+            judged_on=judged_on,
+            gate_refused=status == VersionStatus.REJECTED,
         )
         session.add(row)
         session.flush()
@@ -203,7 +249,12 @@ class Registry:
         session.execute(
             update(ModelVersion)
             .where(ModelVersion.status == VersionStatus.CHAMPION)
-            .values(status=VersionStatus.ARCHIVED)
+            .values(
+                status=case(
+                    (ModelVersion.gate_refused, VersionStatus.REJECTED.value),
+                    else_=VersionStatus.ARCHIVED.value,
+                )
+            )
         )
         session.execute(
             update(ModelVersion)
@@ -229,18 +280,66 @@ class Registry:
             raise RegistryError(
                 f"There is no model version {version}; stored versions: {known or 'none'}."
             )
-        if row.format != MODEL_FORMAT:
-            reason = _refusal(version, row.format, b"", None) or ""
+        reason = _info(row, None, withdrawn_batches(session)).unservable_reason
+        if reason is not None:
             raise ArtefactRefusedError(sentence(reason) + ".")
         return row
 
-    def promote(self, version: int, note: str = "promoted by hand") -> VersionInfo:
-        """Make any servable stored version the champion."""
+    def promote(
+        self, version: int, note: str = "promoted by hand", override: str = ""
+    ) -> VersionInfo:
+        """Make a servable stored version the champion. One the gate refused needs `override`:
+        the reason it should serve anyway, recorded in the champion history."""
         with self.store.session() as session, session.begin():
-            self._servable(session, version)
+            row = self._servable(session, version)
+            if row.gate_refused:
+                if not override.strip():
+                    raise GateOverrideError(
+                        f"The gate refused v{version} when it was trained "
+                        f"({self._refusal_words(session, row)}). To serve it anyway, give the "
+                        "reason (it is recorded): the override box on the dashboard, "
+                        "`promote VERSION --override REASON`, or the API's `override` field."
+                    )
+                note = f"{note}; gate overridden: {override.strip()[:400]}"
             self.set_champion(session, version, "promote", note)
         log.info("version %d is now champion", version)
         return self.info(version)  # type: ignore[return-value]
+
+    def _refusal_words(self, session: Session, row: ModelVersion) -> str:
+        run = session.get(TrainingRun, row.run_id) if row.run_id is not None else None
+        return run.message if run is not None and run.message else "no reason was recorded"
+
+    def fall_back(self, session: Session, reason: str) -> str | None:
+        """If the champion learned from a withdrawn batch, serve the newest version that was
+        served before and did not (inside the caller's transaction, so the withdrawal and the
+        fall-back are one change); the sentence says what happened, None if nothing had to."""
+        champion = session.scalar(select(ChampionPointer.version).where(ChampionPointer.id == 1))
+        if champion is None:
+            return None
+        withdrawn = withdrawn_batches(session)
+        current = session.get(ModelVersion, champion)
+        if current is None or not set(current.learned_from or []) & withdrawn:
+            return None
+        served = set(session.scalars(select(ChampionEvent.version)).all())
+        candidates = session.scalars(
+            select(ModelVersion)
+            .where(ModelVersion.version.in_(served), ModelVersion.version != champion)
+            .order_by(ModelVersion.version.desc())
+        ).all()
+        for row in candidates:
+            if _info(row, None, withdrawn).servable and not row.gate_refused:
+                self.set_champion(
+                    session, row.version, "fallback", f"v{champion} learned from {reason}"
+                )
+                log.info("champion v%d learned from %s: v%d serves", champion, reason, row.version)
+                return (
+                    f"Champion v{champion} learned from {reason}: v{row.version}, which did not, "
+                    "serves from now on."
+                )
+        return (
+            f"Champion v{champion} learned from {reason}, and no earlier version that served "
+            f"learned without it: v{champion} keeps serving until the retrain replaces it."
+        )
 
     def history(self) -> list[int]:
         """Champion stack: promotions push, rollbacks pop; the last element is serving."""
@@ -339,13 +438,14 @@ class Registry:
         champion = self.champion_version()
         with self.store.session() as session:
             row = session.get(ModelVersion, version)
-            return None if row is None else _info(row, champion)
+            return None if row is None else _info(row, champion, withdrawn_batches(session))
 
     def versions(self) -> list[VersionInfo]:
         champion = self.champion_version()
         with self.store.session() as session:
             rows = session.scalars(select(ModelVersion).order_by(ModelVersion.version)).all()
-            return [_info(row, champion) for row in rows]
+            withdrawn = withdrawn_batches(session)
+            return [_info(row, champion, withdrawn) for row in rows]
 
     def champion_events(self) -> pd.DataFrame:
         with self.store.engine.connect() as connection:

@@ -276,16 +276,22 @@ class Store:
 
     # ---- withdraw and restore -----------------------------------------------------------------
 
-    def set_withdrawn(self, batch_id: int, withdrawn: bool, note: str = "") -> Batch:
-        """Withdraw a batch (kept for audit, no longer used) or restore it."""
-        with self.session() as session, session.begin():
-            batch = session.get(Batch, batch_id)
-            if batch is None:
-                raise UnknownBatchError(
-                    f"There is no batch {batch_id}; `python -m diamond_model batches` lists them."
-                )
-            batch.withdrawn_at = utcnow() if withdrawn else None
-            batch.withdrawn_note = note[:500] if withdrawn else ""
+    def set_withdrawn(
+        self, batch_id: int, withdrawn: bool, note: str = "", session: Session | None = None
+    ) -> Batch:
+        """Withdraw a batch (kept for audit, no longer used) or restore it; inside `session`'s
+        transaction when one is given (the caller commits), in its own otherwise."""
+        if session is None:
+            with self.session() as own, own.begin():
+                return self.set_withdrawn(batch_id, withdrawn, note, own)
+        batch = session.get(Batch, batch_id)
+        if batch is None:
+            raise UnknownBatchError(
+                f"There is no batch {batch_id}; `python -m diamond_model batches` lists them."
+            )
+        batch.withdrawn_at = utcnow() if withdrawn else None
+        batch.withdrawn_note = note[:500] if withdrawn else ""
+        session.flush()
         return batch
 
     # ---- reads --------------------------------------------------------------------------------

@@ -133,6 +133,13 @@ class ModelVersion(Base):
     artefact: Mapped[bytes] = deferred(mapped_column(LargeBinary))
     # SHA-256 of `artefact`, recorded when the version is created and checked at every load.
     artefact_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The active batches it was trained on (its held-out part too), and the batches its figures
+    # came from (those and the reference set's): a version that learned from a withdrawn batch
+    # is not served.
+    learned_from: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    judged_on: Mapped[list[int] | None] = mapped_column(JSON, nullable=True)
+    # The gate refused it; kept whatever happens to it later (promoted by hand, rolled back).
+    gate_refused: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class ChampionEvent(Base):

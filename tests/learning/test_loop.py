@@ -22,7 +22,7 @@ from diamond_model.serving.champion import ChampionCache
 from diamond_model.storage import lease
 from diamond_model.storage.store import RETRAIN_LOCK
 from diamond_model.storage.tables import TrainingRun
-from tests.helpers import BUNDLED_STORED, csv_bytes, dated
+from tests.helpers import BUNDLED_STORED, csv_bytes, dated, shuffled, two_versions
 
 JANUARY, MARCH, APRIL, MAY = date(2026, 1, 1), date(2026, 3, 1), date(2026, 4, 1), date(2026, 5, 1)
 
@@ -33,21 +33,6 @@ def repriced(stones: pd.DataFrame, factor: float, seed: int, n: int) -> pd.DataF
     rows = stones.iloc[rng.integers(0, len(stones), n)].copy()
     rows["price"] = (rows["price"] * factor * np.exp(rng.normal(0, 0.02, n))).round(0)
     return rows
-
-
-def shuffled(stones: pd.DataFrame, seed: int, n: int) -> pd.DataFrame:
-    rng = np.random.default_rng(seed)
-    rows = stones.iloc[rng.integers(0, len(stones), n)].copy()
-    rows["price"] = rng.permutation(rows["price"].to_numpy())
-    return rows
-
-
-def two_versions(pipeline: LearningLoop, appraisals: pd.DataFrame) -> None:
-    """Two batches, a model after each: v2 (more data) is the champion."""
-    pipeline.ingest(csv_bytes(appraisals.iloc[:1200]), "a.csv", "tester")
-    pipeline.retrain()
-    pipeline.ingest(csv_bytes(appraisals.iloc[1200:2400]), "b.csv", "tester")
-    assert pipeline.retrain().promoted
 
 
 @pytest.mark.slow

@@ -24,7 +24,8 @@ from diamond_model.learning.loop import LearningLoop
 from diamond_model.settings import Settings
 
 url, path, folder = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-loop = LearningLoop.from_settings(Settings(database_url=url, instance_dir=folder, auto_retrain=False))
+settings = Settings(database_url=url, instance_dir=folder, auto_retrain=False)
+loop = LearningLoop.from_settings(settings)
 preview = loop.preview(path.read_bytes(), path.name)
 assert preview.n_duplicates == 0, preview.n_duplicates
 (folder / (path.name + ".ready")).touch()
