@@ -48,9 +48,11 @@ def _services(database_url: str, instance_dir: str) -> Services:
     """One Services per database per server process (model cache, engine pool, retrains)."""
     code = _secret_code()
     overrides = {} if code is None else {"access_code": code}
-    return Services.create(
+    svc = Services.create(
         Settings(database_url=database_url, instance_dir=instance_dir, **overrides)
     )
+    svc.keeper.start()  # a retrain left undone by a dead process is redone from here too
+    return svc
 
 
 def _secret_code() -> str | None:

@@ -24,6 +24,7 @@ from diamond_model.pricing.quote import Quote, quote_stone
 from diamond_model.serving.champion import ChampionCache
 from diamond_model.serving.keys import ClientKey, KeyRing, KeyStore
 from diamond_model.serving.metering import Attempts, Meter
+from diamond_model.serving.periodic import Periodic
 from diamond_model.serving.quote_records import QuoteLog
 from diamond_model.settings import Settings
 from diamond_model.storage.store import Store
@@ -85,6 +86,12 @@ class Services:
         self.attempts = Attempts(self.store)
         self.quotes = QuoteLog(self.store, self.settings.quote_retention_days)
         self.readiness = Readiness(self.store)
+        # Redoes a retrain or follow-up left undone by a process that died holding the lease.
+        self.keeper = Periodic(
+            "retrain-keeper",
+            min(10.0, self.settings.lease_seconds / 2),
+            lambda: self.pipeline.recover_lapsed(self.start_retrain),
+        )
 
     @classmethod
     def create(cls, settings: Settings) -> Services:
@@ -99,6 +106,7 @@ class Services:
         self.ring.watch()
         self.meter.watch()
         self.quotes.watch()
+        self.keeper.start()
 
     @property
     def store(self) -> Store:
@@ -183,6 +191,7 @@ class Services:
         """Stop retrains (recorded as abandoned, lease released) and flush what is in memory."""
         self._cancel.set()
         self.wait_for_background(30)
+        self.keeper.close()
         self.cache.close()
         self.ring.close()
         self.meter.close()

@@ -47,7 +47,7 @@ from diamond_model.learning.training import (
 from diamond_model.pricing.model import MODEL_FORMAT, PricingModel
 from diamond_model.settings import Settings
 from diamond_model.storage.lease import Lease, force_unlock, lease_state, request_follow_up
-from diamond_model.storage.runs import CLEARED, Runs
+from diamond_model.storage.runs import CLEARED, LAPSED, Runs
 from diamond_model.storage.store import RETRAIN_LOCK, Store
 from diamond_model.storage.tables import Batch, ModelVersion, TrainingRun, utcnow
 
@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, float], None]
 BUNDLED_DATASET = Path(str(resources.files("diamond_model") / "data" / "diamonds.csv"))
 FIRST_MODEL_MAX_MAPE = 50.0
+RECOVERY = "recovery"  # trigger of a run that redoes what a dead process left undone
 
 
 class LearningLoop:
@@ -462,6 +463,37 @@ class LearningLoop:
         return out
 
     # ---- runs and operations ------------------------------------------------------------------
+
+    def recover_lapsed(self, start: Callable[[str], object]) -> str | None:
+        """When the process holding the retraining lease died (its lease lapsed unreleased), do
+        what it left undone: a follow-up it was asked for, or the run it was in the middle of,
+        by calling `start(trigger)` (which takes the lapsed lease over and marks the dead run
+        abandoned). A run that was itself such a recovery is only marked abandoned, so a retrain
+        that kills its process is not tried again forever. Says what it did, None if nothing."""
+        state = lease_state(self.store, RETRAIN_LOCK)
+        if state is None or state.holder is None or state.expires_at is None:
+            return None
+        if state.expires_at >= utcnow():
+            return None
+        dead = self.run_book.get(state.run_id) if state.run_id is not None else None
+        about = f"run {dead.id}" if dead is not None else "a retrain"
+        if state.pending or dead is None or not dead.trigger.startswith(RECOVERY):
+            why = "a follow-up was pending" if state.pending else "it had not finished"
+            trigger = f"{RECOVERY}: the process running {about} stopped; {why}"
+            try:
+                start(trigger)
+            except RetrainInProgressError:
+                return None  # another process took the lease over first
+            log.warning("retraining lease lapsed (%s): %s", about, trigger)
+            return trigger
+        lease = Lease.take(self.store, RETRAIN_LOCK, 0.0, self.settings.lease_seconds)
+        if lease is None:
+            return None
+        try:
+            self.run_book.abandon_running(LAPSED)
+        finally:
+            lease.abandon()
+        return f"{about} marked abandoned: its process stopped while recovering"
 
     def runs(self) -> list[TrainingRun]:
         return self.run_book.all()

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from app.services import Services
 from diamond_model.enums import RunStatus
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.storage import lease
@@ -126,3 +127,38 @@ def test_two_processes_storing_and_retraining_end_with_a_champion_trained_on_eve
 @pytest.fixture
 def seeded_url(database_url: str, seeded_copy: Callable[[str], str]) -> str:
     return seeded_copy("sqlite" if database_url.startswith("sqlite") else "postgresql")
+
+
+@pytest.mark.slow
+def test_a_follow_up_survives_kill_9_of_the_lease_holder_and_trains_after_the_lease_lapses(
+    seeded_url: str, tmp_path: Path, appraisals: pd.DataFrame
+) -> None:
+    services = Services.create(make_settings(seeded_url, tmp_path, lease_seconds=LEASE))
+    pipeline = services.pipeline
+    process = cli(seeded_url, tmp_path, "retrain", "--force")
+    dead_id = wait_for_running(pipeline)
+    preview = pipeline.preview(csv_bytes(appraisals.iloc[2000:2600]), "new.csv")
+    submission = pipeline.submit(preview, "expert", retrain=True, start=services.start_retrain)
+    assert "follow-up run" in submission.retraining.note
+    assert lease.lease_state(pipeline.store, RETRAIN_LOCK).pending
+    process.send_signal(signal.SIGKILL)
+    process.wait(10)
+    held = lease.lease_state(pipeline.store, RETRAIN_LOCK)
+
+    services.keeper.start()  # what every API worker and dashboard process runs
+    deadline = time.monotonic() + LEASE + 30
+    recovered = None
+    while recovered is None or recovered.status == RunStatus.RUNNING:
+        assert time.monotonic() < deadline, [(r.id, r.status, r.trigger) for r in pipeline.runs()]
+        time.sleep(0.2)
+        recovered = next((r for r in pipeline.runs() if r.trigger.startswith("recovery")), None)
+    services.close()
+
+    assert recovered.status in (RunStatus.PROMOTED, RunStatus.REJECTED), recovered.message
+    assert recovered.max_batch_id == submission.batch_id, "it trained on the new batch"
+    assert "a follow-up was pending" in recovered.trigger
+    dead = pipeline.run(dead_id)
+    assert dead.status == RunStatus.ABANDONED and "its lease lapsed" in dead.message
+    assert held.expires_at <= recovered.started_at, "taken over only once the lease lapsed"
+    assert lease.lease_state(pipeline.store, RETRAIN_LOCK).holder is None
+    assert [r.trigger for r in pipeline.runs()].count(recovered.trigger) == 1, "exactly once"

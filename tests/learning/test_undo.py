@@ -108,8 +108,9 @@ def test_serving_a_version_the_gate_refused_needs_a_reason_and_it_stays_refused(
 
     registry.promote(version, override="the expert checked batch 2 by hand")
     assert registry.champion_version() == version
-    assert "gate overridden: the expert checked batch 2 by hand" in (
-        registry.champion_events().iloc[-1]["note"]
+    assert (
+        "gate overridden: the expert checked batch 2 by hand"
+        in (registry.champion_events().iloc[-1]["note"])
     )
     registry.rollback()
     info = registry.info(version)
