@@ -55,18 +55,17 @@ def home() -> None:
             "appraisals"
         )
         columns = st.columns(4)
-        metrics = info.metrics
+        metrics, where = views.accuracy(info)
         columns[0].metric("Typical error (median)", f"{metrics['median_ape']:.1f}%")
         columns[1].metric("Within 10% of the expert", f"{metrics['within_10pct']:.0f}%")
-        columns[2].metric("Average error", f"${metrics['mae']:,.0f}")
+        columns[2].metric("Average error in dollars", f"${metrics['mae']:,.0f}")
         columns[3].metric(
             f"Real prices inside the {metrics['level']:.0f}% range", f"{metrics['coverage']:.0f}%"
         )
         for sentence in plain_words(metrics):
             st.markdown(f"- {sentence}")
         st.caption(
-            f"Measured on {info.holdout_rows:,} appraisals the model never saw. Prices are set at "
-            f"the {model.market.latest_label} market level. "
+            f"{where}. Prices are set at the {model.market.latest_label} market level. "
             f"{svc.store.count_appraisals():,} appraisals are in use."
         )
         live = svc.latest_readings(3)

@@ -19,6 +19,7 @@ from app.services import NoModelError
 from diamond_model.data.reading import UnusableFileError
 from diamond_model.learning.outcomes import RetrainInProgressError
 from diamond_model.learning.registry import ArtefactRefusedError, GateOverrideError, RegistryError
+from diamond_model.learning.review import CorrectionError, UnknownAppraisalError
 from diamond_model.pricing.quote import InvalidStoneError
 from diamond_model.serving.keys import ClientKeyError
 from diamond_model.storage.backup import BackupError
@@ -127,6 +128,8 @@ def install_error_handlers(app: FastAPI) -> None:
         (FileTooLargeError, 413, "Request too large"),
         (RetrainInProgressError, 409, "Retrain in progress"),
         (UnknownBatchError, 404, "Not found"),
+        (UnknownAppraisalError, 404, "Not found"),
+        (CorrectionError, 422, "Invalid input"),
         (ArtefactRefusedError, 409, "Model refused"),
         (GateOverrideError, 409, "Refused by the gate"),
         (RegistryError, 404, "Not found"),

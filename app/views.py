@@ -11,19 +11,59 @@ import pandas as pd
 
 from diamond_model.enums import RunStatus
 from diamond_model.learning import outcomes
+from diamond_model.learning.preview import Suspect
 from diamond_model.learning.registry import VersionInfo
 from diamond_model.pricing.quote import Quote
 from diamond_model.storage.tables import TrainingRun
 
 LOWER_IS_BETTER = {"mape": True, "median_ape": True, "mae": True, "rmse": True, "r2": False}
 FIGURES = {
-    "mape": ("Average error", "%"),
+    "mape": ("Average error (%)", "%"),
     "median_ape": ("Typical error (median)", "%"),
     "mae": ("Average error in dollars", "$"),
     "rmse": ("Root-mean-square error", "$"),
     "r2": ("Share of price variation explained (R²)", ""),
     "coverage": ("Real prices inside the range", "%"),
 }
+
+
+def accuracy(info: VersionInfo) -> tuple[dict[str, float | None], str]:
+    """The figures Home, Performance and the desk show for a version, and where they were
+    measured: the fixed reference set (every version on the same appraisals), or its own
+    held-out appraisals when it has no reference figures."""
+    if info.reference_metrics:
+        n = int(info.reference_metrics.get("n") or 0)
+        return info.reference_metrics, (
+            f"Measured on the reference set: {n:,} appraisals held out from the first batch, "
+            "never trained on, the same for every version"
+        )
+    return dict(info.metrics), f"Measured on its {info.holdout_rows:,} held-out appraisals"
+
+
+def suspects(found: list[Suspect]) -> pd.DataFrame:
+    """Suspect prices of a preview, one row each, as the expert reads them."""
+    return pd.DataFrame(
+        [
+            {
+                "Line": s.line,
+                "Price": f"${s.price:,.0f}",
+                "The model's price": f"${s.model_price:,.0f}",
+                "Likely cause": s.cause or "no usual slip explains it: check the row",
+                "Price without that slip": ""
+                if s.likely_price is None
+                else f"${s.likely_price:,.0f}",
+            }
+            for s in found
+        ]
+    )
+
+
+def held_label(row: pd.Series) -> str:
+    """One held appraisal in a picker: where it came from, the stone and its price."""
+    return (
+        f"#{row.name} — batch {row['batch_id']} line {row['line']}: {row['carat']:.2f} ct "
+        f"{row['cut']} {row['color']} {row['clarity']}, ${row['price']:,.0f}"
+    )
 
 
 def _figure(value: float | None, unit: str) -> str:

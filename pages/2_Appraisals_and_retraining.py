@@ -20,6 +20,7 @@ from diamond_model.data.reading import UnusableFileError, neutralise_formulas
 from diamond_model.data.schema import APPRAISAL_COLUMNS, APPRAISED_ON, EXAMPLE_APPRAISAL, GRADES
 from diamond_model.enums import RunStatus
 from diamond_model.learning.registry import RegistryError
+from diamond_model.learning.review import CorrectionError, correct, held_appraisals
 from diamond_model.storage.store import FileTooLargeError
 
 through_navigation()
@@ -48,12 +49,13 @@ else:
         "appraised_on optional)",
         type=["csv", "txt"],
         accept_multiple_files=True,
-        # A new key after each store empties the box, so a stored file is not previewed again.
-        key=f"appraisal_files-{st.session_state.get('uploads', 0)}",
+        key="appraisal_files",
     )
+    # Each file keeps its preview until it is stored or dismissed, whatever happens to the others.
     previews = st.session_state.setdefault("previews", {})
+    done = st.session_state.setdefault("done_files", set())  # stored or dismissed
     for uploaded in files or []:
-        if uploaded.file_id not in previews:
+        if uploaded.file_id not in previews and uploaded.file_id not in done:
             try:
                 previews[uploaded.file_id] = svc.pipeline.preview(
                     uploaded.getvalue(), uploaded.name, champion=svc.cache.get()
@@ -63,20 +65,27 @@ else:
                     f"**{views.literal(uploaded.name)}** cannot be used: "
                     f"{views.literal(str(error))}"
                 )
-                continue
-        preview = previews[uploaded.file_id]
+    for file_id, preview in list(previews.items()):
         result = preview.result
+        name = views.literal(preview.filename)
+        suspects = preview.live.suspect_list() if preview.live is not None else []
         with st.container(border=True):
-            st.markdown(f"#### {views.literal(uploaded.name)}")
-            c1, c2, c3, c4 = st.columns(4)
+            st.markdown(f"#### {name}")
+            c1, c2, c3, c4, c5 = st.columns(5)
             c1.metric("Appraisals to store", f"{len(preview.rows_to_store(False)):,}")
-            c2.metric("Rows rejected", f"{result.n_rejected:,}")
-            c3.metric("Already stored", f"{preview.n_duplicates:,}")
-            c4.metric(
-                "Measurements set aside",
-                f"{views.lines_in(result.notes):,}",
-            )
+            c2.metric("Suspect prices", f"{len(suspects):,}")
+            c3.metric("Rows rejected", f"{result.n_rejected:,}")
+            c4.metric("Already stored", f"{preview.n_duplicates:,}")
+            c5.metric("Measurements set aside", f"{views.lines_in(result.notes):,}")
             st.markdown("\n".join(f"- {views.literal(line)}" for line in preview.sentences()[1:]))
+            if suspects:
+                st.markdown(
+                    "**Suspect prices** (far beyond the model's own errors; held for review "
+                    "unless you store them as they are):"
+                )
+                st.dataframe(
+                    views.suspects(suspects), hide_index=True, width="stretch", key=f"sus-{file_id}"
+                )
             if not result.rejections.empty:
                 st.markdown(
                     "**Rejected rows** (the line in your file, the column, the value, why):"
@@ -85,7 +94,7 @@ else:
                     views.in_words(result.rejections),
                     hide_index=True,
                     width="stretch",
-                    key=f"rej-{uploaded.file_id}",
+                    key=f"rej-{file_id}",
                 )
             if not result.notes.empty:
                 st.markdown("**Measurements set aside** (stored as missing; the row is kept):")
@@ -93,7 +102,7 @@ else:
                     views.in_words(result.notes),
                     hide_index=True,
                     width="stretch",
-                    key=f"notes-{uploaded.file_id}",
+                    key=f"notes-{file_id}",
                 )
             if preview.n_duplicates:
                 st.markdown("**Rows already stored** (not stored again):")
@@ -101,7 +110,7 @@ else:
                     views.in_words(preview.duplicates_table()),
                     hide_index=True,
                     width="stretch",
-                    key=f"dup-{uploaded.file_id}",
+                    key=f"dup-{file_id}",
                 )
             if preview.drift is not None:
                 with st.expander("How its stones differ from the data the model learned from"):
@@ -111,36 +120,79 @@ else:
                         "distributions match, above 0.1 a moderate shift, above 0.25 a large one."
                     )
                     st.dataframe(
-                        preview.drift,
-                        hide_index=True,
-                        width="stretch",
-                        key=f"drift-{uploaded.file_id}",
+                        preview.drift, hide_index=True, width="stretch", key=f"drift-{file_id}"
                     )
+            store, dismiss = st.columns([3, 1])
+            if dismiss.button("Dismiss", key=f"dismiss-{file_id}"):
+                previews.pop(file_id, None)
+                done.add(file_id)
+                st.rerun()
             if (
                 preview.existing_batch is None
                 and len(preview.rows_to_store(False)) + preview.n_duplicates
             ):
-                keep = st.checkbox(
+                keep = store.checkbox(
                     "Store rows identical to stored appraisals too "
                     "(different stones that share every number)",
-                    key=f"keep-{uploaded.file_id}",
+                    key=f"keep-{file_id}",
                 )
-                count = len(preview.rows_to_store(keep))
-                if count and st.button(
-                    f"Store {count:,} appraisals from {views.literal(uploaded.name)}",
-                    key=f"store-{uploaded.file_id}",
-                    type="primary",
-                ):
+                hold = not suspects or not store.checkbox(
+                    "Use the suspect prices as they are (I checked them)", key=f"trust-{file_id}"
+                )
+                rows = preview.rows_to_store(keep, hold)
+                held = int(rows["held"].sum())
+                label = f"Store {len(rows) - held:,} appraisals from {name}" + (
+                    f", hold {held:,} for review" if held else ""
+                )
+                if len(rows) and store.button(label, key=f"store-{file_id}", type="primary"):
                     submission = svc.pipeline.submit(
                         preview,
                         "dashboard",
                         keep_duplicates=keep,
                         start=lambda why: start_retrain(svc, why),
+                        hold_suspects=hold,
                     )
-                    previews.pop(uploaded.file_id, None)
-                    st.session_state["uploads"] = st.session_state.get("uploads", 0) + 1
+                    previews.pop(file_id, None)
+                    done.add(file_id)
                     notice("success", views.literal(" ".join(submission.sentences())))
                     st.rerun()
+
+# ---- held for review ---------------------------------------------------------------------------
+held = held_appraisals(svc.pipeline) if expert else None
+if held is not None and len(held):
+    st.header("Held for review")
+    st.caption(
+        "Suspect prices stored but not used for training or any figure. Correct one, or confirm "
+        "it if it is right; the reason is recorded with the old values, and a retrain follows."
+    )
+    st.dataframe(views.in_words(held.drop(columns=["stone_key"])), hide_index=True, key="held")
+    with st.form("correct", border=True):
+        chosen = st.selectbox(
+            "Appraisal",
+            held["id"].tolist(),
+            format_func=lambda i: views.held_label(held.set_index("id").loc[i]),
+            key="held_choice",
+        )
+        price = st.number_input("Correct price ($, empty keeps it)", min_value=0.0, value=None)
+        reason = st.text_input("Why", max_chars=400, key="held_reason")
+        fix, keep = st.columns(2)
+        corrected = fix.form_submit_button("Correct the price", type="primary")
+        confirmed = keep.form_submit_button("The price is right: use it")
+    if corrected or confirmed:
+        try:
+            done = correct(
+                svc.pipeline,
+                int(chosen),
+                {"price": price} if corrected and price else {},
+                by="dashboard",
+                reason=reason,
+                confirm=confirmed,
+                start=lambda why: start_retrain(svc, why),
+            )
+            notice("success", views.literal(" ".join(done.sentences())))
+        except CorrectionError as error:
+            notice("error", views.literal(str(error)))
+        st.rerun()
 
 # ---- retraining --------------------------------------------------------------------------------
 st.header("Model")

@@ -35,10 +35,12 @@ current = next(v for v in infos if v.version == version)
 
 st.header("Is the model good, and is it getting better?")
 reference = (current.reference_metrics or {}).get("mape")
+figures_now, where = views.accuracy(current)
 a, b, c = st.columns(3)
-a.metric("Typical error on appraisals it never saw", f"{current.metrics['median_ape']:.1f}%")
-b.metric("Average error in dollars", f"${current.metrics['mae']:,.0f}")
-c.metric(f"Real prices inside the {100 * level:.0f}% range", f"{current.metrics['coverage']:.0f}%")
+a.metric("Typical error (median)", f"{figures_now['median_ape']:.1f}%")
+b.metric("Average error in dollars", f"${figures_now['mae']:,.0f}")
+c.metric(f"Real prices inside the {100 * level:.0f}% range", f"{figures_now['coverage']:.0f}%")
+st.caption(f"{where}.")
 chart(model_figures.history(views.history_frame(infos)), key="history")
 st.caption(
     "Every version is measured on the same reference appraisals (held out from the first "

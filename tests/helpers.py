@@ -225,3 +225,11 @@ def two_versions(pipeline: LearningLoop, appraisals: pd.DataFrame) -> None:
     pipeline.retrain()
     pipeline.ingest(csv_bytes(appraisals.iloc[1200:2400]), "b.csv", "tester")
     assert pipeline.retrain().promoted
+
+
+def repriced(stones: pd.DataFrame, factor: float, seed: int, n: int) -> pd.DataFrame:
+    """`n` of these stones appraised again: prices × factor, with a little appraiser noise."""
+    rng = np.random.default_rng(seed)
+    rows = stones.iloc[rng.integers(0, len(stones), n)].copy()
+    rows["price"] = (rows["price"] * factor * np.exp(rng.normal(0, 0.02, n))).round(0)
+    return rows

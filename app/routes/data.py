@@ -18,16 +18,20 @@ from app.schemas import (
     BatchInfo,
     Clarity,
     Color,
+    CorrectionIn,
+    CorrectionOut,
     Cut,
     IngestOut,
     PreviewOut,
     RejectionOut,
+    SuspectOut,
     WithdrawIn,
 )
 from app.services import Services
 from diamond_model.enums import Scope
 from diamond_model.learning.outcomes import Retraining
 from diamond_model.learning.preview import BatchPreview
+from diamond_model.learning.review import correct, held_appraisals
 
 router = APIRouter(
     prefix="/v1",
@@ -60,6 +64,7 @@ def _preview_out(preview: BatchPreview) -> PreviewOut:
         level_percent=None if live is None else round(live.level_pct, 3),
         level_se_percent=None if live is None else round(live.level_se_pct, 3),
         verdict=None if live is None else live.verdict,
+        suspects=[] if live is None else [SuspectOut(**item) for item in live.suspects],
         drift=[] if preview.drift is None else preview.drift.to_dict("records"),
     )
 
@@ -231,3 +236,58 @@ async def appraisals(
         )
 
     return await run_in_threadpool(read)
+
+
+def _appraisal_items(page: object) -> list[AppraisalOut]:
+    frame = page.assign(  # type: ignore[attr-defined]
+        appraised_on=page["appraised_on"].dt.strftime("%Y-%m-%d")  # type: ignore[index]
+    )
+    items = frame.astype({"cut": str, "color": str, "clarity": str}).astype(object)
+    return [AppraisalOut(**item) for item in items.where(items.notna(), None).to_dict("records")]
+
+
+@router.get(
+    "/appraisals/held",
+    response_model=list[AppraisalOut],
+    summary="Suspect prices held for review (stored, not used until confirmed or corrected)",
+)
+async def held(svc: Svc) -> list[AppraisalOut]:
+    return await run_in_threadpool(lambda: _appraisal_items(held_appraisals(svc.pipeline)))
+
+
+@router.patch(
+    "/appraisals/{appraisal_id}",
+    response_model=CorrectionOut,
+    summary="Correct a stored appraisal (or confirm a held one), with a reason; a retrain follows",
+    responses=problem_responses(404, 422),
+)
+async def correct_appraisal(
+    appraisal_id: Id, body: CorrectionIn, request: Request, caller: CallerDep, svc: Svc
+) -> CorrectionOut:
+    changes = {
+        name: value.value if hasattr(value, "value") else value
+        for name, value in body.model_dump(exclude={"reason", "confirm"}).items()
+        if value is not None
+    }
+
+    def change() -> CorrectionOut:
+        done = correct(
+            svc.pipeline,
+            appraisal_id,
+            changes,
+            by=f"API key {caller.client.name}" if caller.client else "API (no key)",
+            reason=body.reason,
+            confirm=body.confirm,
+            start=lambda trigger: svc.start_retrain(trigger),
+        )
+        url, _ = _retraining(request, done.retraining)
+        return CorrectionOut(
+            appraisal_id=done.appraisal_id,
+            before=done.before,
+            after=done.after,
+            held=done.held,
+            sentences=done.sentences(),
+            training_run_url=url,
+        )
+
+    return await run_in_threadpool(change)

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.schemas.common import UtcDatetime
+from app.schemas.common import Clarity, Color, Cut, UtcDatetime
 
 
 class RejectionOut(BaseModel):
@@ -31,6 +31,7 @@ class BatchInfo(BaseModel):
     rows_rejected: int
     rows_duplicate: int = Field(description="Rows already stored, not added again.")
     rows_set_aside: int = Field(description="Rows stored with measurements set aside.")
+    rows_held: int = Field(0, description="Suspect prices stored but held for review.")
     ignored_columns: list[str]
     withdrawn: bool = Field(description="Withdrawn: kept for the record, no longer used.")
     withdrawn_at: UtcDatetime | None = Field(
@@ -51,6 +52,14 @@ class BatchDetail(BatchInfo):
     set_aside: list[RejectionOut] = Field(description="Measurements stored as missing, and why.")
 
 
+class SuspectOut(BaseModel):
+    line: int
+    price: float
+    model_price: float = Field(description="The serving model's price at the batch's level.")
+    cause: str = Field(description="A likely slip (×10, ÷10, ×1000, per carat), or empty.")
+    likely_price: float | None = Field(description="The price without that slip.")
+
+
 class PreviewOut(BaseModel):
     """What the upload holds, before anything is stored."""
 
@@ -64,8 +73,39 @@ class PreviewOut(BaseModel):
     duplicates: list[dict[str, Any]] = Field(description="line and which appraisal it repeats.")
     level_percent: float | None = Field(None, description="Its prices against the model (%).")
     level_se_percent: float | None = None
-    verdict: str | None = Field(None, description="consistent, inconsistent, implausible level.")
+    verdict: str | None = Field(
+        None,
+        description="consistent, inconsistent, implausible level, too many suspects, "
+        "too few to judge.",
+    )
+    suspects: list[SuspectOut] = Field(
+        default_factory=list,
+        description="Prices far beyond the model's own errors: held for review when stored.",
+    )
     drift: list[dict[str, Any]] = Field(description="Per feature: typical values and PSI.")
+
+
+class CorrectionIn(BaseModel):
+    """New values for a stored appraisal (only those given change), and why."""
+
+    price: float | None = Field(None, gt=0, le=5_000_000)
+    carat: float | None = Field(None, gt=0, le=100)
+    cut: Cut | None = None
+    color: Color | None = None
+    clarity: Clarity | None = None
+    reason: str = Field(min_length=1, max_length=500, description="Recorded with the old values.")
+    confirm: bool = Field(
+        False, description="The (new or unchanged) price is right: stop holding it for review."
+    )
+
+
+class CorrectionOut(BaseModel):
+    appraisal_id: int
+    before: dict[str, Any]
+    after: dict[str, Any]
+    held: bool = Field(description="Still held for review (the price is still a suspect).")
+    sentences: list[str]
+    training_run_url: str | None = None
 
 
 class IngestOut(BaseModel):

@@ -121,6 +121,7 @@ class LearningLoop:
         retrain: bool | None = None,
         keep_duplicates: bool = False,
         start: Callable[[str], RetrainOutcome | int] | None = None,
+        hold_suspects: bool = True,
     ) -> Submission:
         """Store a previewed batch, then retrain if asked (or if automatic retraining is on).
 
@@ -129,7 +130,7 @@ class LearningLoop:
         is running, it is asked to run once more with this batch before it stops."""
         if preview.existing_batch is not None:
             return Submission(preview, preview.existing_batch, 0, already_stored=True)
-        rows = preview.rows_to_store(keep_duplicates)
+        rows = preview.rows_to_store(keep_duplicates, hold_suspects)
         if rows.empty and preview.result.n_accepted:
             return Submission(preview, None, 0, already_stored=True)
         stored = self.store.insert_batch(
@@ -146,13 +147,14 @@ class LearningLoop:
         retraining = None
         if stored.rows_stored:
             retraining = (
-                self._retrain_after(f"batch {stored.batch_id}", start)
+                self.retrain_after(f"batch {stored.batch_id}", start)
                 if should
                 else Retraining("Not retrained: automatic retraining is off.")
             )
-        return Submission(preview, stored.batch_id, stored.rows_stored, False, retraining)
+        held = int(rows["held"].sum()) if "held" in rows else 0
+        return Submission(preview, stored.batch_id, stored.rows_stored, False, retraining, held)
 
-    def _retrain_after(
+    def retrain_after(
         self, trigger: str, start: Callable[[str], RetrainOutcome | int] | None
     ) -> Retraining:
         start = start or (lambda why: self.retrain(trigger=why))
@@ -210,7 +212,7 @@ class LearningLoop:
             retraining = Retraining("Not retrained: automatic retraining is off; retrain to apply.")
         else:
             verb = "withdrawn" if withdrawn else "restored"
-            retraining = self._retrain_after(f"batch {batch_id} {verb}", start)
+            retraining = self.retrain_after(f"batch {batch_id} {verb}", start)
         if fallen is not None:
             retraining = dataclasses.replace(retraining, note=f"{fallen} {retraining.note}")
         return batch, retraining

@@ -99,6 +99,7 @@ class Submission:
     stored: int
     already_stored: bool
     retraining: Retraining | None = None
+    held: int = 0  # suspect prices stored but held for review
 
     @property
     def outcome(self) -> RetrainOutcome | None:
@@ -123,6 +124,11 @@ class Submission:
             )
             + "."
         ]
+        if self.held:
+            out.append(
+                f"{self.held:,} suspect prices are held for review: stored, but not used for "
+                "training or any figure until confirmed or corrected (`review`)."
+            )
         if self.retraining is not None:
             out.append(self.retraining.note)
         return out

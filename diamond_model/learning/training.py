@@ -69,6 +69,11 @@ class TrainingResult:
     trials: list[SizeTrial] = field(default_factory=list)
 
 
+# A genuine appraisal farther from the model than this share of its own out-of-fold errors is a
+# suspect: about 1 in 1,000 genuine prices is called one (`learning.preview`).
+SUSPECT_QUANTILE = 0.999
+
+
 def keys_of(frame: pd.DataFrame) -> np.ndarray:
     """The stored stone keys, or computed for a frame that did not come from the store."""
     return frame["stone_key"].to_numpy() if "stone_key" in frame else stone_keys(frame)
@@ -218,6 +223,7 @@ def fit_pricing_model(
         typical_miss=robust_sd(full_residuals - level[sized]),
         capacity=capacity.name,
         n_train=len(frame),
+        suspect_miss=float(np.quantile(np.abs(residuals - level), SUSPECT_QUANTILE)),
     )
     return model, trials
 

@@ -163,6 +163,7 @@ def to_document(model: PricingModel) -> dict[str, Any]:
         "typical_miss": float(model.typical_miss),
         "capacity": model.capacity,
         "n_train": int(model.n_train),
+        "suspect_miss": float(model.suspect_miss),
     }
 
 
@@ -195,6 +196,7 @@ def from_document(doc: dict[str, Any]) -> PricingModel:
             typical_miss=float(doc["typical_miss"]),
             capacity=str(doc["capacity"]),
             n_train=int(doc["n_train"]),
+            suspect_miss=float(doc.get("suspect_miss", 0.0)),  # 0: saved before it was measured
         )
     except ArtefactError:
         raise

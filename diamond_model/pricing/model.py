@@ -38,6 +38,7 @@ MONOTONE_INCREASING: frozenset[str] = frozenset(FOUR_C)
 # previous release's joblib pickles (re-saved by `init`, never read elsewhere); 3, compressed
 # JSON with LightGBM's text models (`artefact.py`): the only format served.
 MODEL_FORMAT = 3
+LEGACY_SUSPECT_MISSES = 6.5  # measured: suspect_miss / typical_miss on the bundled data (6.52)
 LEGACY_FORMAT = 2
 
 
@@ -272,11 +273,24 @@ class PricingModel:
     typical_miss: float
     capacity: str
     n_train: int
+    # How far (in log price, after the market level) a genuine appraisal can sit from the model's
+    # price: the 99.9th percentile of its out-of-fold errors. Beyond it a price is a suspect.
+    suspect_miss: float = 0.0
     format: int = MODEL_FORMAT
     _explainers: dict[Inputs, Explainer] = field(default_factory=dict, repr=False)
 
     def regressor(self, inputs: Inputs) -> PriceModel:
         return self.full if inputs == Inputs.ALL else self.reduced
+
+    @property
+    def suspect_limit(self) -> float:
+        """`suspect_miss`, or for a model saved before it was measured a multiple of the typical
+        miss that comes to about the same on the bundled data."""
+        return (
+            self.suspect_miss
+            if self.suspect_miss > 0
+            else LEGACY_SUSPECT_MISSES * self.typical_miss
+        )
 
     def reference(self, inputs: Inputs) -> np.ndarray:
         """The typical stone, encoded for the regressor that prices `inputs`."""

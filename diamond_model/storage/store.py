@@ -86,6 +86,11 @@ class StoredBatch:
     rows_duplicate: int
 
 
+def in_use() -> ColumnElement[bool]:
+    """SQL condition: the appraisal is used (its batch is active and it is not held)."""
+    return active_batches() & Appraisal.held.is_(False)
+
+
 def active_batches() -> ColumnElement[bool]:
     """SQL condition: the appraisal's batch is not withdrawn."""
     withdrawn = select(Batch.id).where(Batch.withdrawn_at.is_not(None))
@@ -207,6 +212,7 @@ class Store:
                     rows_rejected=result.n_rejected,
                     rows_duplicate=duplicates,
                     rows_set_aside=int(result.notes["line"].nunique()) if len(result.notes) else 0,
+                    rows_held=int(rows["held"].sum()) if "held" in rows else 0,
                     ignored_columns=",".join(result.ignored_columns),
                     live=live,
                 )
@@ -220,6 +226,7 @@ class Store:
                         rows = rows.loc[~repeated]
                         duplicates = result.n_accepted - len(rows)
                         batch.rows_accepted, batch.rows_duplicate = len(rows), duplicates
+                        batch.rows_held = int(rows["held"].sum()) if "held" in rows else 0
                 self._insert_rows(session, batch.id, rows, rejected, raw_text, result.notes)
                 batch_id = batch.id
         except IntegrityError as error:
@@ -251,7 +258,8 @@ class Store:
     ) -> None:
         # Core inserts are keyed by column name, so "table" (attribute `table_pct`) stays "table".
         records = rows[["line", *APPRAISAL_COLUMNS, APPRAISED_ON, "stone_key"]].assign(
-            batch_id=batch_id
+            batch_id=batch_id,
+            held=rows["held"].astype(bool) if "held" in rows else False,
         )
         records = records.astype({"cut": str, "color": str, "clarity": str})
         records[APPRAISED_ON] = [d.date() for d in pd.to_datetime(records[APPRAISED_ON])]
@@ -304,9 +312,9 @@ class Store:
         include_withdrawn: bool,
     ) -> Select[*Columns]:
         if batch_id is not None:
-            query = query.where(Appraisal.batch_id == batch_id)
+            query = query.where(Appraisal.batch_id == batch_id, Appraisal.held.is_(False))
         elif not include_withdrawn:
-            query = query.where(active_batches())
+            query = query.where(in_use())
         for column, value in (grades or {}).items():
             values = [value] if isinstance(value, str) else list(value)
             query = query.where(getattr(Appraisal, column).in_(values))
@@ -389,7 +397,7 @@ class Store:
                         Appraisal.color.in_(near["color"]),
                         Appraisal.clarity.in_(near["clarity"]),
                         Appraisal.carat.between(low, high),
-                        active_batches(),
+                        in_use(),
                     )
                     .order_by(func.abs(Appraisal.carat - carat), Appraisal.id)
                     .limit(20 * n)
@@ -408,7 +416,7 @@ class Store:
         or restored."""
         with self.session() as session:
             latest = session.scalar(select(func.max(Batch.id))) or 0
-            active = session.scalar(select(func.count(Appraisal.id)).where(active_batches()))
+            active = session.scalar(select(func.count(Appraisal.id)).where(in_use()))
         return int(latest), int(active or 0)
 
     def batches(self) -> pd.DataFrame:

@@ -49,6 +49,7 @@ class Batch(Base):
     ignored_columns: Mapped[str] = mapped_column(Text, default="")
     rows_duplicate: Mapped[int] = mapped_column(Integer, default=0)
     rows_set_aside: Mapped[int] = mapped_column(Integer, default=0)
+    rows_held: Mapped[int] = mapped_column(Integer, default=0)  # suspects held for review
     # The serving model's reading of the batch before any training (see `preview.LiveScore`).
     live: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -81,6 +82,24 @@ class Appraisal(Base):
     # 64-bit hash of the stone and its price (`dedupe.stone_keys`): finds re-uploads, and decides
     # which appraisals are held out.
     stone_key: Mapped[int] = mapped_column(BigInteger, index=True)
+    # A suspect price held for review: stored, but kept out of training, evaluation and
+    # comparables until the expert confirms or corrects it (`learning.preview`).
+    held: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Correction(Base):
+    """A change the expert made to a stored appraisal (a corrected value, or a held suspect
+    confirmed as it was), with who, when and why; `before` keeps the old values."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    appraisal_id: Mapped[int] = mapped_column(ForeignKey("appraisals.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    by: Mapped[str] = mapped_column(String(120))
+    reason: Mapped[str] = mapped_column(Text)
+    before: Mapped[dict[str, Any]] = mapped_column(JSON)
+    after: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class RejectedRow(Base):

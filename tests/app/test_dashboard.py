@@ -411,7 +411,7 @@ def test_performance_opens_on_whether_the_model_is_good_and_improving(
     app = run(PERFORMANCE)
     assert app.header[0].value == "Is the model good, and is it getting better?"
     assert "the same reference appraisals" in texts(app)
-    assert metrics(app)["Typical error on appraisals it never saw"].endswith("%")
+    assert metrics(app)["Typical error (median)"].endswith("%")
     assert "grouping by the expert's price" in texts(app)
     assert "carat's power law included" in texts(app)
     app.radio(key="coverage_group").set_value("cut")

@@ -22,17 +22,9 @@ from diamond_model.serving.champion import ChampionCache
 from diamond_model.storage import lease
 from diamond_model.storage.store import RETRAIN_LOCK
 from diamond_model.storage.tables import TrainingRun
-from tests.helpers import BUNDLED_STORED, csv_bytes, dated, shuffled, two_versions
+from tests.helpers import BUNDLED_STORED, csv_bytes, dated, repriced, shuffled, two_versions
 
 JANUARY, MARCH, APRIL, MAY = date(2026, 1, 1), date(2026, 3, 1), date(2026, 4, 1), date(2026, 5, 1)
-
-
-def repriced(stones: pd.DataFrame, factor: float, seed: int, n: int) -> pd.DataFrame:
-    """`n` of these stones appraised again: prices × factor, with a little appraiser noise."""
-    rng = np.random.default_rng(seed)
-    rows = stones.iloc[rng.integers(0, len(stones), n)].copy()
-    rows["price"] = (rows["price"] * factor * np.exp(rng.normal(0, 0.02, n))).round(0)
-    return rows
 
 
 @pytest.mark.slow

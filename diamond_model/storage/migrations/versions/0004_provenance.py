@@ -1,5 +1,5 @@
 """Model versions record which batches they learned from and were judged on, and whether the gate
-refused them.
+refused them; suspect prices can be held for review, and corrections are recorded.
 
 `learned_from` is what makes withdrawal undo: a version that learned from a withdrawn batch stops
 being servable. Existing versions are filled in from what the database still tells: the batches
@@ -23,6 +23,21 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("appraisals") as batch:
+        batch.add_column(sa.Column("held", sa.Boolean, nullable=False, server_default=sa.false()))
+    with op.batch_alter_table("batches") as batch:
+        batch.add_column(sa.Column("rows_held", sa.Integer, nullable=False, server_default="0"))
+    op.create_table(
+        "corrections",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("appraisal_id", sa.Integer, sa.ForeignKey("appraisals.id"), nullable=False),
+        sa.Column("at", sa.DateTime, nullable=False),
+        sa.Column("by", sa.String(120), nullable=False),
+        sa.Column("reason", sa.Text, nullable=False),
+        sa.Column("before", sa.JSON, nullable=False),
+        sa.Column("after", sa.JSON, nullable=False),
+    )
+    op.create_index("ix_corrections_appraisal_id", "corrections", ["appraisal_id"])
     with op.batch_alter_table("model_versions") as batch:
         batch.add_column(sa.Column("learned_from", sa.JSON, nullable=True))
         batch.add_column(sa.Column("judged_on", sa.JSON, nullable=True))
