@@ -21,12 +21,14 @@ from diamond_model.reports.analysis import holdout_predictions, reliance
 from diamond_model.reports.figures import NO_TOOLBAR
 from diamond_model.reports.stone_page import StonePage, stone_page
 from diamond_model.serving.access import check_access_code, current_access_code
+from diamond_model.serving.people import People
 from diamond_model.settings import Settings
 
 EXPERT_KEY = "expert_unlocked"
 RUN_KEY = "retrain_run"
 NOTICE_KEY = "notice"
-EXPERT_STATE = ("previews", "confirm", "confirm_batch", RUN_KEY)
+WHO_KEY = "signed_in_as"
+EXPERT_STATE = ("previews", "done_files", "confirm", "confirm_batch", RUN_KEY, WHO_KEY)
 
 
 def through_navigation() -> None:
@@ -135,11 +137,15 @@ def _address() -> str:
 
 
 def expert_gate(svc: Services) -> bool:
-    """True when this browser session has entered the expert's access code. Locking clears
-    every expert widget and pending preview, so nothing written stays reachable."""
+    """True when this browser session has signed in to expert mode (a person's name and code;
+    the installation's shared code while nobody has been added by name). Locking clears every
+    expert widget and pending preview, so nothing written stays reachable."""
     if st.session_state.get(EXPERT_KEY):
         with st.sidebar:
-            st.success("Expert mode: uploads, retraining and promotions are enabled.")
+            st.success(
+                f"Expert mode, signed in as {st.session_state.get(WHO_KEY, 'expert')}: uploads, "
+                "retraining and promotions are enabled."
+            )
             if st.button("Lock expert mode", key="lock"):
                 st.session_state[EXPERT_KEY] = False
                 for key in EXPERT_STATE:
@@ -147,7 +153,9 @@ def expert_gate(svc: Services) -> bool:
                 st.session_state["uploads"] = st.session_state.get("uploads", 0) + 1
                 st.rerun()
         return True
-    if current_access_code(svc.settings) is None:
+    people = People(svc.store)
+    by_name = people.count() > 0
+    if not by_name and current_access_code(svc.settings) is None:
         st.info(
             "Expert mode is not set up on this installation yet: ask whoever installed it for "
             "the access code."
@@ -158,17 +166,41 @@ def expert_gate(svc: Services) -> bool:
         st.error(f"Too many wrong codes: try again in {max(1, wait // 60)} minute(s).")
         return False
     with st.form("expert_code", clear_on_submit=True):
-        code = st.text_input("Expert access code", type="password", key="code")
+        name = st.text_input("Your name", key="who", max_chars=80)
+        code = st.text_input(
+            "Your personal code" if by_name else "Expert access code", type="password", key="code"
+        )
         if st.form_submit_button("Unlock expert mode"):
-            if check_access_code(svc.settings, code):
+            who = _sign_in(svc, people, by_name, name, code)
+            if who is not None:
                 st.session_state[EXPERT_KEY] = True
+                st.session_state[WHO_KEY] = who
                 st.rerun()
             wait = svc.attempts.failed(_address())
             if wait is not None:
                 st.error(f"Too many wrong codes: try again in {max(1, wait // 60)} minute(s).")
             else:
-                st.error("That access code is not right. Staff can still view the history below.")
+                st.error(
+                    "That name and code do not match. Staff can still view the history below."
+                    if by_name
+                    else "That access code is not right. Staff can still view the history below."
+                )
     return False
+
+
+def _sign_in(svc: Services, people: People, by_name: bool, name: str, code: str) -> str | None:
+    """The name changes are recorded under, or None when the sign-in fails."""
+    if by_name:
+        person = people.sign_in(name, code)
+        return None if person is None else f"{person.name} ({person.role})"
+    if not check_access_code(svc.settings, code):
+        return None
+    return f"{name.strip()[:60] or 'expert'} (shared code)"
+
+
+def who() -> str:
+    """Who is signed in to expert mode in this browser session (recorded with every change)."""
+    return str(st.session_state.get(WHO_KEY, "dashboard"))
 
 
 # ---- background retrains ----------------------------------------------------------------------

@@ -49,6 +49,11 @@ class Caller:
     address: str
     stones: int = 0
 
+    @property
+    def who(self) -> str:
+        """How changes made through this call are recorded in the audit list."""
+        return f"API key {self.client.name}" if self.client else "API (no key)"
+
 
 SCOPE_WORDS = {
     Scope.QUOTE: "prices, comparables and the market level",

@@ -58,6 +58,19 @@ def suspects(found: list[Suspect]) -> pd.DataFrame:
     )
 
 
+def audit(entries: pd.DataFrame) -> pd.DataFrame:
+    """The audit list as the owner reads it."""
+    return pd.DataFrame(
+        {
+            "When (UTC)": [at.strftime("%d %b %Y %H:%M") for at in entries["at"]],
+            "Who": entries["who"],
+            "Did": entries["action"],
+            "To": entries["subject"],
+            "Details": entries["detail"],
+        }
+    )
+
+
 def held_label(row: pd.Series) -> str:
     """One held appraisal in a picker: where it came from, the stone and its price."""
     return (

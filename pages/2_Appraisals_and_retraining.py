@@ -15,12 +15,14 @@ from app.dashboard import (
     show_notice,
     start_retrain,
     through_navigation,
+    who,
 )
 from diamond_model.data.reading import UnusableFileError, neutralise_formulas
 from diamond_model.data.schema import APPRAISAL_COLUMNS, APPRAISED_ON, EXAMPLE_APPRAISAL, GRADES
 from diamond_model.enums import RunStatus
 from diamond_model.learning.registry import RegistryError
 from diamond_model.learning.review import CorrectionError, correct, held_appraisals
+from diamond_model.storage import audit
 from diamond_model.storage.store import FileTooLargeError
 
 through_navigation()
@@ -49,7 +51,8 @@ else:
         "appraised_on optional)",
         type=["csv", "txt"],
         accept_multiple_files=True,
-        key="appraisal_files",
+        # A new key after locking expert mode empties the box.
+        key=f"appraisal_files-{st.session_state.get('uploads', 0)}",
     )
     # Each file keeps its preview until it is stored or dismissed, whatever happens to the others.
     previews = st.session_state.setdefault("previews", {})
@@ -147,7 +150,7 @@ else:
                 if len(rows) and store.button(label, key=f"store-{file_id}", type="primary"):
                     submission = svc.pipeline.submit(
                         preview,
-                        "dashboard",
+                        who(),
                         keep_duplicates=keep,
                         start=lambda why: start_retrain(svc, why),
                         hold_suspects=hold,
@@ -184,7 +187,7 @@ if held is not None and len(held):
                 svc.pipeline,
                 int(chosen),
                 {"price": price} if corrected and price else {},
-                by="dashboard",
+                by=who(),
                 reason=reason,
                 confirm=confirmed,
                 start=lambda why: start_retrain(svc, why),
@@ -293,10 +296,13 @@ else:
                 ):
                     try:
                         if action == "rollback":
-                            svc.registry.rollback()
+                            svc.registry.rollback(by=who())
                         else:
                             svc.registry.promote(
-                                version, note="promoted in the dashboard", override=override
+                                version,
+                                note="promoted in the dashboard",
+                                override=override,
+                                by=who(),
                             )
                         notice("success", f"v{version} now prices every quote.")
                     except RegistryError as error:
@@ -349,6 +355,7 @@ if expert:
                     not withdrawn,
                     "withdrawn in the dashboard",
                     start=lambda why: start_retrain(svc, why),
+                    by=who(),
                 )
                 notice(
                     "success",
@@ -389,4 +396,16 @@ if expert:
         "rejected.csv",
         "text/csv",
         key="export_rejected",
+    )
+
+# ---- who did what ------------------------------------------------------------------------------
+st.header("Who did what")
+log = audit.entries(svc.store.engine, 200)
+if log.empty:
+    st.caption("Nothing has been changed yet.")
+else:
+    st.dataframe(views.audit(log), hide_index=True, width="stretch", key="audit")
+    st.caption(
+        "Every upload, correction, withdrawal, restore, promotion and rollback, newest first, "
+        "with the person signed in to expert mode or the API key that made it."
     )

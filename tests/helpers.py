@@ -197,7 +197,8 @@ def click(app: AppTest, key: str) -> AppTest:
     return rerun(app)
 
 
-def unlock(app: AppTest, code: str = ACCESS_CODE) -> AppTest:
+def unlock(app: AppTest, code: str = ACCESS_CODE, name: str = "") -> AppTest:
+    app.text_input(key="who").set_value(name)
     app.text_input(key="code").set_value(code)
     next(b for b in app.button if b.label == "Unlock expert mode").click()
     return rerun(app)

@@ -163,11 +163,21 @@ async def get_batch(batch_id: Id, svc: Svc) -> BatchDetail:
 
 
 async def _set_withdrawn(
-    request: Request, svc: Services, batch_id: int, withdrawn: bool, note: str, retrain: bool | None
+    request: Request,
+    svc: Services,
+    batch_id: int,
+    withdrawn: bool,
+    note: str,
+    retrain: bool | None,
 ) -> BatchInfo:
     def change() -> BatchInfo:
         batch, retraining = svc.pipeline.set_withdrawn(
-            batch_id, withdrawn, note, retrain, start=lambda trigger: svc.start_retrain(trigger)
+            batch_id,
+            withdrawn,
+            note,
+            retrain,
+            start=lambda trigger: svc.start_retrain(trigger),
+            by=request.state.caller.who,
         )
         return BatchInfo.model_validate(svc.store.batch(batch.id))
 
@@ -275,7 +285,7 @@ async def correct_appraisal(
             svc.pipeline,
             appraisal_id,
             changes,
-            by=f"API key {caller.client.name}" if caller.client else "API (no key)",
+            by=caller.who,
             reason=body.reason,
             confirm=body.confirm,
             start=lambda trigger: svc.start_retrain(trigger),

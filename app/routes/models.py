@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from app.dependencies import READS, Id, Svc, access
+from app.dependencies import READS, CallerDep, Id, Svc, access
 from app.problems import problem_responses
 from app.schemas import ModelOut, PromoteIn, TrainingRunIn, TrainingRunOut
 from diamond_model.enums import Scope
@@ -81,10 +81,12 @@ async def models(svc: Svc) -> list[ModelOut]:
     summary="Serve a version (any stored one: an older one rolls back)",
     responses=problem_responses(404, 409),
 )
-async def promote(version: Id, svc: Svc, body: PromoteIn | None = None) -> ModelOut:
+async def promote(
+    version: Id, svc: Svc, caller: CallerDep, body: PromoteIn | None = None
+) -> ModelOut:
     override = body.override if body is not None else ""
     info = await run_in_threadpool(
-        svc.registry.promote, version, "promoted through the API", override
+        svc.registry.promote, version, "promoted through the API", override, caller.who
     )
     return ModelOut.model_validate(info)
 
@@ -95,9 +97,9 @@ async def promote(version: Id, svc: Svc, body: PromoteIn | None = None) -> Model
     summary="Return to the champion before the current one",
     responses=problem_responses(404),
 )
-async def rollback(svc: Svc) -> ModelOut:
+async def rollback(svc: Svc, caller: CallerDep) -> ModelOut:
     def back() -> ModelOut:
-        version = svc.registry.rollback()
+        version = svc.registry.rollback(by=caller.who)
         return ModelOut.model_validate(svc.registry.info(version))
 
     return await run_in_threadpool(back)

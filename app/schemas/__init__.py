@@ -4,6 +4,7 @@ from app.schemas.common import Clarity, Color, Cut, FieldError, Problem, UtcDate
 from app.schemas.data import (
     AppraisalOut,
     AppraisalPage,
+    AuditOut,
     BatchDetail,
     BatchInfo,
     CorrectionIn,
@@ -39,6 +40,7 @@ from app.schemas.quotes import (
 __all__ = [
     "AppraisalOut",
     "AppraisalPage",
+    "AuditOut",
     "BatchDetail",
     "BatchIn",
     "BatchInfo",

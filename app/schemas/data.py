@@ -143,3 +143,13 @@ class AppraisalPage(BaseModel):
     limit: int
     offset: int
     items: list[AppraisalOut]
+
+
+class AuditOut(BaseModel):
+    at: UtcDatetime
+    who: str = Field(description="A person (dashboard), an API key's name, or the system.")
+    action: str = Field(
+        description="upload, correct, confirm, withdraw, restore, promote, rollback, fallback."
+    )
+    subject: str = Field(description="What it was done to: 'batch 3', 'v4', 'appraisal 812'.")
+    detail: str

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from types import FrameType
 
-from diamond_model.cli import data, keys, models, operations, review
+from diamond_model.cli import data, keys, models, operations, people, review
 from diamond_model.cli.common import EXIT_BUSY, EXIT_INPUT
 from diamond_model.data.reading import UnusableFileError
 from diamond_model.learning.outcomes import RetrainInProgressError
@@ -21,6 +21,7 @@ from diamond_model.learning.registry import RegistryError
 from diamond_model.learning.review import CorrectionError
 from diamond_model.learning.training import NotEnoughDataError
 from diamond_model.serving.keys import ClientKeyError
+from diamond_model.serving.people import PersonError
 from diamond_model.settings import Settings, get_settings
 from diamond_model.storage.atomic import TargetError
 from diamond_model.storage.backup import BackupError
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (operations, data, review, models, keys):
+    for group in (operations, data, review, models, keys, people):
         group.register(commands)
     return parser
 
@@ -68,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         BackupError,
         ClientKeyError,
         CorrectionError,
+        PersonError,
     ) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_INPUT

@@ -58,6 +58,7 @@ def cmd_withdraw(args: argparse.Namespace, settings: Settings, withdrawn: bool =
             withdrawn,
             note=getattr(args, "note", ""),
             retrain=False if args.no_retrain else None,
+            by=args.by,
         )
         verb = "withdrawn (kept for the record, no longer used)" if withdrawn else "restored"
         print(f"batch {batch.id} ('{batch.filename}', {batch.rows_accepted:,} appraisals) {verb}")
@@ -155,12 +156,14 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     withdraw.add_argument("batch", type=int, nargs="+")
     withdraw.add_argument("--note", default="", help="why (recorded)")
     withdraw.add_argument("--no-retrain", action="store_true")
+    withdraw.add_argument("--by", default="cli", help="who withdraws it (recorded)")
     withdraw.set_defaults(handler=cmd_withdraw)
     restore = commands.add_parser(
         "restore", help="use withdrawn batches again (numbers), or restore a backup (a file)"
     )
     restore.add_argument("targets", nargs="+", metavar="BATCH|FILE")
     restore.add_argument("--no-retrain", action="store_true")
+    restore.add_argument("--by", default="cli", help="who restores it (recorded)")
     restore.set_defaults(handler=cmd_restore)
     commands.add_parser("batches", help="list stored batches").set_defaults(handler=cmd_batches)
     predict = commands.add_parser("predict", help="price every row of a CSV")

@@ -50,13 +50,15 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_promote(args: argparse.Namespace, settings: Settings) -> int:
-    open_pipeline(settings).registry.promote(args.version, "promoted by hand", args.override)
+    open_pipeline(settings).registry.promote(
+        args.version, "promoted by hand", args.override, by=args.by
+    )
     print(f"version {args.version} is now the champion")
     return EXIT_OK
 
 
 def cmd_rollback(args: argparse.Namespace, settings: Settings) -> int:
-    version = open_pipeline(settings).registry.rollback()
+    version = open_pipeline(settings).registry.rollback(by=args.by)
     print(f"rolled back: version {version} is now the champion")
     return EXIT_OK
 
@@ -103,10 +105,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="REASON",
         help="serve a version the gate refused; the reason is recorded",
     )
+    promote.add_argument("--by", default="cli", help="who promotes it (recorded)")
     promote.set_defaults(handler=cmd_promote)
-    commands.add_parser("rollback", help="return to the previous champion").set_defaults(
-        handler=cmd_rollback
-    )
+    rollback = commands.add_parser("rollback", help="return to the previous champion")
+    rollback.add_argument("--by", default="cli", help="who rolls back (recorded)")
+    rollback.set_defaults(handler=cmd_rollback)
     commands.add_parser("market", help="print the serving model's market index").set_defaults(
         handler=cmd_market
     )

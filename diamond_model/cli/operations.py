@@ -12,7 +12,10 @@ from diamond_model.cli.common import (
 )
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.serving.access import ensure_access_code
+from diamond_model.serving.people import People, Role
 from diamond_model.settings import Settings
+
+FIRST_PERSON = "expert"
 
 
 def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
@@ -22,6 +25,13 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     code, created = ensure_access_code(settings)
     if created:
         print(f"expert access code (shown once; also in {settings.access_code_file}): {code}")
+    people = People(pipeline.store)
+    if people.count() == 0:
+        people.add(FIRST_PERSON, Role.EXPERT, code, shortest=1)
+        print(
+            f"'{FIRST_PERSON}' signs in to expert mode with that code; "
+            "add everyone else by name: `python -m diamond_model people add NAME`"
+        )
     version = pipeline.registry.champion_version()
     print(
         f"database ready: {pipeline.store.count_appraisals():,} appraisals, "

@@ -46,6 +46,7 @@ from diamond_model.learning.training import (
 )
 from diamond_model.pricing.model import MODEL_FORMAT, PricingModel
 from diamond_model.settings import Settings
+from diamond_model.storage import audit
 from diamond_model.storage.lease import Lease, force_unlock, lease_state, request_follow_up
 from diamond_model.storage.runs import CLEARED, LAPSED, Runs
 from diamond_model.storage.store import RETRAIN_LOCK, Store
@@ -194,6 +195,7 @@ class LearningLoop:
         note: str = "",
         retrain: bool | None = None,
         start: Callable[[str], RetrainOutcome | int] | None = None,
+        by: str = "unknown",
     ) -> tuple[Batch, Retraining]:
         """Withdraw (or restore) a batch, then retrain if automatic retraining is on.
 
@@ -201,6 +203,9 @@ class LearningLoop:
         the newest earlier champion that did not serves instead (a `fallback` champion event)."""
         with self.store.session() as session, session.begin():
             batch = self.store.set_withdrawn(batch_id, withdrawn, note, session)
+            audit.record(
+                session, by, "withdraw" if withdrawn else "restore", f"batch {batch_id}", note
+            )
             fallen = (
                 self.registry.fall_back(session, f"withdrawn batch {batch_id}")
                 if withdrawn
@@ -378,6 +383,7 @@ class LearningLoop:
             )
             if ok:
                 self.registry.set_champion(session, version, "promote", f"run {run_id}")
+                audit.record(session, f"retrain run {run_id}", "promote", f"v{version}", reason)
             session.execute(
                 update(TrainingRun)
                 .where(TrainingRun.id == run_id)

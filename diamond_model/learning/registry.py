@@ -22,6 +22,7 @@ from diamond_model.enums import VersionStatus
 from diamond_model.learning.training import TrainingResult, evaluate, holdout_mask
 from diamond_model.pricing import artefact
 from diamond_model.pricing.model import LEGACY_FORMAT, MODEL_FORMAT, PricingModel
+from diamond_model.storage import audit
 from diamond_model.storage.store import Store
 from diamond_model.storage.tables import (
     Batch,
@@ -286,7 +287,7 @@ class Registry:
         return row
 
     def promote(
-        self, version: int, note: str = "promoted by hand", override: str = ""
+        self, version: int, note: str = "promoted by hand", override: str = "", by: str = "unknown"
     ) -> VersionInfo:
         """Make a servable stored version the champion. One the gate refused needs `override`:
         the reason it should serve anyway, recorded in the champion history."""
@@ -302,6 +303,7 @@ class Registry:
                     )
                 note = f"{note}; gate overridden: {override.strip()[:400]}"
             self.set_champion(session, version, "promote", note)
+            audit.record(session, by, "promote", f"v{version}", note)
         log.info("version %d is now champion", version)
         return self.info(version)  # type: ignore[return-value]
 
@@ -330,6 +332,13 @@ class Registry:
             if _info(row, None, withdrawn).servable and not row.gate_refused:
                 self.set_champion(
                     session, row.version, "fallback", f"v{champion} learned from {reason}"
+                )
+                audit.record(
+                    session,
+                    audit.SYSTEM,
+                    "fallback",
+                    f"v{row.version}",
+                    f"v{champion} learned from {reason}",
                 )
                 log.info("champion v%d learned from %s: v%d serves", champion, reason, row.version)
                 return (
@@ -363,7 +372,7 @@ class Registry:
             return None
         return self.info(stack[-2])
 
-    def rollback(self) -> int:
+    def rollback(self, by: str = "unknown") -> int:
         """Return to the champion before the current one; returns the version now serving."""
         stack = self.history()
         if len(stack) < 2:
@@ -375,6 +384,7 @@ class Registry:
         with self.store.session() as session, session.begin():
             self._servable(session, target)
             self.set_champion(session, target, "rollback", f"rolled back from v{stack[-1]}")
+            audit.record(session, by, "rollback", f"v{target}", f"rolled back from v{stack[-1]}")
         log.info("rolled back from %d to %d", stack[-1], target)
         return target
 

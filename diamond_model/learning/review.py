@@ -24,6 +24,7 @@ from diamond_model.learning.loop import LearningLoop
 from diamond_model.learning.outcomes import Retraining, RetrainOutcome
 from diamond_model.learning.training import stone_columns
 from diamond_model.pricing.estimates import estimate_prices
+from diamond_model.storage import audit
 from diamond_model.storage.store import active_batches, typed_appraisals
 from diamond_model.storage.tables import Appraisal, Batch, Correction, utcnow
 
@@ -166,6 +167,15 @@ def correct(
             setattr(row, ATTRIBUTE.get(column, column), value)
         row.stone_key = int(stone_keys(pd.DataFrame([after]))[0])
         row.held = held
+        changed = {c: (before[c], after[c]) for c in CORRECTABLE if before[c] != after[c]}
+        audit.record(
+            session,
+            by,
+            "correct" if changed else "confirm",
+            f"appraisal {appraisal_id}",
+            "; ".join([*(f"{c} {a} → {b}" for c, (a, b) in changed.items()), reason.strip()])
+            + (" (still held for review)" if held else ""),
+        )
         session.add(
             Correction(
                 appraisal_id=appraisal_id,

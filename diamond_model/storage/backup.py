@@ -70,6 +70,8 @@ TABLES = (
     "usage",
     "counters",
     "quotes",
+    "people",
+    "audit",
 )
 
 

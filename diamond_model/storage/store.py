@@ -33,7 +33,7 @@ from diamond_model.data.identity import already_stored
 from diamond_model.data.reading import RawTable
 from diamond_model.data.schema import APPRAISAL_COLUMNS, APPRAISED_ON, GRADES, grade_dtype
 from diamond_model.data.validation import ValidationResult, validate_csv
-from diamond_model.storage import migrate
+from diamond_model.storage import audit, migrate
 from diamond_model.storage.engine import make_engine
 from diamond_model.storage.tables import (
     Appraisal,
@@ -229,6 +229,14 @@ class Store:
                         batch.rows_held = int(rows["held"].sum()) if "held" in rows else 0
                 self._insert_rows(session, batch.id, rows, rejected, raw_text, result.notes)
                 batch_id = batch.id
+                audit.record(
+                    session,
+                    uploaded_by,
+                    "upload",
+                    f"batch {batch_id}",
+                    f"{filename}: {len(rows):,} appraisals stored ({batch.rows_held:,} held for "
+                    f"review), {result.n_rejected:,} rows rejected, {duplicates:,} already stored",
+                )
         except IntegrityError as error:
             again = self.find_batch_by_hash(sha256)
             if again is not None:  # the same file was stored concurrently

@@ -274,3 +274,31 @@ class QuoteRecord(Base):
 
 # Comparables look up stones within one grade of each colour and clarity in a carat window.
 Index("ix_appraisals_grades_carat", Appraisal.color, Appraisal.clarity, Appraisal.carat)
+
+
+class Person(Base):
+    """Someone who signs in to the dashboard's expert mode: an expert or the owner. Only a slow
+    hash of the personal code is stored (scrypt, `serving.people`)."""
+
+    __tablename__ = "people"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(80), unique=True)
+    role: Mapped[str] = mapped_column(String(16))
+    code_hash: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+
+class AuditEntry(Base):
+    """Who did what to the data and the models, written in the same transaction as the change:
+    uploads, corrections, withdrawals, restores, promotions, rollbacks and fall-backs."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    who: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(120))
+    detail: Mapped[str] = mapped_column(Text, default="")

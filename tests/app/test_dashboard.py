@@ -14,6 +14,7 @@ import pytest
 from pypdf import PdfReader
 
 from diamond_model.learning.loop import LearningLoop
+from diamond_model.serving.people import People, Role
 from diamond_model.settings import Settings
 from tests.helpers import (
     ACCESS_CODE,
@@ -287,14 +288,13 @@ def test_the_preview_names_rows_far_off_the_model_and_says_how_the_stones_differ
     app.file_uploader[0].set_value(("heavy.csv", csv_bytes(heavy), "text/csv"))
     app = rerun(app)
     words = texts(app)
-    found = re.search(
-        r"(\d+) rows are more than 30 % off the model's price after that shift: "
-        r"lines ([^\n]*)",
-        words,
-    )
+    found = re.search(r"(\d+) of the 120 prices are suspects", words)
     assert found and int(found.group(1)) >= 2, words
-    listed = dict(re.findall(r"(\d+) \(([+-]\d+) %\)", found.group(2)))
-    assert {"5", "9"} <= set(listed) and int(listed["5"]) > 100, "the two mistyped rows, by line"
+    suspects = frame(app, "Likely cause")
+    assert {5, 9} <= set(suspects["Line"]), "the two mistyped rows, by line"
+    assert metrics(app)["Suspect prices"] == found.group(1)
+    store = next(b for b in app.button if b.key and b.key.startswith("store-"))
+    assert f"hold {found.group(1)} for review" in store.label
     shifts = frame(app, "shift")
     assert set(shifts["shift"]) <= {"large", "moderate", "none"}, "flags in words"
     assert shifts.set_index("feature").loc["Carat", "shift"] == "large"
@@ -443,3 +443,31 @@ def test_the_price_page_prices_a_stone_once_per_stone_and_version(
     app.number_input(key="carat").set_value(1.5)
     app = rerun(app)
     assert len(built) == 2 and built[-1]["carat"] == 1.5
+
+
+def test_experts_sign_in_by_name_and_the_audit_list_says_who_did_what(
+    dashboard_env: Settings, appraisals: pd.DataFrame
+) -> None:
+    pipeline = LearningLoop.from_settings(dashboard_env)
+    people = People(pipeline.store)
+    people.add("Anna Rossi", Role.EXPERT, "anna-personal-code")
+    people.add("Francesco", Role.OWNER, "owner-personal-code")
+    pipeline.ingest(csv_bytes(appraisals.iloc[2000:2100]), "second.csv", "api", retrain=False)
+
+    refused = unlock(run(APPRAISALS), ACCESS_CODE, "Anna Rossi")
+    assert "That name and code do not match" in texts(refused), "the shared code no longer works"
+    app = unlock(run(APPRAISALS), "anna-personal-code", "Anna Rossi")
+    assert "signed in as Anna Rossi (expert)" in texts(app)
+    app.selectbox(key="batch").set_value(2)
+    app = click(rerun(app), "withdraw")
+    app = click(app, "withdraw_yes")
+    assert "Batch 2 withdrawn." in texts(app)
+
+    log = frame(app, "Who")
+    assert log.iloc[0][["Who", "Did", "To"]].tolist() == [
+        "Anna Rossi (expert)",
+        "withdraw",
+        "batch 2",
+    ]
+    assert "upload" in log["Did"].tolist() and "api" in log["Who"].tolist()
+    pipeline.store.dispose()

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 
+from app.api import create_app
 from diamond_model.cli import commands
 from diamond_model.settings import Settings
 from diamond_model.storage import lease
-from tests.helpers import BUNDLED_STORED, csv_bytes
+from tests.helpers import BUNDLED_STORED, auth, csv_bytes, make_keys, repriced
 
 
 @pytest.fixture
@@ -262,3 +264,55 @@ def test_a_batch_stored_while_another_process_retrains_queues_a_follow_up(
     assert code == 0, "stored; nothing is wrong"
     assert "A retrain is running: it will train once more with this data when it finishes" in out
     pipeline.store.dispose()
+
+
+def test_people_sign_in_by_name_and_every_change_names_who_made_it(
+    run, settings: Settings, monkeypatch: pytest.MonkeyPatch, appraisals: pd.DataFrame, tmp_path
+) -> None:
+    code, out, _ = run("init")
+    assert "'expert' signs in to expert mode with that code" in out
+    monkeypatch.setattr("sys.stdin", io.StringIO("anna-personal-code\n"))
+    code, out, _ = run("people", "add", "Anna", "--role", "owner", "--code-from-stdin")
+    assert code == 0 and "Anna (owner) can sign in" in out and "anna-personal-code" not in out
+    code, _, err = run("people", "add", "Anna")
+    assert code == 1 and "already someone called 'Anna'" in err
+    code, out, _ = run("people", "list")
+    assert "expert" in out and "Anna" in out and "owner" in out
+
+    rows = repriced(appraisals, 1.0, 3, 300).reset_index(drop=True)  # the same stones again
+    rows.loc[7, "price"] *= 10
+    path = tmp_path / "slip.csv"
+    path.write_bytes(csv_bytes(rows))
+    code, out, _ = run("ingest", str(path), "--by", "Anna", "--no-retrain")
+    assert "prices are suspects" in out and "line 9: $" in out, out
+    code, out, _ = run("review")
+    held = [line.split() for line in out.splitlines()[1:-1]]
+    assert code == 0 and any(fields[2] == "9" for fields in held), out
+    appraisal = next(fields[0] for fields in held if fields[2] == "9")
+    price = rows.loc[7, "price"] / 10
+    code, out, _ = run(
+        "correct",
+        appraisal,
+        "--price",
+        str(price),
+        "--reason",
+        "decimal slip",
+        "--by",
+        "Anna",
+        "--no-retrain",
+    )
+    assert code == 0 and f"price {rows.loc[7, 'price']:g}" in out.replace(".0 ", " "), out
+    code, _, _ = run("withdraw", "2", "--by", "Anna", "--no-retrain", "--note", "checking")
+    assert code == 0
+
+    keys = make_keys(settings.resolved_database_url)
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/v1/audit").status_code == 401, "it names people: a key is needed"
+        assert client.get("/v1/audit", headers=auth(keys, "client")).status_code == 403
+        entries = client.get("/v1/audit", headers=auth(keys)).json()
+    did = [(e["who"], e["action"], e["subject"]) for e in entries]
+    assert did[:3] == [
+        ("Anna", "withdraw", "batch 2"),
+        ("Anna", "correct", f"appraisal {appraisal}"),
+        ("Anna", "upload", "batch 2"),
+    ], did

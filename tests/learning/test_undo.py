@@ -16,7 +16,7 @@ from diamond_model.enums import RunStatus, VersionStatus
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.learning.registry import ArtefactRefusedError, GateOverrideError
 from diamond_model.settings import Settings
-from tests.helpers import auth, csv_bytes, make_keys, shuffled, two_versions
+from tests.helpers import assert_problem, auth, csv_bytes, make_keys, shuffled, two_versions
 
 
 def three_batches(pipeline: LearningLoop, appraisals: pd.DataFrame) -> list[int]:
@@ -104,6 +104,12 @@ def test_serving_a_version_the_gate_refused_needs_a_reason_and_it_stays_refused(
 
     with pytest.raises(GateOverrideError, match="The gate refused v2"):
         registry.promote(version)
+    assert registry.champion_version() == 1
+    keys = make_keys(pipeline.settings.resolved_database_url)
+    with TestClient(create_app(pipeline.settings)) as client:
+        refused_answer = client.post(f"/v1/models/{version}/promote", headers=auth(keys))
+        assert_problem(refused_answer, 409, "To serve it anyway, give the reason")
+        assert client.get("/v1/models", headers=auth(keys)).json()[1]["gate_refused"] is True
     assert registry.champion_version() == 1
 
     registry.promote(version, override="the expert checked batch 2 by hand")

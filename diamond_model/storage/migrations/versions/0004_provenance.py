@@ -1,5 +1,6 @@
 """Model versions record which batches they learned from and were judged on, and whether the gate
-refused them; suspect prices can be held for review, and corrections are recorded.
+refused them; suspect prices can be held for review; corrections, people (personal sign-in) and an
+audit list of who did what are recorded.
 
 `learned_from` is what makes withdrawal undo: a version that learned from a withdrawn batch stops
 being servable. Existing versions are filled in from what the database still tells: the batches
@@ -38,6 +39,25 @@ def upgrade() -> None:
         sa.Column("after", sa.JSON, nullable=False),
     )
     op.create_index("ix_corrections_appraisal_id", "corrections", ["appraisal_id"])
+    op.create_table(
+        "people",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("name", sa.String(80), nullable=False, unique=True),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("code_hash", sa.String(255), nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("disabled_at", sa.DateTime, nullable=True),
+    )
+    op.create_table(
+        "audit",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("at", sa.DateTime, nullable=False),
+        sa.Column("who", sa.String(120), nullable=False),
+        sa.Column("action", sa.String(32), nullable=False),
+        sa.Column("subject", sa.String(120), nullable=False),
+        sa.Column("detail", sa.Text, nullable=False),
+    )
+    op.create_index("ix_audit_at", "audit", ["at"])
     with op.batch_alter_table("model_versions") as batch:
         batch.add_column(sa.Column("learned_from", sa.JSON, nullable=True))
         batch.add_column(sa.Column("judged_on", sa.JSON, nullable=True))
