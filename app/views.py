@@ -11,6 +11,7 @@ import pandas as pd
 
 from diamond_model.enums import RunStatus
 from diamond_model.learning import outcomes
+from diamond_model.learning.gate import NOISE_FACTOR
 from diamond_model.learning.preview import Suspect
 from diamond_model.learning.registry import VersionInfo
 from diamond_model.pricing.quote import Quote
@@ -71,6 +72,32 @@ def audit(entries: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def held(rows: pd.DataFrame, batches: pd.DataFrame) -> pd.DataFrame:
+    """Held appraisals beside what the upload's preview said of each (the model's price, the
+    likely slip), so the expert can decide without opening the file."""
+    said: dict[tuple[int, int], dict[str, object]] = {}
+    for batch_id, live in zip(batches["id"], batches["live"], strict=True):
+        for suspect in (live or {}).get("suspects", []):
+            said[(int(batch_id), int(suspect["line"]))] = suspect
+    out = []
+    for row in rows.itertuples(index=False):
+        found = said.get((int(row.batch_id), int(row.line)), {})
+        likely = found.get("likely_price")
+        out.append(
+            {
+                "Appraisal": row.id,
+                "Batch": row.batch_id,
+                "Line": row.line,
+                "Stone": f"{row.carat:.2f} ct {row.cut} {row.color} {row.clarity}",
+                "Price": f"${row.price:,.0f}",
+                "The model's price": f"${found['model_price']:,.0f}" if found else "",
+                "Likely cause": str(found.get("cause") or "") if found else "",
+                "Price without that slip": f"${likely:,.0f}" if likely else "",
+            }
+        )
+    return pd.DataFrame(out)
+
+
 def held_label(row: pd.Series) -> str:
     """One held appraisal in a picker: where it came from, the stone and its price."""
     return (
@@ -112,13 +139,21 @@ def comparison(run: TrainingRun, promised: float) -> pd.DataFrame:
             better = abs(new - promised) <= abs(old - promised)
         else:
             better = new <= old if LOWER_IS_BETTER[key] else new >= old
+        noise = old_figures.get(f"{key}_noise")
+        difference = _figure(new - old, unit).replace("$-", "−$").replace("-", "−")
+        if noise is not None and abs(new - old) <= NOISE_FACTOR * noise:
+            verdict = "the same, within noise"
+        elif difference.strip("−$%0.,") == "":
+            verdict = "the same"
+        else:
+            verdict = "better" if better else "worse"
         rows.append(
             {
                 "Figure": name,
                 f"New model v{run.candidate_version}": _figure(new, unit),
                 f"Serving then, v{run.champion_version}": _figure(old, unit),
-                "Difference": _figure(new - old, unit).replace("$-", "−$"),
-                "": "better" if better else "worse",
+                "Difference": difference,
+                "": verdict,
             }
         )
     return pd.DataFrame(rows)

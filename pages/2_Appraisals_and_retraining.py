@@ -168,7 +168,9 @@ if held is not None and len(held):
         "Suspect prices stored but not used for training or any figure. Correct one, or confirm "
         "it if it is right; the reason is recorded with the old values, and a retrain follows."
     )
-    st.dataframe(views.in_words(held.drop(columns=["stone_key"])), hide_index=True, key="held")
+    st.dataframe(
+        views.held(held, svc.store.batches()), hide_index=True, width="stretch", key="held"
+    )
     with st.form("correct", border=True):
         chosen = st.selectbox(
             "Appraisal",

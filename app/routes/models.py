@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -19,6 +21,9 @@ router = APIRouter(
     dependencies=[Depends(access(Scope.MODELS_WRITE, READS))],
     responses=problem_responses(401, 403, 429, 503, 507),
 )
+
+
+NO_OVERRIDE = PromoteIn()
 
 
 def _run_out(run: TrainingRun, request: Request) -> TrainingRunOut:
@@ -82,9 +87,9 @@ async def models(svc: Svc) -> list[ModelOut]:
     responses=problem_responses(404, 409),
 )
 async def promote(
-    version: Id, svc: Svc, caller: CallerDep, body: PromoteIn | None = None
+    version: Id, svc: Svc, caller: CallerDep, body: Annotated[PromoteIn, Body()] = NO_OVERRIDE
 ) -> ModelOut:
-    override = body.override if body is not None else ""
+    override = body.override
     info = await run_in_threadpool(
         svc.registry.promote, version, "promoted through the API", override, caller.who
     )

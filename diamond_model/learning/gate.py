@@ -65,9 +65,10 @@ def gate(
         ids = " ".join(str(batch_id) for batch_id, _ in unsound)
         return False, (
             f"not promoted: trained on batches whose prices do not follow their stones — {listed}. "
-            f"Withdraw them (`python -m diamond_model withdraw {ids}`) and retrain."
+            f"Withdraw them (withdraw batch {ids}) and retrain."
         )
     failures, summary = [], []
+    words = {"mape": "average error", "mae": "average error in dollars"}
     for comparison in comparisons:
         for metric, unit in (("mape", "%"), ("mae", "$")):
             cand, champ = comparison.candidate[metric], comparison.champion[metric]
@@ -78,9 +79,9 @@ def gate(
             )
             noise = NOISE_FACTOR * comparison.noise.get(metric, 0.0)
             if not math.isfinite(cand) or (cand > champ * (1 + tolerance) and cand - champ > noise):
-                failures.append(f"{metric.upper()} on {comparison.name} ({comparison.n}): {shown}")
+                failures.append(f"{words[metric]} on {comparison.name} ({comparison.n}): {shown}")
             elif metric == "mape":
-                summary.append(f"MAPE on {comparison.name} ({comparison.n}): {shown}")
+                summary.append(f"average error on {comparison.name} ({comparison.n}): {shown}")
     if failures:
         return False, (
             "not promoted: the candidate is worse than the champion beyond the "

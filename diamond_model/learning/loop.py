@@ -356,10 +356,10 @@ class LearningLoop:
                 and result.metrics["mape"] < FIRST_MODEL_MAX_MAPE
             )
             reason = (
-                "promoted: first model of this release, "
-                f"held-out MAPE {result.metrics['mape']:.2f}%"
+                "promoted: first model of this release, average error "
+                f"{result.metrics['mape']:.2f}% on its held-out appraisals"
                 if ok
-                else f"not promoted: first model's held-out MAPE {result.metrics['mape']:.1f}% "
+                else f"not promoted: the first model's average error {result.metrics['mape']:.1f}% "
                 f"is above the {FIRST_MODEL_MAX_MAPE:g}% sanity limit"
             )
         else:
@@ -369,7 +369,12 @@ class LearningLoop:
         notify("saving", 0.9)
         reference = self.registry.reference_metrics(result.model, self.registry.reference_set())
         status = RunStatus.PROMOTED if ok else RunStatus.REJECTED
-        champion_metrics = comparisons[0].champion if comparisons else None
+        champion_metrics = None
+        if comparisons:  # with the noise of each gap, so the desk can say "within noise"
+            champion_metrics = {
+                **comparisons[0].champion,
+                **{f"{k}_noise": v for k, v in comparisons[0].noise.items()},
+            }
         with self.store.session() as session, session.begin():
             version = self.registry.add(
                 session,

@@ -127,7 +127,7 @@ class Submission:
         if self.held:
             out.append(
                 f"{self.held:,} suspect prices are held for review: stored, but not used for "
-                "training or any figure until confirmed or corrected (`review`)."
+                "training or any figure until confirmed or corrected."
             )
         if self.retraining is not None:
             out.append(self.retraining.note)

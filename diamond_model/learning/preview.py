@@ -42,7 +42,7 @@ from diamond_model.pricing.model import PricingModel
 SPREAD_LIMIT = 2.0
 LEVEL_LIMIT = 0.30
 MIN_TO_JUDGE = 20
-SHOWN_LINES = 12
+SHOWN_LINES = 5
 # Beyond this share of suspects the file, not its rows, is wrong: genuine batches have about
 # 0.1 % by construction (the threshold is the model's 99.9th-percentile error), 40 decimal slips
 # in 300 rows are 13 %, a batch with its prices shuffled measures 70-78 % (`test_suspects`).

@@ -268,7 +268,7 @@ def test_upload_preview_store_and_retrain_in_the_background(
     assert "now prices every quote" in texts(app) or "keeps pricing" in texts(app)
     comparison = frame(app, "Figure")
     assert {"Figure", "Difference", ""} <= set(comparison.columns)
-    assert set(comparison[""]) <= {"better", "worse"}
+    assert set(comparison[""]) <= {"better", "worse", "the same", "the same, within noise"}
     app = rerun(app)  # a rerun with the file still selected must not store it again
     assert not any(
         b.key and b.key.startswith("store-") for b in app.button
@@ -299,6 +299,20 @@ def test_the_preview_names_rows_far_off_the_model_and_says_how_the_stones_differ
     assert set(shifts["shift"]) <= {"large", "moderate", "none"}, "flags in words"
     assert shifts.set_index("feature").loc["Carat", "shift"] == "large"
     assert "PSI" in words, "a sentence says what PSI means"
+    store.click()
+    app = rerun(app)
+    assert f"{found.group(1)} suspect prices are held for review" in texts(app)
+    held = frame(app, "Price without that slip")
+    assert {5, 9} <= set(held["Line"]) and "×3" not in " ".join(held["Likely cause"])
+    line_5 = held.set_index("Line").loc[5]
+    app.selectbox(key="held_choice").set_value(int(line_5["Appraisal"]))
+    app.number_input[0].set_value(float(line_5["Price"].strip("$").replace(",", "")) / 3)
+    app.text_input(key="held_reason").set_value("typed three times the price")
+    next(b for b in app.button if b.label == "Correct the price").click()
+    app = rerun(app)
+    assert f"Appraisal {int(line_5['Appraisal'])}: price" in texts(app)
+    assert 5 not in set(frame(app, "Price without that slip")["Line"])
+    assert frame(app, "Who").iloc[0]["Did"] == "correct"
 
 
 def test_home_shows_how_the_serving_model_read_the_latest_uploads(
@@ -332,7 +346,13 @@ def test_promote_and_roll_back_with_a_confirmation_that_stays(dashboard_env: Set
     LearningLoop.from_settings(dashboard_env).retrain(force=True)
     app = unlock(run(APPRAISALS))
     table = frame(app, "Trained")
-    assert list(table.columns[:4]) == ["Version", "Trained", "State", "Appraisals learned from"]
+    assert list(table.columns[:5]) == [
+        "Version",
+        "Trained",
+        "State",
+        "Learned from batches",
+        "Appraisals learned from",
+    ]
     assert table["Version"].tolist() == ["v2", "v1"] and table["State"].iloc[0] == "serving"
     choice = app.selectbox(key="promote_choice")
     assert [o.startswith("v1") for o in choice.options] == [True], "not the current champion"

@@ -183,13 +183,18 @@ def test_the_expert_uploads_stores_retrains_promotes_and_rolls_back(
         page.get_by_text("That access code is not right").wait_for()
         code.fill(ACCESS_CODE)
         page.get_by_role("button", name="Unlock expert mode").click()
-        page.get_by_text("Expert mode: uploads").wait_for()
+        page.get_by_text("Expert mode, signed in as").wait_for()
 
         page.locator('input[type="file"]').first.set_input_files(str(upload))
         page.get_by_text("what the current model (v1) quotes").wait_for()
         assert metric(page, "Appraisals to store") == "399" and metric(page, "Rows rejected") == "1"
         shot(page, "5-expert-preview.png")
-        page.get_by_role("button", name="Store 399 appraisals from new-appraisals.csv").click()
+        # A genuine batch may hold a suspect price or two for review (about 1 in 1,000).
+        held = int(metric(page, "Suspect prices"))
+        assert held <= 2
+        page.get_by_role(
+            "button", name=re.compile(rf"^Store {399 - held} appraisals from new-appraisals.csv")
+        ).click()
         page.get_by_text("Stored batch 2: 399 appraisals").wait_for()
         page.get_by_text(re.compile(r"(v2 now prices every quote|keeps pricing)")).wait_for(
             timeout=180_000

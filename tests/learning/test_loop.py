@@ -59,12 +59,13 @@ def test_the_model_follows_a_market_move_and_refuses_a_poisoned_batch(
     assert quotes.quotes[0].market.period == "2026-04"
 
     poisoned = pipeline.preview(csv_bytes(dated(shuffled(base, 3, 3000), MAY)), "may.csv")
-    assert poisoned.live.verdict == "inconsistent" and poisoned.live.spread_ratio > 4
-    assert "do not follow the stones" in " ".join(poisoned.live.sentences())
+    assert poisoned.live.verdict == "too many suspects" and poisoned.live.spread_ratio > 4
+    assert len(poisoned.live.suspects) > 0.5 * poisoned.live.n
+    assert "the file as a whole looks wrong" in " ".join(poisoned.live.sentences())
     submission = pipeline.submit(poisoned, "expert", retrain=True)
     outcome = submission.outcome
     assert not outcome.promoted and "Withdraw them" in outcome.reason
-    assert f"withdraw {submission.batch_id}" in outcome.reason
+    assert f"withdraw batch {submission.batch_id}" in outcome.reason
     after = quote_frame(
         pipeline.registry.load(pipeline.registry.champion_version()),
         fresh.drop(columns=["price", "appraised_on"]).iloc[:300],
@@ -367,4 +368,4 @@ def test_the_gate_weighs_a_gap_against_the_noise_of_the_held_out_set() -> None:
         {"mape": 0.05, "mae": 2.0},
     )
     ok, reason = gate([real_gap], 0.02, [])
-    assert not ok and "MAPE on all held-out appraisals (4000): 7.60% vs 7.10%" in reason
+    assert not ok and "average error on all held-out appraisals (4000): 7.60% vs 7.10%" in reason
