@@ -12,11 +12,11 @@ import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 from streamlit.runtime.pages_manager import PagesManager
 
+from app.counter_views import stone_title
 from app.services import Services
-from app.views import stone_title
 from diamond_model.learning.evaluation import learning_curve
 from diamond_model.learning.outcomes import RetrainInProgressError
-from diamond_model.learning.registry import Champion
+from diamond_model.learning.versions import Champion
 from diamond_model.reports.analysis import holdout_predictions, reliance
 from diamond_model.reports.figures import NO_TOOLBAR
 from diamond_model.reports.stone_page import StonePage, stone_page

@@ -18,8 +18,8 @@ from app.schemas.common import printable
 from app.services import NoModelError
 from diamond_model.data.reading import UnusableFileError
 from diamond_model.learning.outcomes import RetrainInProgressError
-from diamond_model.learning.registry import ArtefactRefusedError, GateOverrideError, RegistryError
 from diamond_model.learning.review import CorrectionError, UnknownAppraisalError
+from diamond_model.learning.versions import ArtefactRefusedError, GateOverrideError, RegistryError
 from diamond_model.pricing.quote import InvalidStoneError
 from diamond_model.serving.keys import ClientKeyError
 from diamond_model.storage.backup import BackupError

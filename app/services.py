@@ -19,7 +19,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.learning.outcomes import RetrainOutcome, RunTicket
-from diamond_model.learning.registry import Champion, Registry
+from diamond_model.learning.registry import Registry
+from diamond_model.learning.versions import Champion
 from diamond_model.pricing.quote import Quote, quote_stone
 from diamond_model.serving.champion import ChampionCache
 from diamond_model.serving.keys import ClientKey, KeyRing, KeyStore

@@ -5,7 +5,7 @@ from datetime import date
 
 import streamlit as st
 
-from app import views
+from app import counter_views
 from app.dashboard import (
     chart,
     quote_sheet,
@@ -175,7 +175,7 @@ def one_stone() -> None:
                 "This stone is outside what our appraisals cover: the price is an extrapolation, "
                 "and the range is wider for it."
             )
-        for warning in views.not_in_reasons(quote):
+        for warning in counter_views.not_in_reasons(quote):
             st.info(sentence(warning))
         if {"x", "y", "z"} & set(quote.set_aside):
             st.button(
@@ -200,9 +200,13 @@ def one_stone() -> None:
         )
 
     st.subheader("What if the grades were different?")
-    st.dataframe(views.what_if_table(page.what_if), hide_index=True, width="stretch", key="what_if")
+    st.dataframe(
+        counter_views.what_if_table(page.what_if), hide_index=True, width="stretch", key="what_if"
+    )
     st.subheader(f"Price per carat for a {carat:.2f} ct {cut} stone, by colour and clarity")
-    st.dataframe(views.highlighted_grid(page.grid, color, clarity), width="stretch", key="grid")
+    st.dataframe(
+        counter_views.highlighted_grid(page.grid, color, clarity), width="stretch", key="grid"
+    )
     st.caption("The model's prices for this weight and cut; this stone's cell is highlighted.")
     chart(figures.carat_curve(page.curve, carat), key="curve")
     st.subheader("Comparable stones our expert appraised")
@@ -210,7 +214,7 @@ def one_stone() -> None:
         st.info("No stored appraisal is within 25% of the weight and one grade of this stone.")
     else:
         st.dataframe(
-            views.comparables_table(page.comparables),
+            counter_views.comparables_table(page.comparables),
             hide_index=True,
             width="stretch",
             key="comparables",
@@ -238,8 +242,10 @@ with many:
                 f"Priced {len(priced) - failed:,} of {len(priced):,} stones"
                 + (f"; {failed} could not be priced (listed first)." if failed else ".")
             )
-            st.dataframe(views.priced_list(priced), hide_index=True, width="stretch", key="priced")
-            for line in views.unpriced_reasons(priced):
+            st.dataframe(
+                counter_views.priced_list(priced), hide_index=True, width="stretch", key="priced"
+            )
+            for line in counter_views.unpriced_reasons(priced):
                 st.markdown(f"- {sentence(line)}")
             st.download_button(
                 "Download the priced list (CSV)",

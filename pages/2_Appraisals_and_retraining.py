@@ -1,5 +1,9 @@
-"""The expert's desk: upload and preview appraisals, store them, retrain, promote or roll back,
-withdraw a batch, browse and export the data. Everyone else sees the history."""
+"""The expert's desk: upload and preview appraisals, store them, review held suspects, retrain,
+promote or roll back, withdraw a batch, browse and export the data, and who did what. Everyone
+else sees the history.
+
+About 410 lines because the desk has eight sections, in the order the expert works; each only lays
+out what `app.views` and the core give it (no figure is computed here)."""
 
 import pandas as pd
 import streamlit as st
@@ -20,8 +24,8 @@ from app.dashboard import (
 from diamond_model.data.reading import UnusableFileError, neutralise_formulas
 from diamond_model.data.schema import APPRAISAL_COLUMNS, APPRAISED_ON, EXAMPLE_APPRAISAL, GRADES
 from diamond_model.enums import RunStatus
-from diamond_model.learning.registry import RegistryError
 from diamond_model.learning.review import CorrectionError, correct, held_appraisals
+from diamond_model.learning.versions import RegistryError
 from diamond_model.storage import audit
 from diamond_model.storage.store import FileTooLargeError
 

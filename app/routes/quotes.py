@@ -41,7 +41,7 @@ from diamond_model.data.reading import read_csv
 from diamond_model.data.schema import RANGES
 from diamond_model.enums import Scope
 from diamond_model.learning.metrics import plain_words
-from diamond_model.learning.registry import Champion
+from diamond_model.learning.versions import Champion
 from diamond_model.pricing.comparables import CARAT_WINDOW, closest
 from diamond_model.pricing.model import PricingModel
 from diamond_model.pricing.quote import QuoteBatch, quote_frame, quote_stone

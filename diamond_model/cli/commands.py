@@ -17,9 +17,9 @@ from diamond_model.cli import data, keys, models, operations, people, review
 from diamond_model.cli.common import EXIT_BUSY, EXIT_INPUT
 from diamond_model.data.reading import UnusableFileError
 from diamond_model.learning.outcomes import RetrainInProgressError
-from diamond_model.learning.registry import RegistryError
 from diamond_model.learning.review import CorrectionError
 from diamond_model.learning.training import NotEnoughDataError
+from diamond_model.learning.versions import RegistryError
 from diamond_model.serving.keys import ClientKeyError
 from diamond_model.serving.people import PersonError
 from diamond_model.settings import Settings, get_settings

@@ -2,7 +2,7 @@
 the market and refuses poison, every run recorded.
 
 The gate is in `learning.gate`; what a retrain or an upload comes to, in `learning.outcomes`;
-the preview in `learning.preview`; run bookkeeping in `storage.runs`. What stays here (about 500
+the preview in `learning.preview`; run bookkeeping in `storage.runs`. What stays here (about 570
 lines) is the order of one retrain's steps and the transactions that must see each other (a
 withdrawal and the champion's fall-back, an upload and its follow-up run), kept in one class so
 that order can be read top to bottom.
@@ -36,7 +36,7 @@ from diamond_model.learning.outcomes import (
     Submission,
 )
 from diamond_model.learning.preview import BatchPreview, LiveScore, prepare
-from diamond_model.learning.registry import ArtefactRefusedError, Champion, Registry, json_safe
+from diamond_model.learning.registry import Registry
 from diamond_model.learning.training import (
     evaluate,
     fingerprint,
@@ -44,6 +44,7 @@ from diamond_model.learning.training import (
     prices_at_their_months,
     train,
 )
+from diamond_model.learning.versions import ArtefactRefusedError, Champion, json_safe
 from diamond_model.pricing.model import MODEL_FORMAT, PricingModel
 from diamond_model.settings import Settings
 from diamond_model.storage import audit

@@ -15,12 +15,14 @@ batch, and the evidence the retraining gate uses to tell a market move from a po
 
 The ratio is 1.0–1.2 for real batches at any level (`exploration.ipynb`, section on time) and 8–10
 for the same stones with their prices shuffled.
+
+Level, spread and accuracy are read without the batch's suspect prices (`learning.suspects`);
+a batch more than a quarter suspects is refused as a whole ("too many suspects").
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -33,8 +35,9 @@ from diamond_model.data.identity import already_stored, duplicates_within, stone
 from diamond_model.data.reading import RawTable
 from diamond_model.data.schema import APPRAISED_ON, MEASUREMENTS
 from diamond_model.data.validation import ValidationResult
-from diamond_model.learning.registry import Champion
+from diamond_model.learning.suspects import SUSPECT_SHARE_LIMIT, Suspect, likely_cause
 from diamond_model.learning.training import stone_columns
+from diamond_model.learning.versions import Champion
 from diamond_model.pricing.estimates import estimate_prices
 from diamond_model.pricing.market import robust_sd
 from diamond_model.pricing.model import PricingModel
@@ -43,50 +46,6 @@ SPREAD_LIMIT = 2.0
 LEVEL_LIMIT = 0.30
 MIN_TO_JUDGE = 20
 SHOWN_LINES = 5
-# Beyond this share of suspects the file, not its rows, is wrong: genuine batches have about
-# 0.1 % by construction (the threshold is the model's 99.9th-percentile error), 40 decimal slips
-# in 300 rows are 13 %, a batch with its prices shuffled measures 70-78 % (`test_suspects`).
-SUSPECT_SHARE_LIMIT = 0.25
-# Likely causes, by how far a price sits from the model's in log terms; a cause is named when
-# the price is within CAUSE_TOLERANCE (about ±40 %) of what that slip would give.
-CAUSE_TOLERANCE = 0.35
-SLIPS = (
-    (math.log(10), "×10: a decimal slip (one digit too many)", 0.1),
-    (-math.log(10), "÷10: a decimal slip (one digit short)", 10.0),
-    (math.log(1000), "×1000: the price typed with three extra zeros", 0.001),
-    (-math.log(1000), "÷1000: the price typed in thousands", 1000.0),
-)
-PER_CARAT = "a price per carat typed as the price"
-
-
-@dataclass(frozen=True)
-class Suspect:
-    """One price far outside what the model's own errors allow, with a likely cause."""
-
-    line: int
-    price: float
-    model_price: float  # at the batch's level
-    cause: str  # "" when no usual slip explains it
-    likely_price: float | None  # what the price would be without that slip
-
-    def words(self) -> str:
-        off = self.price / self.model_price
-        how = f"×{off:.1f}" if off >= 1 else f"÷{1 / off:.1f}"
-        cause = f": likely {self.cause}" if self.cause else ""
-        fix = f" (${self.likely_price:,.0f}?)" if self.likely_price is not None else ""
-        return (
-            f"line {self.line}: ${self.price:,.0f} against the model's ${self.model_price:,.0f} "
-            f"({how}){cause}{fix}"
-        )
-
-
-def likely_cause(deviation: float, carat: float) -> tuple[str, float | None]:
-    """(cause, factor to multiply the price by) for a log deviation, or ("", None)."""
-    options = [(abs(deviation - at), words, factor) for at, words, factor in SLIPS]
-    if carat > 0 and abs(math.log(carat)) > CAUSE_TOLERANCE:
-        options.append((abs(deviation + math.log(carat)), PER_CARAT, carat))
-    distance, words, factor = min(options)
-    return (words, factor) if distance <= CAUSE_TOLERANCE else ("", None)
 
 
 @dataclass(frozen=True)

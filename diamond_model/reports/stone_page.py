@@ -10,7 +10,7 @@ from typing import cast
 
 import pandas as pd
 
-from diamond_model.learning.registry import Champion
+from diamond_model.learning.versions import Champion
 from diamond_model.pricing.comparables import CARAT_WINDOW, closest
 from diamond_model.pricing.quote import Quote, quote_stone
 from diamond_model.reports.analysis import carat_curve, price_per_carat_grid, what_if

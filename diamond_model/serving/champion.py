@@ -10,12 +10,8 @@ from collections import OrderedDict
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from diamond_model.learning.registry import (
-    ArtefactRefusedError,
-    Champion,
-    Registry,
-    RegistryError,
-)
+from diamond_model.learning.registry import Registry
+from diamond_model.learning.versions import ArtefactRefusedError, Champion, RegistryError
 from diamond_model.pricing.model import PricingModel
 from diamond_model.serving.periodic import Periodic
 from diamond_model.words import clause

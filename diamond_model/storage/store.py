@@ -2,6 +2,11 @@
 and comparables. The engine lives in `engine`, the retraining lease's SQL in `lease`.
 
 SQLite is the embedded default, PostgreSQL the scale-out option; both run the same statements.
+
+About 490 lines: `Store` owns every transaction that writes appraisals (a batch with its
+rejections, notes and audit entry, written one batch at a time), and the reads that must filter
+exactly as those writes mark rows (withdrawn batches, held suspects); kept together so one file
+says what "in use" means.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ import pytest
 from diamond_model.enums import RunStatus, VersionStatus
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.learning.outcomes import RetrainInProgressError
-from diamond_model.learning.registry import RegistryError
+from diamond_model.learning.versions import RegistryError
 from diamond_model.pricing.quote import quote_frame
 from diamond_model.serving.champion import ChampionCache
 from diamond_model.storage import lease

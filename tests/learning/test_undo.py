@@ -14,7 +14,7 @@ from app.api import create_app
 from diamond_model.cli import commands
 from diamond_model.enums import RunStatus, VersionStatus
 from diamond_model.learning.loop import LearningLoop
-from diamond_model.learning.registry import ArtefactRefusedError, GateOverrideError
+from diamond_model.learning.versions import ArtefactRefusedError, GateOverrideError
 from diamond_model.settings import Settings
 from tests.helpers import assert_problem, auth, csv_bytes, make_keys, shuffled, two_versions
 

@@ -20,7 +20,7 @@ from sqlalchemy import insert, select
 
 from diamond_model.enums import Scope
 from diamond_model.learning.loop import LearningLoop
-from diamond_model.learning.registry import ArtefactRefusedError
+from diamond_model.learning.versions import ArtefactRefusedError
 from diamond_model.pricing import artefact
 from diamond_model.pricing.model import LEGACY_FORMAT, MODEL_FORMAT, PricingModel
 from diamond_model.pricing.quote import quote_frame

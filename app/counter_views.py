@@ -1,0 +1,111 @@
+"""Tables the counter shows (page 1): what-if grades, the colour × clarity grid, comparables, a
+priced list with its unpriced rows first. Shaped for people, laid out by the page."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from app.views import literal
+from diamond_model.pricing.quote import Quote
+
+
+def stone_title(stone: dict[str, object]) -> str:
+    """'1.00 ct Very Good G VS1, 6.10 × 6.15 × 3.80 mm' for headings and printed quotes."""
+    words = f"{float(stone['carat']):.2f} ct {stone['cut']} {stone['color']} {stone['clarity']}"
+    if all(stone.get(axis) is not None for axis in ("x", "y", "z")):
+        words += ", " + " × ".join(f"{float(stone[a]):.2f}" for a in ("x", "y", "z")) + " mm"
+    return words
+
+
+def highlighted_grid(grid: pd.DataFrame, color: str, clarity: str) -> object:
+    """The price-per-carat grid with dollars and this stone's cell marked."""
+
+    def mark(column: pd.Series) -> list[str]:
+        return [
+            "background-color: #1f3b57; color: white; font-weight: bold"
+            if column.name == clarity and row == color
+            else ""
+            for row in column.index
+        ]
+
+    return grid.style.format("${:,.0f}").apply(mark)
+
+
+def what_if_table(changes: pd.DataFrame) -> pd.DataFrame:
+    """One grade up or down per row: the change, the price and the difference (narrow enough
+    for a phone)."""
+    return pd.DataFrame(
+        {
+            "Change": changes["grade"].str.capitalize()
+            + " "
+            + changes["from"]
+            + " → "
+            + changes["to"],
+            "Price": changes["price"].map(lambda v: f"${v:,.0f}"),
+            "Difference": [
+                f"{'+' if d >= 0 else '−'}${abs(d):,.0f} ({p:+.1f}%)"
+                for d, p in zip(changes["difference"], changes["percent"], strict=True)
+            ],
+        }
+    )
+
+
+def not_in_reasons(quote: Quote) -> list[str]:
+    """The quote's warnings the confidence reasons beside it do not already say."""
+    return [warning for warning in quote.warnings if warning not in quote.reasons]
+
+
+def comparables_table(nearby: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "Carat": nearby["carat"].map(lambda c: f"{c:.2f}"),
+            "Cut": nearby["cut"].astype(str),
+            "Colour": nearby["color"].astype(str),
+            "Clarity": nearby["clarity"].astype(str),
+            "Price": nearby["price"].map(lambda v: f"${v:,.0f}"),
+            "Appraised": nearby["appraised_on"].dt.strftime("%d %b %Y"),
+        }
+    )
+
+
+def priced_list(priced: pd.DataFrame) -> pd.DataFrame:
+    """A priced file for the screen: rows that could not be priced first, with their reason
+    beside the inputs (where the eye is, not past the notes), dollars formatted, blanks for what
+    is missing, in words."""
+    frame = priced.copy()
+    failed = frame["error"].astype(str) != ""
+    frame = pd.concat([frame[failed], frame[~failed]])
+    if failed.any():
+        order = list(frame.columns)
+        order.remove("error")
+        order.insert(order.index("price_estimate"), "error")
+        frame = frame[order]
+    else:
+        frame = frame.drop(columns="error")
+    for column in ("price_estimate", "price_low", "price_high"):
+        frame[column] = [("" if pd.isna(v) else f"${v:,.0f}") for v in frame[column]]
+    frame = frame.rename(
+        columns={
+            "price_estimate": "Estimate",
+            "price_low": "Range from",
+            "price_high": "Range to",
+            "confidence": "Confidence",
+            "warnings": "Notes",
+            "error": "Could not be priced because",
+        }
+    )
+    return frame.astype(object).where(frame.notna(), "").replace({None: "", np.nan: ""})
+
+
+def unpriced_reasons(priced: pd.DataFrame, most: int = 20) -> list[str]:
+    """The whole reason for each stone that could not be priced, numbered as in the file's
+    list of stones (a table cell cuts long reasons short)."""
+    failed = priced.index[priced["error"].astype(str) != ""]
+    lines = [
+        f"Stone {position + 1}: {literal(str(priced.at[label, 'error']))}"
+        for position, label in zip(priced.index.get_indexer(failed), failed, strict=True)
+    ][:most]
+    if len(failed) > most:
+        lines.append(f"…and {len(failed) - most:,} more (all are in the download).")
+    return lines
