@@ -59,6 +59,7 @@ SCOPE_WORDS = {
     Scope.QUOTE: "prices, comparables and the market level",
     Scope.DATA_WRITE: "uploads and withdrawals",
     Scope.MODELS_WRITE: "retraining, promotion and rollback",
+    Scope.ADMIN: "every client's quote records (the operator)",
 }
 
 

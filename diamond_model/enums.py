@@ -46,3 +46,4 @@ class Scope(StrEnum):
     QUOTE = "quote"
     DATA_WRITE = "data:write"
     MODELS_WRITE = "models:write"
+    ADMIN = "admin"  # the operator: reads every client's quote records

@@ -114,8 +114,10 @@ async def quote(
     summary="A quote given earlier, as it was given",
     responses=problem_responses(404),
 )
-async def get_quote(quote_id: str, svc: Svc) -> QuoteRecordOut:
+async def get_quote(quote_id: str, svc: Svc, caller: QuoteCaller) -> QuoteRecordOut:
     record = await run_in_threadpool(svc.quotes.get, quote_id)
+    if record is not None and not _may_read(caller, record):
+        record = None  # another client's quote: answered exactly as one that does not exist
     if record is None:
         raise HTTPException(
             404,
@@ -130,6 +132,14 @@ async def get_quote(quote_id: str, svc: Svc) -> QuoteRecordOut:
         stone=record["stone"],
         quote=QuoteOut(quote_id=str(record["id"]), **record["answer"]),
     )
+
+
+def _may_read(caller: Caller, record: dict[str, object]) -> bool:
+    """A quote record belongs to the key that asked for it; the operator's `admin` key reads
+    all; a call without a key reads none."""
+    if caller.client is None:
+        return False
+    return Scope.ADMIN in caller.client.scopes or record["key_id"] == caller.client.id
 
 
 # Stones priced per thread hop. A chunk's longest call into LightGBM or shap holds the GIL for a

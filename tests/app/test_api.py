@@ -76,16 +76,27 @@ def test_a_conflicting_stone_is_priced_from_the_4cs_with_a_warning(client: TestC
     assert any("imply 0.87 ct" in w for w in conflicting["warnings"])
 
 
-def test_every_quote_is_recorded_and_can_be_fetched(client: TestClient) -> None:
-    body = client.post("/v1/quotes", json=STONE).json()
-    record = client.get(f"/v1/quotes/{body['quote_id']}").json()
+def test_every_quote_is_recorded_and_only_its_own_key_reads_it(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    mine = auth(keys, "client")
+    body = client.post("/v1/quotes", json=STONE, headers=mine).json()
+    record = client.get(f"/v1/quotes/{body['quote_id']}", headers=mine).json()
     assert record["stone"]["carat"] == 1.1 and record["model_version"] == 1
     assert record["quote"]["price"] == body["price"]
     assert record["quote"]["explanation"] == body["explanation"]
     services = client.app.state.services
     services.quotes.flush()
     assert services.quotes.count() >= 1
-    assert_problem(client.get("/v1/quotes/not-a-quote"), 404, "There is no quote not-a-quote")
+    # Another client's key, and a call without one, are told the same as for a made-up id.
+    missing = assert_problem(client.get("/v1/quotes/not-a-quote", headers=mine), 404, "no quote")
+    other = client.get(f"/v1/quotes/{body['quote_id']}", headers=auth(keys, "limited"))
+    anonymous = client.get(f"/v1/quotes/{body['quote_id']}")
+    for answer in (other, anonymous):
+        found = assert_problem(answer, 404, "There is no quote")
+        assert found["title"] == missing["title"]
+    operator = client.get(f"/v1/quotes/{body['quote_id']}", headers=auth(keys, "expert"))
+    assert operator.status_code == 200, "the operator's admin key reads every record"
 
 
 def test_a_quote_is_reproduced_with_its_model_version_after_a_promotion(
