@@ -1,10 +1,10 @@
 """Request dependencies: the process's services, who is calling (client key, scopes, limits), and
 path ids that fit every database.
 
-A router declares one `access(scope, open_methods)` dependency: a presented key must be a valid,
-unrevoked key of this server with the router's scope; without a key, the open methods (reads,
-and quotes on a local install) are served unless `DIAMOND_API_REQUIRE_KEY_FOR_READS` is set,
-and writes never are. A keyed caller is held to its requests-per-minute limit here and to its
+A router declares one `access(scope, read_scope, open_methods)` dependency: every call needs a
+valid, unrevoked key of this server with the scope its method needs (`admin` grants all). Only
+when the operator sets `DIAMOND_API_OPEN_READS=true` are the open methods (quotes, the model, the
+market index) served without a key; stored appraisals and writes never are. A keyed caller is held to its requests-per-minute limit here and to its
 stones-per-day limit by the route (which knows how many stones); usage is counted on the way out.
 """
 
@@ -55,12 +55,25 @@ class Caller:
         return f"API key {self.client.name}" if self.client else "API (no key)"
 
 
+READS = frozenset({"GET", "HEAD"})
+QUOTING = frozenset({"GET", "HEAD", "POST"})
+
 SCOPE_WORDS = {
     Scope.QUOTE: "prices, comparables and the market level",
     Scope.DATA_WRITE: "uploads and withdrawals",
     Scope.MODELS_WRITE: "retraining, promotion and rollback",
     Scope.ADMIN: "every client's quote records (the operator)",
+    Scope.DATA_READ: "stored appraisals and batches",
 }
+
+
+def _needs_a_key(scope: Scope | None) -> str:
+    with_scope = f" with the '{scope}' scope ({SCOPE_WORDS[scope]})" if scope else ""
+    return (
+        f"This needs a client key{with_scope} in the X-API-Key header. The operator creates one "
+        f"with `python -m diamond_model keys create NAME --scopes {scope or Scope.QUOTE}` (the key "
+        "is shown once)."
+    )
 
 
 async def _identify(request: Request, svc: Services, key: str | None) -> ClientKey:
@@ -99,36 +112,43 @@ async def admit(svc: Services, caller: Caller, stones: int, requests: int = 0) -
     caller.stones += stones
 
 
+IMPLIED = {Scope.DATA_READ: {Scope.DATA_WRITE}}  # a scope that also grants another
+
+
+def _grants(scopes: frozenset[Scope], needed: Scope) -> bool:
+    return needed in scopes or Scope.ADMIN in scopes or bool(IMPLIED.get(needed, set()) & scopes)
+
+
 def access(
-    scope: Scope | None, open_methods: frozenset[str]
+    scope: Scope | None,
+    read_scope: Scope | None = None,
+    open_methods: frozenset[str] = frozenset(),
 ) -> Callable[..., AsyncIterator[Caller]]:
-    """The dependency a router declares: authentication, scope (None: any valid key), the
-    per-minute limit, and usage counted on the way out."""
+    """The dependency a router declares: authentication, scope, the per-minute limit, and usage
+    counted on the way out. `scope` is what writes need, `read_scope` what GET and HEAD need
+    (None: any valid key); `admin` grants every scope. Every call needs a key, except
+    `open_methods` when the operator has switched `api_open_reads` on."""
 
     async def check(
         request: Request, key: Annotated[str | None, Depends(api_key_header)]
     ) -> AsyncIterator[Caller]:
         svc: Services = request.app.state.services  # not a dependency: one less per request
         address = request.client.host if request.client else "unknown"
+        needed = read_scope if request.method in READS else scope
         if not key:
-            if request.method in open_methods and not svc.settings.api_require_key_for_reads:
+            if request.method in open_methods and svc.settings.api_open_reads:
                 caller = Caller(None, address)
                 request.state.caller = caller
                 yield caller
                 return
-            needs = f"with the '{scope}' scope ({SCOPE_WORDS[scope]}) " if scope else ""
-            raise AuthError(401, f"This needs a client key {needs}in the X-API-Key header.")
+            raise AuthError(401, _needs_a_key(needed))
         client = await _identify(request, svc, key)
-        if scope is None:
-            pass
-        elif scope not in client.scopes and request.method not in open_methods:
+        if needed is not None and not _grants(client.scopes, needed):
             raise AuthError(
                 403,
                 f"The key '{client.name}' may do: {', '.join(sorted(client.scopes))}. This needs "
-                f"'{scope}' ({SCOPE_WORDS[scope]}).",
+                f"'{needed}' ({SCOPE_WORDS[needed]}).",
             )
-        elif scope not in client.scopes and svc.settings.api_require_key_for_reads:
-            raise AuthError(403, f"The key '{client.name}' does not have the '{scope}' scope.")
         caller = Caller(client, address)
         request.state.caller = caller
         await admit(svc, caller, 0, requests=1)
@@ -148,5 +168,3 @@ async def current_caller(request: Request) -> Caller:
 
 
 CallerDep = Annotated[Caller, Depends(current_caller)]
-READS = frozenset({"GET", "HEAD"})
-QUOTING = frozenset({"GET", "HEAD", "POST"})

@@ -94,7 +94,11 @@ def main() -> None:
     print("== Hostile bodies (uvicorn, 2 workers, loopback) ==")
     with tempfile.TemporaryDirectory() as folder:
         seeded_instance(folder).store.dispose()
-        env = {"DIAMOND_INSTANCE_DIR": folder, "DIAMOND_EXPOSE_WORKER": "true"}
+        env = {
+            "DIAMOND_INSTANCE_DIR": folder,
+            "DIAMOND_EXPOSE_WORKER": "true",
+            "DIAMOND_API_OPEN_READS": "true",
+        }
         with api_server(env, workers=2) as base:
             httpx.post(
                 f"{base}/v1/quotes",

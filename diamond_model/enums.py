@@ -44,6 +44,7 @@ class Scope(StrEnum):
     """What an API key may do."""
 
     QUOTE = "quote"
+    DATA_READ = "data:read"  # stored appraisals and batches (data:write includes it)
     DATA_WRITE = "data:write"
     MODELS_WRITE = "models:write"
     ADMIN = "admin"  # the operator: reads every client's quote records

@@ -62,10 +62,11 @@ class Settings(BaseSettings):
         description="The expert's access code for the dashboard (not an API key). Generated at "
         "`init` and stored in the instance folder when not set.",
     )
-    api_require_key_for_reads: bool = Field(
+    api_open_reads: bool = Field(
         False,
-        description="Require a client key for quotes and reads too (a business deployment). "
-        "Writes always need a key with the right scope.",
+        description="Let calls without a key price stones and read the model and market index "
+        "(a shop's own counter on a private network). Off by default: every /v1 route needs a "
+        "client key. Stored appraisals and batches always need one (`data:read`).",
     )
     record_quotes: bool = Field(
         True, description="Keep every API quote (inputs and answer) for reproduction and audit."

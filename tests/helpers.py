@@ -87,12 +87,16 @@ def make_keys(url: str) -> dict[str, str]:
     made = {
         "expert": keys.create("expert", EVERY_SCOPE)[0],
         "client": keys.create("client", frozenset({Scope.QUOTE}))[0],
+        "reader": keys.create("reader", frozenset({Scope.QUOTE, Scope.DATA_READ}))[0],
         "limited": keys.create(
             "limited", frozenset({Scope.QUOTE}), stones_per_day=5, requests_per_minute=4
         )[0],
     }
     store.dispose()
     return made
+
+
+NO_KEY = {"X-API-Key": ""}  # a call without a key, from a client that sends one by default
 
 
 def auth(keys: dict[str, str], name: str = "expert") -> dict[str, str]:

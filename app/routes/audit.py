@@ -16,7 +16,7 @@ from diamond_model.storage import audit
 router = APIRouter(
     prefix="/v1",
     tags=["data"],
-    dependencies=[Depends(access(Scope.DATA_WRITE, frozenset()))],
+    dependencies=[Depends(access(Scope.DATA_WRITE, Scope.DATA_WRITE))],
     responses=problem_responses(401, 403, 429, 503),
 )
 

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
-from app.dependencies import MAX_ID, READS, CallerDep, Id, Svc, access
+from app.dependencies import MAX_ID, CallerDep, Id, Svc, access
 from app.problems import problem_responses
 from app.schemas import (
     AppraisalOut,
@@ -36,7 +36,7 @@ from diamond_model.learning.review import correct, held_appraisals
 router = APIRouter(
     prefix="/v1",
     tags=["data"],
-    dependencies=[Depends(access(Scope.DATA_WRITE, READS))],
+    dependencies=[Depends(access(Scope.DATA_WRITE, Scope.DATA_READ))],
     responses=problem_responses(401, 403, 429, 503, 507),
 )
 

@@ -18,7 +18,7 @@ from diamond_model.storage.tables import TrainingRun
 router = APIRouter(
     prefix="/v1",
     tags=["models"],
-    dependencies=[Depends(access(Scope.MODELS_WRITE, READS))],
+    dependencies=[Depends(access(Scope.MODELS_WRITE, None, READS))],
     responses=problem_responses(401, 403, 429, 503, 507),
 )
 

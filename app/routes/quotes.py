@@ -49,7 +49,7 @@ from diamond_model.storage.store import FileTooLargeError
 
 # The router's access check, also taken as a parameter by routes that need the caller: FastAPI
 # solves a dependency once per request, so the route receives the caller the check produced.
-quoting = access(Scope.QUOTE, QUOTING)
+quoting = access(Scope.QUOTE, Scope.QUOTE, QUOTING)
 QuoteCaller = Annotated[Caller, Depends(quoting)]
 
 router = APIRouter(

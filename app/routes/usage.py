@@ -16,7 +16,7 @@ from app.schemas.models import UsageHour
 router = APIRouter(
     prefix="/v1",
     tags=["usage"],
-    dependencies=[Depends(access(None, frozenset()))],
+    dependencies=[Depends(access(None))],
     responses=problem_responses(401, 403, 429),
 )
 

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from app.api import create_app
 from diamond_model.settings import Settings
-from tests.helpers import ACCESS_CODE, csv_bytes, make_keys, make_settings
+from tests.helpers import ACCESS_CODE, auth, csv_bytes, make_keys, make_settings
 
 
 @pytest.fixture
@@ -26,14 +26,18 @@ def keys(api_settings: Settings) -> dict[str, str]:
 
 @pytest.fixture
 def client(api_settings: Settings, keys: dict[str, str]) -> Iterator[TestClient]:
-    with TestClient(create_app(api_settings)) as test_client:
+    """A client business's integration: it sends its key (quote and data:read) on every call;
+    tests of other keys, or of none (`NO_KEY`), say so."""
+    with TestClient(create_app(api_settings), headers=auth(keys, "reader")) as test_client:
         yield test_client
 
 
 @pytest.fixture
 def empty_client(tmp_path: Path) -> Iterator[TestClient]:
     settings = make_settings(f"sqlite:///{tmp_path / 'empty.sqlite3'}", tmp_path)
-    with TestClient(create_app(settings)) as test_client:
+    app = create_app(settings)  # creates the schema the keys are stored in
+    with TestClient(app) as test_client:
+        test_client.headers.update(auth(make_keys(settings.resolved_database_url), "reader"))
         yield test_client
 
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from diamond_model.data.schema import EXAMPLE_STONE
 from diamond_model.serving.keys import KeyStore
 from diamond_model.storage import lease
-from tests.helpers import assert_problem, auth, csv_bytes, wait_for_run
+from tests.helpers import NO_KEY, assert_problem, auth, csv_bytes, wait_for_run
 
 STONE = EXAMPLE_STONE
 
@@ -272,7 +272,9 @@ def test_the_serving_model_reads_a_new_batch_before_any_training(
 
 def test_scopes_decide_what_a_key_may_do(client: TestClient, keys: dict[str, str]) -> None:
     batch = ("b.csv", b"carat,cut,color,clarity,price\n1.0,Ideal,G,VS2,6000\n", "text/csv")
-    assert_problem(client.post("/v1/appraisals", files={"file": batch}), 401, "'data:write' scope")
+    assert_problem(
+        client.post("/v1/appraisals", files={"file": batch}, headers=NO_KEY), 401, "'data:write'"
+    )
     assert_problem(
         client.post("/v1/appraisals", files={"file": batch}, headers=auth(keys, "client")),
         403,
@@ -348,16 +350,28 @@ def test_usage_counts_requests_stones_and_errors(client: TestClient, keys: dict[
     assert usage["key"] == "client" and usage["scopes"] == ["quote"]
     hour = usage["hours"][-1]
     assert (hour["requests"], hour["stones"], hour["errors"]) == (5, 10, 1)
-    assert_problem(client.get("/v1/usage"), 401, "client key")
+    assert_problem(client.get("/v1/usage", headers=NO_KEY), 401, "client key")
 
 
-def test_reads_can_require_a_key(client: TestClient, api_settings, keys: dict[str, str]) -> None:
-    api_settings.api_require_key_for_reads = True
-    assert_problem(client.post("/v1/quotes", json=STONE), 401, "X-API-Key")
-    assert_problem(client.get("/v1/batches"), 401, "X-API-Key")
+def test_every_route_needs_a_key_unless_the_operator_opens_reads(
+    client: TestClient, api_settings, keys: dict[str, str]
+) -> None:
+    how = "keys create NAME --scopes quote"
+    assert_problem(client.post("/v1/quotes", json=STONE, headers=NO_KEY), 401, how)
+    assert_problem(client.get("/v1/market-index", headers=NO_KEY), 401, "X-API-Key")
+    assert_problem(client.get("/v1/models", headers=NO_KEY), 401, "X-API-Key")
+    assert_problem(client.get("/v1/batches", headers=NO_KEY), 401, "'data:read'")
+    assert_problem(client.get("/v1/appraisals", headers=NO_KEY), 401, "'data:read'")
     assert client.post("/v1/quotes", json=STONE, headers=auth(keys, "client")).status_code == 200
-    assert_problem(client.get("/v1/batches", headers=auth(keys, "client")), 403, "data:write")
-    assert client.get("/health/live").status_code == 200, "liveness stays open"
+    assert_problem(client.get("/v1/appraisals", headers=auth(keys, "client")), 403, "data:read")
+    assert client.get("/v1/appraisals", headers=auth(keys, "reader")).status_code == 200
+    assert client.get("/health/live", headers=NO_KEY).status_code == 200, "liveness stays open"
+
+    api_settings.api_open_reads = True  # a shop's own counter on a private network
+    assert client.post("/v1/quotes", json=STONE, headers=NO_KEY).status_code == 200
+    assert client.get("/v1/models", headers=NO_KEY).status_code == 200
+    assert_problem(client.get("/v1/appraisals", headers=NO_KEY), 401, "'data:read'")
+    assert_problem(client.get("/v1/batches", headers=NO_KEY), 401, "'data:read'")
 
 
 # ---- data -------------------------------------------------------------------------------------
@@ -474,7 +488,7 @@ def test_batches_and_appraisals_pages(client: TestClient) -> None:
 
 
 def test_training_run_lifecycle(client: TestClient, keys: dict[str, str]) -> None:
-    assert_problem(client.post("/v1/training-runs"), 401, "X-API-Key")
+    assert_problem(client.post("/v1/training-runs", headers=NO_KEY), 401, "X-API-Key")
     response = client.post("/v1/training-runs", headers=auth(keys), json={"force": True})
     assert response.status_code == 202
     assert response.headers["location"] == response.json()["url"]
@@ -540,7 +554,9 @@ def test_quotes_keep_flowing_while_the_database_is_slow_or_down(
         import httpx
 
         transport = httpx.ASGITransport(app=client.app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://api", headers=client.headers
+        ) as http:
             started = time.perf_counter()
             ready = asyncio.create_task(http.get("/health/ready"))
             await asyncio.sleep(0.05)

@@ -266,7 +266,10 @@ def test_the_openapi_document_states_the_carat_bounds(client: TestClient) -> Non
 def test_a_500_gives_an_id_to_find_the_log_line_and_nothing_of_the_code(
     api_settings: Settings, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with TestClient(create_app(api_settings), raise_server_exceptions=False) as client:
+    keys = make_keys(api_settings.resolved_database_url)
+    with TestClient(
+        create_app(api_settings), raise_server_exceptions=False, headers=auth(keys, "reader")
+    ) as client:
 
         def broken() -> None:
             raise RuntimeError("secret internals at /srv/app/registry.py")
@@ -432,7 +435,7 @@ def test_a_read_only_instance_starts_and_serves_quotes(
     database = Path(api_settings.resolved_database_url.removeprefix("sqlite:///"))
     keys = make_keys(api_settings.resolved_database_url)
     settings = make_settings(read_only(database), tmp_path / "instance")
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), headers=auth(keys, "reader")) as client:
         assert client.get("/health").json()["status"] == "ok"
         quote = client.post("/v1/quotes", json=STONE)
         assert quote.status_code == 200 and quote.json()["price"] > 0

@@ -227,14 +227,16 @@ def test_uploads_batches_and_their_problems_parse(
     )
     bad_file = api("data.upload_v1_appraisals_post").sync(client=contract.expert, body=unusable)
     assert isinstance(bad_file, Problem) and bad_file.status == 422
-    batches = api("data.batches_v1_batches_get").sync(client=contract.client)
+    no_read = api("data.batches_v1_batches_get").sync(client=contract.client)
+    assert isinstance(no_read, Problem) and no_read.status == 403, "stored prices need data:read"
+    batches = api("data.batches_v1_batches_get").sync(client=contract.expert)
     assert all(isinstance(b, BatchInfo) for b in batches) and len(batches) == 2
     assert isinstance(
-        api("data.get_batch_v1_batches_batch_id_get").sync(client=contract.client, batch_id=2),
+        api("data.get_batch_v1_batches_batch_id_get").sync(client=contract.expert, batch_id=2),
         BatchDetail,
     )
     assert isinstance(
-        api("data.get_batch_v1_batches_batch_id_get").sync(client=contract.client, batch_id=9),
+        api("data.get_batch_v1_batches_batch_id_get").sync(client=contract.expert, batch_id=9),
         Problem,
     )
     withdrawn = api("data.withdraw_v1_batches_batch_id_withdraw_post").sync(
@@ -248,7 +250,7 @@ def test_uploads_batches_and_their_problems_parse(
         BatchInfo,
     )
     assert isinstance(
-        api("data.appraisals_v1_appraisals_get").sync(client=contract.client, limit=5),
+        api("data.appraisals_v1_appraisals_get").sync(client=contract.expert, limit=5),
         AppraisalPage,
     )
 

@@ -337,3 +337,16 @@ def test_a_large_csv_upload_does_not_stall_other_quotes(
     # Quotes kept being answered while the file was read and priced (how fast each one was is a
     # figure for `make bench`, not an assertion on a shared machine).
     assert len(latencies) >= 5, "the upload took long enough to measure beside it"
+
+
+def test_a_real_server_refuses_calls_without_a_key_by_default(
+    server_env: dict[str, str], server_keys: dict[str, str]
+) -> None:
+    env = {k: v for k, v in server_env.items() if k != "DIAMOND_API_OPEN_READS"}
+    with api_server(env) as base, httpx.Client(base_url=base, timeout=30) as client:
+        anonymous = client.post("/v1/quotes", json=STONE)
+        assert anonymous.status_code == 401 and "keys create" in anonymous.json()["detail"]
+        assert client.get("/v1/appraisals").status_code == 401
+        keyed = client.post("/v1/quotes", json=STONE, headers={"X-API-Key": server_keys["client"]})
+        assert keyed.status_code == 200
+        assert client.get("/health/live").status_code == 200
