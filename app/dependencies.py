@@ -4,8 +4,9 @@ path ids that fit every database.
 A router declares one `access(scope, read_scope, open_methods)` dependency: every call needs a
 valid, unrevoked key of this server with the scope its method needs (`admin` grants all). Only
 when the operator sets `DIAMOND_API_OPEN_READS=true` are the open methods (quotes, the model, the
-market index) served without a key; stored appraisals and writes never are. A keyed caller is held to its requests-per-minute limit here and to its
-stones-per-day limit by the route (which knows how many stones); usage is counted on the way out.
+market index) served without a key; stored appraisals and writes never are. A keyed caller is
+held to its requests-per-minute limit here and to its stones-per-day limit by the route (which
+knows how many stones); usage is counted on the way out.
 """
 
 from __future__ import annotations
