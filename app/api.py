@@ -36,9 +36,12 @@ a confidence level with its reasons, the market level the price is set at, and a
 explanation in dollars. Every quote has an id (`GET /v1/quotes/{quote_id}`) and can be
 reproduced with the model version it names (`?model_version=`).
 
-**Keys.** Send a client key in the `X-API-Key` header (the server's operator creates it:
-`python -m diamond_model keys create NAME --scopes quote`). Scopes: `quote` (prices, comparables,
-market level), `data:write` (uploads, withdrawals), `models:write` (retrain, promote, roll back).
+**Keys.** Every call sends a client key in the `X-API-Key` header (the server's operator creates
+it: `python -m diamond_model keys create NAME --scopes quote`). Scopes: `quote` (prices,
+comparables, market level, your own quote records), `data:read` (stored appraisals and batches),
+`data:write` (uploads, corrections, withdrawals, the audit list), `models:write` (retrain,
+promote, roll back), `admin` (the operator). A quote record is read only by the key that asked
+for it.
 Keys may carry limits in requests per minute and stones per day; over a limit the answer is 429
 with `Retry-After`. Your usage per hour: `GET /v1/usage`.
 
