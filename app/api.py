@@ -21,6 +21,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.idempotency import Idempotency
 from app.problems import install_error_handlers, problem_response, problem_responses
 from app.routes import ROUTERS
 from app.schemas import BatchIn
@@ -268,6 +269,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
     )
+    app.add_middleware(Idempotency)  # inside BodyLimit: the body it buffers is bounded
     app.add_middleware(
         BodyLimit, cap=lambda method, path: body_cap(settings or get_settings(), method, path)
     )

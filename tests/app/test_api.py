@@ -584,3 +584,31 @@ def test_quotes_keep_flowing_while_the_database_is_slow_or_down(
     assert health["status"] == "degraded" and "database is unreachable" in health["detail"]
     quote = client.post("/v1/quotes", json=STONE)
     assert quote.status_code == 200 and quote.json()["model_version"] == 1
+
+
+def test_a_retried_quote_with_the_same_idempotency_key_is_answered_once_and_charged_once(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    headers = {**auth(keys, "client"), "Idempotency-Key": "order-7781-stone-1"}
+    first = client.post("/v1/quotes", json=STONE, headers=headers)
+    again = client.post("/v1/quotes", json=STONE, headers=headers)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["quote_id"] == first.json()["quote_id"]
+    assert again.headers["idempotent-replayed"] == "true"
+    other = client.post("/v1/quotes", json={**STONE, "carat": 2.0}, headers=headers)
+    assert_problem(other, 422, "already used with a different request")
+    assert_problem(
+        client.post("/v1/quotes", json=STONE, headers={**headers, "Idempotency-Key": "a b"}),
+        422,
+        "Idempotency-Key header must be",
+    )
+    fresh = client.post(
+        "/v1/quotes", json=STONE, headers={**headers, "Idempotency-Key": "order-7781-stone-2"}
+    )
+    assert fresh.json()["quote_id"] != first.json()["quote_id"]
+    services = client.app.state.services
+    services.meter.flush()
+    hour = client.get("/v1/usage", headers=auth(keys, "client")).json()["hours"][-1]
+    assert (hour["requests"], hour["stones"]) == (2, 2), "the retry was not charged"
+    services.quotes.flush()
+    assert services.quotes.count() == 2, "and not recorded twice"

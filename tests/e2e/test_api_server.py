@@ -350,3 +350,37 @@ def test_a_real_server_refuses_calls_without_a_key_by_default(
         keyed = client.post("/v1/quotes", json=STONE, headers={"X-API-Key": server_keys["client"]})
         assert keyed.status_code == 200
         assert client.get("/health/live").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "database", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_two_concurrent_retries_on_two_workers_give_one_quote_and_one_charge(
+    seeded_copy, tmp_path: Path, database: str
+) -> None:
+    url = seeded_copy(database)
+    keys = make_keys(url)
+    env = server_environment(url, tmp_path)
+    with api_server(env, workers=2) as base:
+        headers = {"X-API-Key": keys["client"], "Idempotency-Key": "batch-2026-12-06"}
+        body = {"stones": [STONE] * 20}
+
+        def send(_: int) -> tuple[str, str, str]:
+            with httpx.Client(base_url=base, timeout=60) as one:  # a connection each
+                answer = one.post("/v1/quotes/batch", json=body, headers=headers)
+                assert answer.status_code == 200, answer.text
+                ids = ",".join(r["quote"]["quote_id"] for r in answer.json()["results"])
+                return (
+                    ids,
+                    answer.headers["x-worker"],
+                    answer.headers.get("idempotent-replayed", ""),
+                )
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(send, range(8)))
+        assert len({ids for ids, _, _ in answers}) == 1, "every retry got the first answer"
+        assert sum(1 for _, _, replayed in answers if replayed != "true") == 1, "one ran"
+        time.sleep(2.5)  # usage is written to the database every second or two
+        with httpx.Client(base_url=base, timeout=30) as client:
+            hours = client.get("/v1/usage", headers={"X-API-Key": keys["client"]}).json()["hours"]
+    assert sum(h["stones"] for h in hours) == 20, "charged for 20 stones, once"

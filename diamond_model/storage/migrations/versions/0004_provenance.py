@@ -1,6 +1,6 @@
 """Model versions record which batches they learned from and were judged on, and whether the gate
 refused them; suspect prices can be held for review; corrections, people (personal sign-in) and an
-audit list of who did what are recorded.
+audit list of who did what are recorded; retried POSTs are answered once (idempotency).
 
 `learned_from` is what makes withdrawal undo: a version that learned from a withdrawn batch stops
 being servable. Existing versions are filled in from what the database still tells: the batches
@@ -58,6 +58,17 @@ def upgrade() -> None:
         sa.Column("detail", sa.Text, nullable=False),
     )
     op.create_index("ix_audit_at", "audit", ["at"])
+    op.create_table(
+        "idempotency",
+        sa.Column("owner", sa.String(64), primary_key=True),
+        sa.Column("key", sa.String(255), primary_key=True),
+        sa.Column("request_hash", sa.String(64), nullable=False),
+        sa.Column("created_at", sa.DateTime, nullable=False),
+        sa.Column("status", sa.Integer, nullable=True),
+        sa.Column("body", sa.LargeBinary, nullable=True),
+        sa.Column("content_type", sa.String(100), nullable=True),
+    )
+    op.create_index("ix_idempotency_created_at", "idempotency", ["created_at"])
     with op.batch_alter_table("model_versions") as batch:
         batch.add_column(sa.Column("learned_from", sa.JSON, nullable=True))
         batch.add_column(sa.Column("judged_on", sa.JSON, nullable=True))
