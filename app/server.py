@@ -18,6 +18,8 @@ import sys
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from diamond_model.settings import get_settings
+
 
 def _no_delay(transport: asyncio.Transport) -> None:
     sock = transport.get_extra_info("socket")
@@ -37,8 +39,17 @@ def command(
     port: int = 8000,
     workers: int = 2,
     log_level: str = "info",
+    trusted_proxies: str = "",
 ) -> list[str]:
-    """The uvicorn command line that serves `app`."""
+    """The uvicorn command line that serves `app`. `X-Forwarded-For` is believed only from the
+    `trusted_proxies` (addresses or CIDR ranges, comma-separated; `DIAMOND_TRUSTED_PROXIES`):
+    from anyone else, loopback included, a forged header could shift the wrong-key counter onto
+    someone else's address or dodge it."""
+    proxies = (
+        ["--proxy-headers", "--forwarded-allow-ips", trusted_proxies]
+        if trusted_proxies
+        else ["--no-proxy-headers"]
+    )
     return [
         sys.executable,
         "-m",
@@ -56,6 +67,7 @@ def command(
         "uvloop",
         "--http",
         "app.server:NoDelayHttpToolsProtocol",
+        *proxies,
     ]
 
 
@@ -67,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--log-level", default="info")
     args, rest = parser.parse_known_args(argv)  # the rest goes to uvicorn as given
-    line = command(args.app, args.host, args.port, args.workers, args.log_level) + rest
+    trusted = get_settings().trusted_proxies
+    line = command(args.app, args.host, args.port, args.workers, args.log_level, trusted) + rest
     os.execv(line[0], line)  # uvicorn becomes this process: signals reach its supervisor
 
 

@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         "(a shop's own counter on a private network). Off by default: every /v1 route needs a "
         "client key. Stored appraisals and batches always need one (`data:read`).",
     )
+    trusted_proxies: str = Field(
+        "",
+        description="Addresses or CIDR ranges (comma-separated) of the reverse proxies whose "
+        "X-Forwarded-For is believed. Empty (the default): the connection's own address is the "
+        "client's, whatever headers say.",
+    )
     record_quotes: bool = Field(
         True, description="Keep every API quote (inputs and answer) for reproduction and audit."
     )

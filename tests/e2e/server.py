@@ -63,7 +63,12 @@ def running(
 def api_server(env: dict[str, str], workers: int = 1) -> Iterator[str]:
     """A real `uvicorn app.api:app`; yields its base URL."""
     port = free_port()
-    line = command(port=port, workers=workers, log_level="warning")
+    line = command(
+        port=port,
+        workers=workers,
+        log_level="warning",
+        trusted_proxies=env.get("DIAMOND_TRUSTED_PROXIES", ""),
+    )
     base = f"http://127.0.0.1:{port}"
     with running(line, env, f"{base}/health"):
         yield base

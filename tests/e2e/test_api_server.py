@@ -384,3 +384,23 @@ def test_two_concurrent_retries_on_two_workers_give_one_quote_and_one_charge(
         with httpx.Client(base_url=base, timeout=30) as client:
             hours = client.get("/v1/usage", headers={"X-API-Key": keys["client"]}).json()["hours"]
     assert sum(h["stones"] for h in hours) == 20, "charged for 20 stones, once"
+
+
+def test_a_forged_forwarded_for_from_a_peer_that_is_not_a_proxy_is_ignored(
+    server_env: dict[str, str],
+) -> None:
+    def wrong_keys(env: dict[str, str]) -> list[int]:
+        with api_server(env) as base, httpx.Client(base_url=base, timeout=30) as client:
+            return [
+                client.post(
+                    "/v1/quotes",
+                    json=STONE,
+                    headers={"X-API-Key": "dk_wrong", "X-Forwarded-For": f"203.0.113.{n}"},
+                ).status_code
+                for n in range(12)
+            ]
+
+    forged = wrong_keys(server_env)
+    assert forged[:10] == [401] * 10 and 429 in forged[10:], "counted by the real peer"
+    behind_proxy = wrong_keys({**server_env, "DIAMOND_TRUSTED_PROXIES": "127.0.0.1"})
+    assert behind_proxy == [401] * 12, "from a configured proxy, each client is its own"
