@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.idempotency import Idempotency
 from app.problems import install_error_handlers, problem_response, problem_responses
+from app.request_id import RequestId
 from app.routes import ROUTERS
 from app.schemas import BatchIn
 from app.services import Services
@@ -279,6 +280,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     _docs(app)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     app.add_middleware(WorkerHeader, enabled=lambda: (settings or get_settings()).expose_worker)
+    app.add_middleware(RequestId)  # outermost: every answer, 413s and 500s too, has an id
     return app
 
 

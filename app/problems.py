@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
+from app import request_id
 from app.schemas import FieldError, Problem
 from app.schemas.common import printable
 from app.services import NoModelError
@@ -56,6 +57,7 @@ def problem_response(
         detail=detail,
         errors=errors or [],
         error_id=error_id,
+        request_id=request_id.current(),
     )
     content = body.model_dump(exclude=None if error_id else {"error_id"})
     return JSONResponse(content, status_code=status, media_type=PROBLEM, headers=headers)
@@ -200,4 +202,6 @@ def server_error(request: Request, error: BaseException) -> JSONResponse:
         f"Something went wrong on our side; it was logged as error {error_id}. Quote it if you "
         "report this.",
         error_id=error_id,
+        # A 500 is sent by Starlette's outermost layer, past the request-id middleware's header.
+        headers={"X-Request-ID": request_id.current() or ""},
     )

@@ -63,3 +63,9 @@ class Problem(BaseModel):
         "when reporting the problem).",
         examples=["5f0c2a9e4b7d4e21"],
     )
+    request_id: str | None = Field(
+        None,
+        description="The request's id, as in the X-Request-ID header of the answer (yours when "
+        "you sent a valid one): quote it to support.",
+        examples=["3b9d0c6e1f2a4c58a7e0d5b1c2f3a4e5"],
+    )

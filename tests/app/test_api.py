@@ -4,6 +4,8 @@ records, keys and scopes, limits, data and models, and the guards against abuse.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 import time
 
 import pandas as pd
@@ -612,3 +614,24 @@ def test_a_retried_quote_with_the_same_idempotency_key_is_answered_once_and_char
     assert (hour["requests"], hour["stones"]) == (2, 2), "the retry was not charged"
     services.quotes.flush()
     assert services.quotes.count() == 2, "and not recorded twice"
+
+
+def test_a_request_id_is_echoed_in_the_answer_the_problem_and_the_access_log(
+    client: TestClient, keys: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="app.access"):
+        mine = client.post(
+            "/v1/quotes",
+            json={**STONE, "cut": "Superb"},
+            headers={**auth(keys, "client"), "X-Request-ID": "ticket-4711.a"},
+        )
+        made_up = client.post("/v1/quotes", json=STONE, headers={"X-Request-ID": "no spaces!"})
+    problem = assert_problem(mine, 422, "cut: not an accepted value")
+    assert mine.headers["x-request-id"] == problem["request_id"] == "ticket-4711.a"
+    generated = made_up.headers["x-request-id"]
+    assert generated != "no spaces!" and len(generated) == 32, "an invalid id is replaced"
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "app.access"]
+    line = next(entry for entry in lines if entry["request_id"] == "ticket-4711.a")
+    assert (line["key"], line["route"], line["status"]) == ("client", "/v1/quotes", 422)
+    assert keys["client"] not in caplog.text, "the key itself is never logged"
+    assert "x-worker" not in {name.lower() for name in mine.headers}, "no header names a process"

@@ -280,6 +280,7 @@ def test_a_500_gives_an_id_to_find_the_log_line_and_nothing_of_the_code(
     problem = assert_problem(response, 500, "Something went wrong on our side")
     error_id = problem["error_id"]
     assert error_id and error_id in problem["detail"]
+    assert problem["request_id"] and response.headers["x-request-id"] == problem["request_id"]
     for leak in ("RuntimeError", "secret", "registry.py", "Traceback"):
         assert leak not in response.text
     [record] = [r for r in caplog.records if error_id in r.getMessage()]
