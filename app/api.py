@@ -269,6 +269,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=problem_responses(400, 413, 422, 500),
         docs_url=None,
         redoc_url=None,
+        # Operation ids are the route functions' names (`create_quote`, `list_batches`), so a
+        # client generated from the document reads well.
+        generate_unique_id_function=lambda route: route.name,
     )
     app.add_middleware(Idempotency)  # inside BodyLimit: the body it buffers is bounded
     app.add_middleware(

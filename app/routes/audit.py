@@ -26,7 +26,7 @@ router = APIRouter(
     response_model=list[AuditOut],
     summary="Who uploaded, corrected, withdrew, promoted or rolled back what, newest first",
 )
-async def audit_list(
+async def list_audit_entries(
     svc: Svc,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,

@@ -87,7 +87,7 @@ def _retraining(request: Request, retraining: Retraining | None) -> tuple[str | 
     summary="Upload a CSV of appraisals: previewed, stored, and retrained",
     responses=problem_responses(409, 413, 422),
 )
-async def upload(
+async def upload_appraisals(
     request: Request,
     svc: Svc,
     caller: CallerDep,
@@ -137,7 +137,7 @@ async def upload(
 
 
 @router.get("/batches", response_model=list[BatchInfo], summary="Every uploaded batch")
-async def batches(svc: Svc) -> list[BatchInfo]:
+async def list_batches(svc: Svc) -> list[BatchInfo]:
     rows = await run_in_threadpool(svc.store.batches)
     return [BatchInfo.model_validate(row) for row in rows.to_dict("records")]
 
@@ -190,7 +190,7 @@ async def _set_withdrawn(
     summary="Withdraw a batch: kept for audit, no longer used; a retrain follows",
     responses=problem_responses(404, 409),
 )
-async def withdraw(
+async def withdraw_batch(
     batch_id: Id,
     request: Request,
     svc: Svc,
@@ -208,7 +208,7 @@ async def withdraw(
     summary="Use a withdrawn batch again; a retrain follows",
     responses=problem_responses(404, 409),
 )
-async def restore(
+async def restore_batch(
     batch_id: Id,
     request: Request,
     svc: Svc,
@@ -224,7 +224,7 @@ async def restore(
     response_model=AppraisalPage,
     summary="Stored appraisals, paginated, filterable by batch and grades",
 )
-async def appraisals(
+async def list_appraisals(
     svc: Svc,
     batch_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     cut: Cut | None = None,
@@ -261,7 +261,7 @@ def _appraisal_items(page: object) -> list[AppraisalOut]:
     response_model=list[AppraisalOut],
     summary="Suspect prices held for review (stored, not used until confirmed or corrected)",
 )
-async def held(svc: Svc) -> list[AppraisalOut]:
+async def list_held_appraisals(svc: Svc) -> list[AppraisalOut]:
     return await run_in_threadpool(lambda: _appraisal_items(held_appraisals(svc.pipeline)))
 
 

@@ -14,12 +14,12 @@ router = APIRouter(tags=["service"])
 
 
 @router.get("/health/live", response_model=Liveness, summary="Is the process up")
-async def live() -> Liveness:
+async def get_liveness() -> Liveness:
     return Liveness(status="alive")
 
 
 @router.get("/health/ready", response_model=Readiness, summary="Can it reach its database")
-async def ready(svc: Svc) -> Readiness:
+async def get_readiness(svc: Svc) -> Readiness:
     ok, detail = await run_in_threadpool(svc.readiness.check)
     refused = svc.cache.refused
     if refused is not None:  # still ready: the last good model serves; the operator must know
@@ -28,7 +28,7 @@ async def ready(svc: Svc) -> Readiness:
 
 
 @router.get("/health", response_model=Health, summary="Serving model and database, from memory")
-async def health(svc: Svc) -> Health:
+async def get_health(svc: Svc) -> Health:
     current = svc.cache.current
     database = svc.readiness.ok if svc.cache.healthy else False
     loaded = current is not None

@@ -54,7 +54,7 @@ async def start_training(
 @router.get(
     "/training-runs", response_model=list[TrainingRunOut], summary="Every retrain, newest first"
 )
-async def training_runs(request: Request, svc: Svc) -> list[TrainingRunOut]:
+async def list_training_runs(request: Request, svc: Svc) -> list[TrainingRunOut]:
     runs = await run_in_threadpool(svc.pipeline.runs)
     return [_run_out(run, request) for run in runs]
 
@@ -75,7 +75,7 @@ async def get_training_run(run_id: Id, request: Request, svc: Svc) -> TrainingRu
 @router.get(
     "/models", response_model=list[ModelOut], summary="Every model version and its accuracy"
 )
-async def models(svc: Svc) -> list[ModelOut]:
+async def list_models(svc: Svc) -> list[ModelOut]:
     versions = await run_in_threadpool(svc.registry.versions)
     return [ModelOut.model_validate(info) for info in versions]
 
@@ -86,7 +86,7 @@ async def models(svc: Svc) -> list[ModelOut]:
     summary="Serve a version (any stored one: an older one rolls back)",
     responses=problem_responses(404, 409),
 )
-async def promote(
+async def promote_model(
     version: Id, svc: Svc, caller: CallerDep, body: Annotated[PromoteIn, Body()] = NO_OVERRIDE
 ) -> ModelOut:
     override = body.override
@@ -102,7 +102,7 @@ async def promote(
     summary="Return to the champion before the current one",
     responses=problem_responses(404),
 )
-async def rollback(svc: Svc, caller: CallerDep) -> ModelOut:
+async def roll_back_model(svc: Svc, caller: CallerDep) -> ModelOut:
     def back() -> ModelOut:
         version = svc.registry.rollback(by=caller.who)
         return ModelOut.model_validate(svc.registry.info(version))

@@ -94,7 +94,7 @@ def _record(
     response_model=QuoteOut,
     summary="Price one stone, with its range, confidence and explanation",
 )
-async def quote(
+async def create_quote(
     stone: Stone, svc: Svc, caller: QuoteCaller, model_version: PinnedVersion = None
 ) -> Response:
     # The hot path: memory only (the champion, the key and its allowance are in this process),
@@ -286,7 +286,7 @@ def read_batch(body: bytes, content_type: str | None, limit: int) -> BatchIn:
         }
     },
 )
-async def quote_batch(
+async def create_quote_batch(
     request: Request, svc: Svc, caller: QuoteCaller, model_version: PinnedVersion = None
 ) -> Response:
     raw = await request.body()  # at most the route's cap (app.api.body_cap)
@@ -308,7 +308,7 @@ async def quote_batch(
     summary="Price every row of a CSV file (carat, cut, color, clarity, ...)",
     responses=problem_responses(413, 422),
 )
-async def quote_csv(
+async def create_quote_batch_from_csv(
     svc: Svc,
     caller: QuoteCaller,
     file: Annotated[UploadFile, File(description="CSV with a header row; UTF-8, `,` or `;`.")],
@@ -354,7 +354,7 @@ async def quote_csv(
     response_model=list[ComparableOut],
     summary="Stored appraisals closest to a stone",
 )
-async def comparables(
+async def list_comparables(
     svc: Svc,
     carat: Annotated[
         float, Query(ge=RANGES["carat"].low, le=RANGES["carat"].high, description="Weight (ct).")
@@ -380,7 +380,7 @@ async def comparables(
     response_model=MarketIndexOut,
     summary="The market level over time, and the one quotes use",
 )
-async def market_index(svc: Svc) -> MarketIndexOut:
+async def get_market_index(svc: Svc) -> MarketIndexOut:
     version, model = svc.champion()
     frame = model.market.frame()
     return MarketIndexOut(
@@ -404,7 +404,7 @@ async def market_index(svc: Svc) -> MarketIndexOut:
     response_model=ServingModelOut,
     summary="The serving model, its accuracy in words, and its reading of the latest batches",
 )
-async def serving_model(svc: Svc, request: Request) -> ServingModelOut:
+async def get_serving_model(svc: Svc, request: Request) -> ServingModelOut:
     version, model = svc.champion()
 
     def read() -> ServingModelOut:

@@ -22,7 +22,7 @@ router = APIRouter(
 
 
 @router.get("/usage", response_model=UsageOut, summary="Your key's usage per hour, and its limits")
-async def usage(
+async def get_usage(
     svc: Svc,
     caller: CallerDep,
     since: Annotated[datetime | None, Query(description="From this UTC time (ISO 8601).")] = None,

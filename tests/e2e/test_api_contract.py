@@ -111,7 +111,7 @@ def contract(seeded_sqlite: Path, tmp_path_factory: pytest.TempPathFactory) -> I
         )
 
 
-Q = "quotes.quote_v1_quotes_post"
+Q = "quotes.create_quote"
 
 
 @pytest.mark.slow
@@ -119,9 +119,9 @@ def test_the_health_answers_parse(contract: Contract) -> None:
     from contract_client.models import Health, Liveness, Readiness
 
     plain = contract.plain
-    assert isinstance(api("service.live_health_live_get").sync(client=plain), Liveness)
-    assert isinstance(api("service.ready_health_ready_get").sync(client=plain), Readiness)
-    assert isinstance(api("service.health_health_get").sync(client=plain), Health)
+    assert isinstance(api("service.get_liveness").sync(client=plain), Liveness)
+    assert isinstance(api("service.get_readiness").sync(client=plain), Readiness)
+    assert isinstance(api("service.get_health").sync(client=plain), Health)
 
 
 @pytest.mark.slow
@@ -131,7 +131,7 @@ def test_a_quote_its_record_and_its_problems_parse(contract: Contract) -> None:
     client = contract.client
     quote = api(Q).sync(client=client, body=Stone.from_dict(STONE))
     assert isinstance(quote, QuoteOut) and quote.explanation.steps[0].feature == "size"
-    fetch = api("quotes.get_quote_v1_quotes_quote_id_get")
+    fetch = api("quotes.get_quote")
     record = fetch.sync(client=client, quote_id=quote.quote_id)
     deadline = time.monotonic() + 15  # records are written every two seconds
     while not isinstance(record, QuoteRecordOut) and time.monotonic() < deadline:
@@ -155,7 +155,7 @@ def test_batches_files_and_the_market_parse(contract: Contract) -> None:
     from contract_client.models import (
         BatchIn,
         BatchOut,
-        BodyQuoteCsvV1QuotesBatchCsvPost,
+        BodyCreateQuoteBatchFromCsv,
         Clarity,
         Color,
         Cut,
@@ -166,7 +166,7 @@ def test_batches_files_and_the_market_parse(contract: Contract) -> None:
     from contract_client.types import File
 
     client = contract.client
-    batch_route = api("quotes.quote_batch_v1_quotes_batch_post")
+    batch_route = api("quotes.create_quote_batch")
     batch = batch_route.sync(
         client=client, body=BatchIn.from_dict({"stones": [STONE, {**STONE, "cut": "Superb"}]})
     )
@@ -174,12 +174,12 @@ def test_batches_files_and_the_market_parse(contract: Contract) -> None:
     too_many = batch_route.sync(client=client, body=BatchIn.from_dict({"stones": [STONE] * 51}))
     assert isinstance(too_many, Problem) and too_many.status == 422
 
-    def csv_body(content: bytes) -> BodyQuoteCsvV1QuotesBatchCsvPost:
-        return BodyQuoteCsvV1QuotesBatchCsvPost(
+    def csv_body(content: bytes) -> BodyCreateQuoteBatchFromCsv:
+        return BodyCreateQuoteBatchFromCsv(
             file=File(payload=io.BytesIO(content), file_name="s.csv")
         )
 
-    csv_route = api("quotes.quote_csv_v1_quotes_batch_csv_post")
+    csv_route = api("quotes.create_quote_batch_from_csv")
     priced = csv_route.sync(
         client=client, body=csv_body(b"carat,cut,color,clarity\n1,Ideal,G,VS2\n")
     )
@@ -187,13 +187,13 @@ def test_batches_files_and_the_market_parse(contract: Contract) -> None:
     many = b"carat,cut,color,clarity\n" + b"1,Ideal,G,VS2\n" * 60
     too_big = csv_route.sync(client=client, body=csv_body(many))
     assert isinstance(too_big, Problem) and too_big.status == 413, "60 stones, 50 allowed"
-    nearby = api("quotes.comparables_v1_comparables_get").sync(
+    nearby = api("quotes.list_comparables").sync(
         client=client, carat=1.0, cut=Cut.IDEAL, color=Color.G, clarity=Clarity.VS2
     )
     assert isinstance(nearby, list) and nearby and nearby[0].appraised_on == "2026-01-01"
-    market = api("quotes.market_index_v1_market_index_get").sync(client=client)
+    market = api("quotes.get_market_index").sync(client=client)
     assert isinstance(market, MarketIndexOut)
-    serving = api("quotes.serving_model_v1_model_get").sync(client=client)
+    serving = api("quotes.get_serving_model").sync(client=client)
     assert isinstance(serving, ServingModelOut)
 
 
@@ -205,52 +205,48 @@ def test_uploads_batches_and_their_problems_parse(
         AppraisalPage,
         BatchDetail,
         BatchInfo,
-        BodyUploadV1AppraisalsPost,
+        BodyUploadAppraisals,
         IngestOut,
         Problem,
         WithdrawIn,
     )
     from contract_client.types import File
 
-    upload = BodyUploadV1AppraisalsPost(
+    upload = BodyUploadAppraisals(
         file=File(payload=io.BytesIO(csv_bytes(appraisals.iloc[2000:2100])), file_name="b.csv")
     )
-    refused = api("data.upload_v1_appraisals_post").sync(client=contract.client, body=upload)
+    refused = api("data.upload_appraisals").sync(client=contract.client, body=upload)
     assert isinstance(refused, Problem) and refused.status == 403
-    anonymous = api("data.upload_v1_appraisals_post").sync(client=contract.plain, body=upload)
+    anonymous = api("data.upload_appraisals").sync(client=contract.plain, body=upload)
     assert isinstance(anonymous, Problem) and anonymous.status == 401
     upload.file.payload.seek(0)
-    stored = api("data.upload_v1_appraisals_post").sync(client=contract.expert, body=upload)
+    stored = api("data.upload_appraisals").sync(client=contract.expert, body=upload)
     assert isinstance(stored, IngestOut) and stored.stored and stored.batch.id == 2
-    unusable = BodyUploadV1AppraisalsPost(
-        file=File(payload=io.BytesIO(b"carat\n1\n"), file_name="u.csv")
-    )
-    bad_file = api("data.upload_v1_appraisals_post").sync(client=contract.expert, body=unusable)
+    unusable = BodyUploadAppraisals(file=File(payload=io.BytesIO(b"carat\n1\n"), file_name="u.csv"))
+    bad_file = api("data.upload_appraisals").sync(client=contract.expert, body=unusable)
     assert isinstance(bad_file, Problem) and bad_file.status == 422
-    no_read = api("data.batches_v1_batches_get").sync(client=contract.client)
+    no_read = api("data.list_batches").sync(client=contract.client)
     assert isinstance(no_read, Problem) and no_read.status == 403, "stored prices need data:read"
-    batches = api("data.batches_v1_batches_get").sync(client=contract.expert)
+    batches = api("data.list_batches").sync(client=contract.expert)
     assert all(isinstance(b, BatchInfo) for b in batches) and len(batches) == 2
     assert isinstance(
-        api("data.get_batch_v1_batches_batch_id_get").sync(client=contract.expert, batch_id=2),
+        api("data.get_batch").sync(client=contract.expert, batch_id=2),
         BatchDetail,
     )
     assert isinstance(
-        api("data.get_batch_v1_batches_batch_id_get").sync(client=contract.expert, batch_id=9),
+        api("data.get_batch").sync(client=contract.expert, batch_id=9),
         Problem,
     )
-    withdrawn = api("data.withdraw_v1_batches_batch_id_withdraw_post").sync(
+    withdrawn = api("data.withdraw_batch").sync(
         client=contract.expert, batch_id=2, body=WithdrawIn(note="test")
     )
     assert isinstance(withdrawn, BatchInfo) and withdrawn.withdrawn_at is not None
     assert isinstance(
-        api("data.restore_v1_batches_batch_id_restore_post").sync(
-            client=contract.expert, batch_id=2
-        ),
+        api("data.restore_batch").sync(client=contract.expert, batch_id=2),
         BatchInfo,
     )
     assert isinstance(
-        api("data.appraisals_v1_appraisals_get").sync(client=contract.expert, limit=5),
+        api("data.list_appraisals").sync(client=contract.expert, limit=5),
         AppraisalPage,
     )
 
@@ -259,38 +255,28 @@ def test_uploads_batches_and_their_problems_parse(
 def test_training_runs_and_models_parse(contract: Contract) -> None:
     from contract_client.models import ModelOut, Problem, TrainingRunIn, TrainingRunOut
 
-    run = api("models.start_training_v1_training_runs_post").sync(
-        client=contract.expert, body=TrainingRunIn(force=True)
-    )
+    run = api("models.start_training").sync(client=contract.expert, body=TrainingRunIn(force=True))
     assert isinstance(run, TrainingRunOut)
-    busy = api("models.start_training_v1_training_runs_post").sync(
-        client=contract.expert, body=TrainingRunIn(force=True)
-    )
+    busy = api("models.start_training").sync(client=contract.expert, body=TrainingRunIn(force=True))
     assert isinstance(busy, Problem | TrainingRunOut)
     deadline = time.monotonic() + 120
     while run.status == "running" and time.monotonic() < deadline:
         time.sleep(0.5)
-        run = api("models.get_training_run_v1_training_runs_run_id_get").sync(
-            client=contract.client, run_id=run.id
-        )
+        run = api("models.get_training_run").sync(client=contract.client, run_id=run.id)
     assert isinstance(run, TrainingRunOut) and run.status != "running"
     assert all(
         isinstance(r, TrainingRunOut)
-        for r in api("models.training_runs_v1_training_runs_get").sync(client=contract.client)
+        for r in api("models.list_training_runs").sync(client=contract.client)
     )
-    versions = api("models.models_v1_models_get").sync(client=contract.client)
+    versions = api("models.list_models").sync(client=contract.client)
     assert all(isinstance(v, ModelOut) for v in versions)
     assert isinstance(
-        api("models.promote_v1_models_version_promote_post").sync(
-            client=contract.expert, version=1
-        ),
+        api("models.promote_model").sync(client=contract.expert, version=1),
         ModelOut,
     )
-    rollback = api("models.rollback_v1_models_rollback_post").sync(client=contract.expert)
+    rollback = api("models.roll_back_model").sync(client=contract.expert)
     assert isinstance(rollback, ModelOut | Problem)
-    nothing = api("models.promote_v1_models_version_promote_post").sync(
-        client=contract.expert, version=77
-    )
+    nothing = api("models.promote_model").sync(client=contract.expert, version=77)
     assert isinstance(nothing, Problem) and nothing.status == 404
 
 
@@ -298,7 +284,7 @@ def test_training_runs_and_models_parse(contract: Contract) -> None:
 def test_usage_and_a_limit_parse(contract: Contract) -> None:
     from contract_client.models import Problem, QuoteOut, Stone, UsageOut
 
-    assert isinstance(api("usage.usage_v1_usage_get").sync(client=contract.client), UsageOut)
+    assert isinstance(api("usage.get_usage").sync(client=contract.client), UsageOut)
     assert isinstance(api(Q).sync(client=contract.tiny, body=Stone.from_dict(STONE)), QuoteOut)
     slowed = api(Q).sync(client=contract.tiny, body=Stone.from_dict(STONE))
     assert isinstance(slowed, Problem) and slowed.status == 429
