@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.idempotency import Idempotency
 from app.problems import install_error_handlers, problem_response, problem_responses
+from app.ratelimit import RateLimitFields
 from app.request_id import RequestId
 from app.routes import ROUTERS
 from app.schemas import BatchIn
@@ -244,10 +245,38 @@ def _openapi(app: FastAPI) -> Callable[[], dict]:
                 for field in component.get("properties", {}).values():
                     if field.get("contentMediaType") == "application/octet-stream":
                         field["format"] = "binary"
+            _declare_headers(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     return openapi
+
+
+HEADERS = {
+    "X-Request-ID": "The request's id (yours when you sent a valid one); quote it to support.",
+    "RateLimit-Policy": 'The key\'s limits, e.g. `"minute";q=40;w=60, "day";q=10000;w=86400` '
+    "(IETF RateLimit fields; absent for a key without limits).",
+    "RateLimit": 'What is left, e.g. `"minute";r=37;t=12` (r: left, t: seconds to reset).',
+}
+
+
+def _declare_headers(schema: dict) -> None:
+    """Every answer's headers in the document: the request id, the RateLimit fields on /v1,
+    and `Retry-After` on a 429."""
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                declared = {
+                    name: {"description": words, "schema": {"type": "string"}}
+                    for name, words in HEADERS.items()
+                    if name == "X-Request-ID" or path.startswith("/v1")
+                }
+                if status == "429":
+                    declared["Retry-After"] = {
+                        "description": "Seconds until the limit resets.",
+                        "schema": {"type": "integer"},
+                    }
+                response.setdefault("headers", {}).update(declared)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -273,6 +302,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # client generated from the document reads well.
         generate_unique_id_function=lambda route: route.name,
     )
+    app.add_middleware(RateLimitFields)  # inside Idempotency: a replay is not a new admission
     app.add_middleware(Idempotency)  # inside BodyLimit: the body it buffers is bounded
     app.add_middleware(
         BodyLimit, cap=lambda method, path: body_cap(settings or get_settings(), method, path)

@@ -33,6 +33,7 @@ async def get_usage(
 
     def read() -> UsageOut:
         svc.meter.flush()
+        left = {w.name: w.left for w in svc.meter.remaining(client)}
         hours = svc.keys.usage(client.name, since.replace(tzinfo=None) if since else None)
         return UsageOut(
             key=client.name,
@@ -40,6 +41,8 @@ async def get_usage(
             stones_per_day=client.stones_per_day,
             requests_per_minute=client.requests_per_minute,
             hours=[UsageHour(**row) for row in hours.to_dict("records")],
+            stones_left_today=left.get("day"),
+            requests_left_this_minute=left.get("minute"),
         )
 
     return await run_in_threadpool(read)

@@ -98,3 +98,9 @@ class UsageOut(BaseModel):
     stones_per_day: int | None
     requests_per_minute: int | None
     hours: list[UsageHour]
+    stones_left_today: int | None = Field(
+        None, description="Stones this key may still price today (UTC); none without a limit."
+    )
+    requests_left_this_minute: int | None = Field(
+        None, description="Requests left in this minute; none without a limit."
+    )

@@ -62,14 +62,29 @@ def _upsert(store: Store, table: type) -> postgresql.Insert | sqlite.Insert:
     return sqlite.insert(table)
 
 
+@dataclass(frozen=True)
+class Window:
+    """One limit of a key: `minute` (requests) or `day` (stones), what is left, seconds to reset."""
+
+    name: str
+    limit: int
+    left: int
+    reset: int
+
+    @property
+    def length(self) -> int:
+        return 60 if self.name == "minute" else 86_400
+
+
 class Counters:
     """Fixed-window counters in the database."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def claim(self, key: str, amount: int, limit: int, expires_at: datetime) -> bool:
-        """Add `amount` to the window unless that would pass `limit`; True when added."""
+    def claim(self, key: str, amount: int, limit: int, expires_at: datetime) -> tuple[bool, int]:
+        """Add `amount` to the window unless that would pass `limit`: (added, the window's count
+        across every process now)."""
         with self.store.session() as session, session.begin():
             session.execute(
                 _upsert(self.store, Counter)
@@ -81,7 +96,8 @@ class Counters:
                 .where(Counter.key == key, Counter.count + amount <= limit)
                 .values(count=Counter.count + amount)
             )
-        return cast(CursorResult[Any], result).rowcount == 1
+            count = int(session.scalar(select(Counter.count).where(Counter.key == key)) or 0)
+        return cast(CursorResult[Any], result).rowcount == 1, count
 
     def add(self, key: str, amount: int, expires_at: datetime) -> int:
         """Add without a limit; returns the new count."""
@@ -121,6 +137,7 @@ class Meter:
         self._lock = threading.Lock()  # never held across a database call
         self._claiming = threading.Lock()  # one claim at a time per process
         self._allowance: dict[str, int] = {}
+        self._claimed: dict[str, int] = {}  # each window's count in the database, last seen
         self._purged = datetime.min
         self._usage: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0, 0])
         self._last_used: dict[int, datetime] = {}
@@ -199,14 +216,39 @@ class Meter:
             chunk = max(1, limit // ALLOWANCE_SHARE)
             try:
                 for amount in (need - held + chunk - 1, need - held):
-                    if amount > 0 and self.counters.claim(key, amount, limit, end):
-                        with self._lock:
+                    if amount <= 0:
+                        continue
+                    added, count = self.counters.claim(key, amount, limit, end)
+                    with self._lock:
+                        self._claimed[key] = count
+                        if added:
                             self._allowance[key] = self._allowance.get(key, 0) + amount - need
+                    if added:
                         return True
                 return False
             except SQLAlchemyError as error:  # the database is away: serve, count in memory
                 log.warning("limit check for %s skipped, database unavailable: %s", key, error)
                 return True
+
+    def remaining(self, client: ClientKey, now: datetime | None = None) -> list[Window]:
+        """Each of the key's limits with what is left and when it resets, as this process knows
+        it: the window's count across every process at its last claim, less what this process
+        has not spent yet of its allowance. Never more than is really left (other workers'
+        unspent allowances count as spent), and it falls with every request answered here."""
+        now = now or utcnow()
+        out = []
+        for name, limit, (label, end), prefix in (
+            ("minute", client.requests_per_minute, _minute(now), "rpm"),
+            ("day", client.stones_per_day, _day(now), "spd"),
+        ):
+            if not limit:
+                continue
+            key = f"{prefix}:{client.id}:{label}"
+            with self._lock:
+                used = self._claimed.get(key, 0) - self._allowance.get(key, 0)
+            reset = max(1, math.ceil((end - now).total_seconds()))
+            out.append(Window(name, limit, max(0, limit - used), reset))
+        return out
 
     def record(self, client: ClientKey | None, stones: int = 0, error: bool = False) -> None:
         """Add one request (its stones, whether it failed) to this hour's usage."""

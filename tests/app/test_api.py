@@ -635,3 +635,30 @@ def test_a_request_id_is_echoed_in_the_answer_the_problem_and_the_access_log(
     assert (line["key"], line["route"], line["status"]) == ("client", "/v1/quotes", 422)
     assert keys["client"] not in caplog.text, "the key itself is never logged"
     assert "x-worker" not in {name.lower() for name in mine.headers}, "no header names a process"
+
+
+def test_ratelimit_fields_are_on_every_keyed_answer_and_fall(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    limited = auth(keys, "limited")  # 5 stones a day, 4 requests a minute
+    first = client.post("/v1/quotes", json=STONE, headers=limited)
+    second = client.post("/v1/quotes", json=STONE, headers=limited)
+    assert first.headers["ratelimit-policy"] == '"minute";q=4;w=60, "day";q=5;w=86400'
+
+    def left(answer) -> dict[str, int]:
+        return {
+            part.split(";")[0].strip('"'): int(part.split(";r=")[1].split(";")[0])
+            for part in answer.headers["ratelimit"].split(", ")
+        }
+
+    assert left(first) == {"minute": 3, "day": 4} and left(second) == {"minute": 2, "day": 3}
+    usage = client.get("/v1/usage", headers=limited).json()
+    assert (usage["requests_left_this_minute"], usage["stones_left_today"]) == (1, 3)
+    over = client.post("/v1/quotes/batch", json={"stones": [STONE] * 4}, headers=limited)
+    assert over.status_code == 429 and int(over.headers["retry-after"]) >= 1
+    assert "ratelimit" in over.headers
+    unlimited = client.post("/v1/quotes", json=STONE, headers=auth(keys, "client"))
+    assert "ratelimit" not in unlimited.headers, "a key without limits has no fields"
+    declared = client.app.openapi()["paths"]["/v1/quotes"]["post"]["responses"]
+    assert {"RateLimit", "RateLimit-Policy", "X-Request-ID"} <= set(declared["200"]["headers"])
+    assert "Retry-After" in declared["429"]["headers"]
