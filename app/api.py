@@ -32,6 +32,9 @@ from diamond_model.settings import Settings, get_settings
 
 MULTIPART_SLACK = 64_000  # multipart framing around an upload of the maximum size
 DOCS_ASSETS = "/docs-assets"
+# The API's version follows its path: 1.x is /v1, the minor grows with each additive release
+# (CHANGELOG.md); a change that breaks /v1 clients would come as /v2.
+API_VERSION = "1.1.0"
 
 DESCRIPTION = """
 Prices for round diamonds from their 4Cs and measurements, with a likely range for this stone,
@@ -292,7 +295,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Diamond Price API",
-        version="2.0.0",
+        version=API_VERSION,
+        servers=[{"url": "/", "description": "This server: the address this document came from."}],
         description=DESCRIPTION,
         lifespan=lifespan,
         responses=problem_responses(400, 413, 422, 500),

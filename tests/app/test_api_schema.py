@@ -29,6 +29,17 @@ def test_published_openapi_file_is_in_sync() -> None:
     )
 
 
+def test_the_document_reads_well_for_a_generated_client() -> None:
+    schema = create_app().openapi()
+    assert schema["info"]["version"].startswith("1."), "the version follows the /v1 path"
+    assert schema["servers"] == [
+        {"url": "/", "description": "This server: the address this document came from."}
+    ]
+    ids = {op["operationId"] for ops in schema["paths"].values() for op in ops.values()}
+    assert {"create_quote", "get_quote", "list_batches", "upload_appraisals"} <= ids
+    assert not [i for i in ids if "_v1_" in i], "no FastAPI default ids"
+
+
 def test_every_route_documents_its_problems() -> None:
     schema = create_app().openapi()
     for path, operations in schema["paths"].items():
