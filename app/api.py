@@ -21,6 +21,7 @@ from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.asgi_body import read_body, replay
 from app.idempotency import Idempotency
 from app.problems import install_error_handlers, problem_response, problem_responses
 from app.ratelimit import RateLimitFields
@@ -120,7 +121,7 @@ class BodyLimit:
                 await self.app(scope, _counted(receive, cap, method, path), send)
             elif headers.get(b"transfer-encoding", b"").lower() == b"chunked":
                 body = await _read_up_to(receive, cap, method, path)
-                await self.app(scope, _replay(body, receive), send)
+                await self.app(scope, replay(body, receive), send)
             else:
                 await self.app(scope, receive, send)
         except BodyTooLarge as error:  # before the app, or read outside FastAPI's body handling
@@ -143,31 +144,11 @@ def _counted(receive: Receive, cap: int, method: str, path: str) -> Receive:
 
 
 async def _read_up_to(receive: Receive, cap: int, method: str, path: str) -> bytes:
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        size += len(message.get("body", b""))
+    def within(size: int) -> None:
         if size > cap:
             raise BodyTooLarge(cap, method, path)
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
 
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    delivered = False
-
-    async def replay() -> Message:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
+    return await read_body(receive, within)
 
 
 def _too_big(error: BodyTooLarge) -> ASGIApp:

@@ -18,6 +18,7 @@ import time
 from fastapi.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.asgi_body import read_body, replay
 from app.problems import problem_response
 from diamond_model.storage import idempotency
 from diamond_model.storage.store import Store
@@ -52,7 +53,7 @@ class Idempotency:
         if not api_key:  # refused by the route's key check anyway; nothing to remember it by
             await self.app(scope, receive, send)
             return
-        body = await _read_all(receive)
+        body = await read_body(receive)
         request = hashlib.sha256(
             b"\n".join([scope["path"].encode(), scope.get("query_string", b""), body])
         ).hexdigest()
@@ -60,14 +61,14 @@ class Idempotency:
         owner = idempotency.key_hash(api_key)
         earlier = await run_in_threadpool(idempotency.claim, store, owner, key, request)
         if earlier is None:
-            await self._answer_and_remember(scope, _replay(body, receive), send, store, owner, key)
+            await self._answer_and_remember(scope, replay(body, receive), send, store, owner, key)
             return
         deadline = time.monotonic() + WAIT_SECONDS
         while earlier is not None and earlier.status is None and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
             earlier = await run_in_threadpool(idempotency.recall, store, owner, key)
         if earlier is None:  # the first attempt failed on our side and let go: run this one
-            await self.__call__(scope, _replay(body, receive), send)
+            await self.__call__(scope, replay(body, receive), send)
             return
         if earlier.request_hash != request:
             await problem_response(
@@ -76,7 +77,7 @@ class Idempotency:
                 "This Idempotency-Key was already used with a different request in the last 24 "
                 "hours. Send a new key for a new request; resend the same request to get its "
                 "first answer.",
-            )(scope, _replay(body, receive), send)
+            )(scope, replay(body, receive), send)
             return
         if earlier.status is None:
             await problem_response(
@@ -84,7 +85,7 @@ class Idempotency:
                 "Request in progress",
                 f"The first request with this Idempotency-Key is still being answered after "
                 f"{WAIT_SECONDS:.0f} s; retry later with the same key.",
-            )(scope, _replay(body, receive), send)
+            )(scope, replay(body, receive), send)
             return
         await send(
             {
@@ -124,29 +125,3 @@ class Idempotency:
                 await run_in_threadpool(
                     idempotency.remember, store, owner, key, status, b"".join(parts), content_type
                 )
-
-
-async def _read_all(receive: Receive) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    """The body already read, then the connection's own messages (its disconnect)."""
-    delivered = False
-
-    async def replay() -> Message:
-        nonlocal delivered
-        if not delivered:
-            delivered = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay
