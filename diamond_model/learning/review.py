@@ -25,7 +25,6 @@ from diamond_model.learning.outcomes import Retraining, RetrainOutcome
 from diamond_model.learning.training import stone_columns
 from diamond_model.pricing.estimates import estimate_prices
 from diamond_model.storage import audit
-from diamond_model.storage.store import active_batches, typed_appraisals
 from diamond_model.storage.tables import Appraisal, Batch, Correction, utcnow
 
 CORRECTABLE = ("price", "carat", "cut", "color", "clarity")
@@ -73,21 +72,7 @@ class Corrected:
 
 def held_appraisals(loop: LearningLoop) -> pd.DataFrame:
     """Appraisals held for review in active batches, oldest first, with the stored id."""
-    columns = [
-        Appraisal.id,
-        Appraisal.batch_id,
-        Appraisal.line,
-        *(getattr(Appraisal, ATTRIBUTE.get(c, c)).label(c) for c in APPRAISAL_COLUMNS),
-        Appraisal.appraised_on,
-        Appraisal.stone_key,
-    ]
-    query = (
-        select(*columns).where(Appraisal.held.is_(True), active_batches()).order_by(Appraisal.id)
-    )
-    with loop.store.engine.connect() as connection:
-        rows = connection.execute(query).all()
-    names = ["id", "batch_id", "line", *APPRAISAL_COLUMNS, "appraised_on", "stone_key"]
-    return typed_appraisals(pd.DataFrame(rows, columns=names))
+    return loop.store.appraisals(held=True)
 
 
 def _values(row: Appraisal) -> dict[str, Any]:

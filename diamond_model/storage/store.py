@@ -352,10 +352,12 @@ class Store:
         limit: int | None = None,
         offset: int = 0,
         include_withdrawn: bool = False,
+        held: bool = False,
     ) -> pd.DataFrame:
         """Stored appraisals as a typed frame (grades as ordered categories), oldest first.
 
-        Withdrawn batches are left out unless asked for (or a batch is named)."""
+        Withdrawn batches are left out unless asked for (or a batch is named); `held` gives the
+        suspects held for review (in active batches) instead of the appraisals in use."""
         columns = [
             Appraisal.id,
             Appraisal.batch_id,
@@ -367,8 +369,14 @@ class Store:
             Appraisal.appraised_on,
             Appraisal.stone_key,
         ]
-        query = self._filtered(
-            select(*columns).order_by(Appraisal.id), batch_id, grades, include_withdrawn
+        query = (
+            select(*columns)
+            .where(Appraisal.held.is_(True), active_batches())
+            .order_by(Appraisal.id)
+            if held
+            else self._filtered(
+                select(*columns).order_by(Appraisal.id), batch_id, grades, include_withdrawn
+            )
         )
         if limit is not None:
             query = query.limit(limit).offset(offset)
