@@ -28,6 +28,7 @@ from diamond_model.serving.metering import Attempts, Meter
 from diamond_model.serving.periodic import Periodic
 from diamond_model.serving.quote_records import QuoteLog
 from diamond_model.settings import Settings
+from diamond_model.storage import idempotency
 from diamond_model.storage.store import Store
 from diamond_model.storage.tables import utcnow
 
@@ -87,6 +88,10 @@ class Services:
         self.attempts = Attempts(self.store)
         self.quotes = QuoteLog(self.store, self.settings.quote_retention_days)
         self.readiness = Readiness(self.store)
+        # Forgets idempotency records past their 24 hours (a retry after that runs again).
+        self.forgetter = Periodic(
+            "idempotency-purge", 3600.0, lambda: idempotency.purge(self.store)
+        )
         # Redoes a retrain or follow-up left undone by a process that died holding the lease.
         self.keeper = Periodic(
             "retrain-keeper",
@@ -108,6 +113,7 @@ class Services:
         self.meter.watch()
         self.quotes.watch()
         self.keeper.start()
+        self.forgetter.start()
 
     @property
     def store(self) -> Store:
@@ -193,6 +199,7 @@ class Services:
         self._cancel.set()
         self.wait_for_background(30)
         self.keeper.close()
+        self.forgetter.close()
         self.cache.close()
         self.ring.close()
         self.meter.close()

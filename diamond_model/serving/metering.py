@@ -268,13 +268,10 @@ class Meter:
         with self._lock:
             usage, self._usage = self._usage, defaultdict(lambda: [0, 0, 0])
             last_used, self._last_used = self._last_used, {}
-            stale = [
-                k
-                for k in self._allowance
-                if not k.endswith(_minute(utcnow())[0]) and k.startswith("rpm")
-            ]
-            for key in stale:
-                del self._allowance[key]
+            minute = _minute(utcnow())[0]
+            for windows in (self._allowance, self._claimed):  # past minutes are over
+                for key in [k for k in windows if k.startswith("rpm") and not k.endswith(minute)]:
+                    del windows[key]
         now = utcnow()
         if now - self._purged > timedelta(hours=1):
             self._purged = now
