@@ -11,21 +11,24 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from importlib import resources
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.openapi.constants import REF_TEMPLATE
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import problem_types
 from app.asgi_body import read_body, replay
 from app.idempotency import Idempotency
 from app.problems import install_error_handlers, problem_response, problem_responses
 from app.ratelimit import RateLimitFields
 from app.request_id import RequestId
+from app.retirement import RetirementHeaders
 from app.routes import ROUTERS
 from app.schemas import BatchIn
 from app.services import Services
@@ -33,6 +36,7 @@ from diamond_model.settings import Settings, get_settings
 
 MULTIPART_SLACK = 64_000  # multipart framing around an upload of the maximum size
 DOCS_ASSETS = "/docs-assets"
+CHANGELOG = Path(__file__).resolve().parents[1] / "CHANGELOG.md"
 # The API's version follows its path: 1.x is /v1, the minor grows with each additive release
 # (CHANGELOG.md); a change that breaks /v1 clients would come as /v2.
 API_VERSION = "1.1.0"
@@ -53,7 +57,12 @@ Keys may carry limits in requests per minute and stones per day; over a limit th
 with `Retry-After`. Your usage per hour: `GET /v1/usage`.
 
 **Errors** are JSON [problem documents](https://www.rfc-editor.org/rfc/rfc9457) naming the
-field, what was wrong and what is accepted.
+field, what was wrong and what is accepted; each `type` is the address of a page saying what the
+problem means and what to do (every kind: [/problems](/problems)).
+
+**Changes** are listed in [the changelog](/changelog). A route to be retired is marked
+`deprecated` here and answers with `Deprecation`, `Sunset` and `Link: rel="successor-version"`
+headers for at least 90 days before it answers 410.
 """
 
 
@@ -185,6 +194,14 @@ def _docs(app: FastAPI) -> None:
     """Swagger UI and ReDoc with their scripts served by this server (fastapi-offline's copies)."""
     assets = resources.files("fastapi_offline") / "static"
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+    app.include_router(problem_types.router)  # the pages problem documents' `type` leads to
+
+    @app.get("/changelog", include_in_schema=False)
+    async def changelog() -> PlainTextResponse:
+        """CHANGELOG.md, which a retiring route's `Link: rel=deprecation` points to."""
+        if not CHANGELOG.is_file():
+            raise HTTPException(404, "The changelog is not installed with this server.")
+        return PlainTextResponse(CHANGELOG.read_text("utf-8"), media_type="text/markdown")
 
     @app.get("/docs", include_in_schema=False)
     async def swagger() -> HTMLResponse:
@@ -287,6 +304,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # client generated from the document reads well.
         generate_unique_id_function=lambda route: route.name,
     )
+    app.add_middleware(RetirementHeaders)
     app.add_middleware(RateLimitFields)  # inside Idempotency: a replay is not a new admission
     app.add_middleware(Idempotency)  # inside BodyLimit: the body it buffers is bounded
     app.add_middleware(

@@ -3,7 +3,9 @@ access gate, background retrains the pages poll, and the small formatting every 
 
 from __future__ import annotations
 
+import math
 import os
+import uuid
 from datetime import date
 
 import pandas as pd
@@ -25,6 +27,7 @@ from diamond_model.serving.people import People
 from diamond_model.settings import Settings
 
 EXPERT_KEY = "expert_unlocked"
+SESSION_SOURCE_KEY = "sign_in_source"
 RUN_KEY = "retrain_run"
 NOTICE_KEY = "notice"
 WHO_KEY = "signed_in_as"
@@ -131,9 +134,20 @@ def learning(svc: Services) -> pd.DataFrame:
 # ---- the expert's gate ------------------------------------------------------------------------
 
 
-def _address() -> str:
-    address = getattr(st.context, "ip_address", None)
-    return f"dashboard:{address if isinstance(address, str) else 'local'}"
+def _session_source() -> str:
+    """This browser session, as the code form's failures are counted (one bucket per session,
+    not one per address: every user on the shop's machine shares 'local')."""
+    source = st.session_state.setdefault(SESSION_SOURCE_KEY, uuid.uuid4().hex)
+    return f"dashboard:session:{source}"
+
+
+def _person_source(by_name: bool, name: str) -> str:
+    """The person a code is tried for (by name), or the installation's shared code."""
+    return f"dashboard:person:{name.strip().casefold()[:80]}" if by_name else "dashboard:shared"
+
+
+def _wait_words(seconds: int) -> str:
+    return f"{seconds} seconds" if seconds < 90 else f"{math.ceil(seconds / 60)} minutes"
 
 
 def expert_gate(svc: Services) -> bool:
@@ -161,9 +175,12 @@ def expert_gate(svc: Services) -> bool:
             "the access code."
         )
         return False
-    wait = svc.attempts.waiting(_address())
-    if wait is not None:
-        st.error(f"Too many wrong codes: try again in {max(1, wait // 60)} minute(s).")
+    session = _session_source()
+    if (wait := svc.session_attempts.waiting(session)) is not None:
+        st.error(
+            f"Too many wrong codes in this window: try again in {_wait_words(wait)} (each "
+            "further wrong code doubles the wait)."
+        )
         return False
     with st.form("expert_code", clear_on_submit=True):
         name = st.text_input("Your name", key="who", max_chars=80)
@@ -171,14 +188,26 @@ def expert_gate(svc: Services) -> bool:
             "Your personal code" if by_name else "Expert access code", type="password", key="code"
         )
         if st.form_submit_button("Unlock expert mode"):
+            person = _person_source(by_name, name)
+            if (wait := svc.person_attempts.waiting(person)) is not None:
+                target = "this name" if by_name else "the access code"
+                st.error(
+                    f"Too many wrong codes were tried for {target} lately: try again in "
+                    f"{_wait_words(wait)}. The code was not checked."
+                )
+                return False
             who = _sign_in(svc, people, by_name, name, code)
             if who is not None:
                 st.session_state[EXPERT_KEY] = True
                 st.session_state[WHO_KEY] = who
                 st.rerun()
-            wait = svc.attempts.failed(_address())
+            waits = [svc.session_attempts.failed(session), svc.person_attempts.failed(person)]
+            wait = max((w for w in waits if w is not None), default=None)
             if wait is not None:
-                st.error(f"Too many wrong codes: try again in {max(1, wait // 60)} minute(s).")
+                st.error(
+                    f"Too many wrong codes: try again in {_wait_words(wait)} (each further "
+                    "wrong code doubles the wait)."
+                )
             else:
                 st.error(
                     "That name and code do not match. Staff can still view the history below."

@@ -56,6 +56,10 @@ class Caller:
         return f"API key {self.client.name}" if self.client else "API (no key)"
 
 
+TOO_MANY_WRONG_KEYS = (
+    "Too many wrong keys from this address: the next is checked in {wait} s, and each further "
+    "wrong key doubles the wait. Valid keys are not affected."
+)
 READS = frozenset({"GET", "HEAD"})
 QUOTING = frozenset({"GET", "HEAD", "POST"})
 
@@ -80,13 +84,17 @@ def _needs_a_key(scope: Scope | None) -> str:
 async def _identify(request: Request, svc: Services, key: str | None) -> ClientKey:
     """The key's record, or an AuthError (429 once a client keeps sending wrong keys)."""
     client = svc.ring.check(key) if key else None
-    if client is None and key:
-        client = await run_in_threadpool(svc.keys.verify, key)  # created after the last refresh
     address = request.client.host if request.client else "unknown"
+    if client is None and key:
+        # An address that keeps sending wrong keys waits, growing, before another is checked;
+        # a valid key (known to the ring) is never slowed, whoever shares its address.
+        if (wait := await run_in_threadpool(svc.attempts.waiting, address)) is not None:
+            raise RateLimited(TOO_MANY_WRONG_KEYS.format(wait=wait), wait)
+        client = await run_in_threadpool(svc.keys.verify, key)  # created after the last refresh
     if client is None:
         wait = await run_in_threadpool(svc.attempts.failed, address)
         if wait is not None:
-            raise RateLimited("Too many wrong keys from this address; try again later.", wait)
+            raise RateLimited(TOO_MANY_WRONG_KEYS.format(wait=wait), wait)
         raise AuthError(401, "The X-API-Key is not a key of this server. Check it, or ask for one.")
     if not client.active:
         raise AuthError(

@@ -13,7 +13,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException
 
-from app import request_id
+from app import problem_types, request_id
+from app.retirement import RouteRetired
 from app.schemas import FieldError, Problem
 from app.schemas.common import printable
 from app.services import NoModelError
@@ -51,7 +52,7 @@ def problem_response(
 ) -> JSONResponse:
     """A problem document response (media type application/problem+json)."""
     body = Problem(
-        type=f"/problems/{title.lower().replace(' ', '-')}",
+        type=problem_types.type_uri(title),
         title=title,
         status=status,
         detail=detail,
@@ -154,6 +155,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return problem_response(
             429, "Too many requests", error.detail, headers={"Retry-After": str(error.retry_after)}
         )
+
+    @app.exception_handler(RouteRetired)
+    async def retired(_: Request, error: RouteRetired) -> JSONResponse:
+        return problem_response(410, "Retired", error.detail)
 
     @app.exception_handler(InvalidStoneError)
     async def invalid_stone(_: Request, error: InvalidStoneError) -> JSONResponse:

@@ -18,13 +18,29 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 HEADER = b"x-request-id"
 VALID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+VALID_HOST = re.compile(r"[A-Za-z0-9.-]{1,253}(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](:[0-9]{1,5})?")
 CURRENT: ContextVar[str | None] = ContextVar("request_id", default=None)
+BASE: ContextVar[str] = ContextVar("base_url", default="")
 log = logging.getLogger("app.access")
 
 
 def current() -> str | None:
     """The id of the request being answered (None outside one)."""
     return CURRENT.get()
+
+
+def base_url() -> str:
+    """This server's address as the request being answered reached it ('' outside one): the
+    scheme and host it was sent to (through a configured proxy, the proxy's), and any root path."""
+    return BASE.get()
+
+
+def _base(scope: Scope) -> str:
+    host = dict(scope.get("headers") or []).get(b"host", b"").decode("latin-1")
+    if not VALID_HOST.fullmatch(host):
+        server = scope.get("server") or ("localhost", None)
+        host = server[0] if server[1] in (None, 80, 443) else f"{server[0]}:{server[1]}"
+    return f"{scope.get('scheme', 'http')}://{host}{scope.get('root_path', '')}".rstrip("/")
 
 
 class RequestId:
@@ -39,6 +55,7 @@ class RequestId:
             return
         offered = dict(scope.get("headers") or []).get(HEADER, b"").decode("latin-1")
         request_id = offered if VALID.fullmatch(offered) else uuid.uuid4().hex
+        BASE.set(_base(scope))
         CURRENT.set(request_id)  # left set: each request runs in its own task (and a 500 is
         # built by Starlette's outer layer after this middleware returns)
         started, status = time.perf_counter(), 500

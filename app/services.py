@@ -24,7 +24,13 @@ from diamond_model.learning.versions import Champion
 from diamond_model.pricing.quote import Quote, quote_stone
 from diamond_model.serving.champion import ChampionCache
 from diamond_model.serving.keys import ClientKey, KeyRing, KeyStore
-from diamond_model.serving.metering import Attempts, Meter
+from diamond_model.serving.metering import (
+    KEY_GUESSES,
+    PERSON_GUESSES,
+    SESSION_GUESSES,
+    Attempts,
+    Meter,
+)
 from diamond_model.serving.periodic import Periodic
 from diamond_model.serving.quote_records import QuoteLog
 from diamond_model.settings import Settings
@@ -85,7 +91,9 @@ class Services:
         self.keys = KeyStore(self.store)
         self.ring = KeyRing(self.keys)
         self.meter = Meter(self.store)
-        self.attempts = Attempts(self.store)
+        self.attempts = Attempts(self.store, KEY_GUESSES)  # wrong API keys, per address
+        self.session_attempts = Attempts(self.store, SESSION_GUESSES)  # dashboard codes
+        self.person_attempts = Attempts(self.store, PERSON_GUESSES)
         self.quotes = QuoteLog(self.store, self.settings.quote_retention_days)
         self.readiness = Readiness(self.store)
         # Forgets idempotency records past their 24 hours (a retry after that runs again).

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import time
 from datetime import date
 from pathlib import Path
@@ -107,7 +108,8 @@ def assert_problem(response, status: int, fragment: str) -> dict:
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     body = response.json()
-    assert body["status"] == status and body["title"] and body["type"].startswith("/problems/")
+    assert body["status"] == status and body["title"]
+    assert re.fullmatch(r"https?://[^/]+/problems/[a-z-]+", body["type"]), body["type"]
     assert fragment in body["detail"], body["detail"]
     return body
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
 from app.dependencies import QUOTING, Caller, Svc, access, admit
-from app.problems import problem_responses
+from app.problems import AuthError, problem_responses
 from app.schemas import (
     BatchIn,
     BatchItem,
@@ -353,9 +353,13 @@ async def create_quote_batch_from_csv(
     "/comparables",
     response_model=list[ComparableOut],
     summary="Stored appraisals closest to a stone",
+    description="Up to `limit` stored appraisals nearest the stone, with their prices. Always "
+    "needs a key (stored prices are never open), and each one asked for counts as a stone "
+    "against the key's daily limit.",
 )
 async def list_comparables(
     svc: Svc,
+    caller: QuoteCaller,
     carat: Annotated[
         float, Query(ge=RANGES["carat"].low, le=RANGES["carat"].high, description="Weight (ct).")
     ],
@@ -364,6 +368,14 @@ async def list_comparables(
     clarity: Annotated[Clarity, Query(description="Clarity grade.")],
     limit: Annotated[int, Query(ge=1, le=50)] = 8,
 ) -> list[ComparableOut]:
+    if caller.client is None:  # stored prices: never open, even with open reads
+        raise AuthError(
+            401,
+            "Comparables are stored appraisals with their prices, so they need a client key "
+            "even where quotes are open: send one in the X-API-Key header (`python -m "
+            "diamond_model keys create NAME --scopes quote`).",
+        )
+    await admit(svc, caller, limit)  # each comparable returned counts as a stone of the day
     stone = {"carat": carat, "cut": cut.value, "color": color.value, "clarity": clarity.value}
 
     def find() -> pd.DataFrame:

@@ -51,7 +51,8 @@ class Problem(BaseModel):
     """Every error, in the RFC 9457 'problem details' shape (application/problem+json)."""
 
     type: str = Field(
-        description="A URI naming the kind of problem.", examples=["/problems/invalid-input"]
+        description="The absolute URI of a page describing this kind of problem and what to do.",
+        examples=["https://api.example.com/problems/invalid-input"],
     )
     title: str = Field(examples=["Invalid input"])
     status: int = Field(examples=[422])

@@ -44,8 +44,34 @@ log = logging.getLogger(__name__)
 
 ALLOWANCE_SHARE = 50
 FLUSH_SECONDS = 2.0
-FAILED_ATTEMPTS = 10
 FAILED_WINDOW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """How a source that keeps failing is slowed: `free` failures in the window cost nothing,
+    each one after that doubles the wait (1 s, 2 s, 4 s, …) up to `cap`."""
+
+    free: int
+    cap: timedelta
+
+    def delay(self, failures: float) -> int:
+        """Seconds to wait after this many failures in the window (0: none)."""
+        over = math.ceil(failures - 1e-9) - self.free  # a part of a failure counts whole
+        if over <= 0:
+            return 0
+        return int(min(self.cap.total_seconds(), 2 ** min(over - 1, 30)))
+
+
+# A wrong API key, per client address: keys are long random secrets, so this keeps guessers
+# and broken clients quiet rather than protecting the keys; a valid key is never slowed.
+KEY_GUESSES = Backoff(free=10, cap=timedelta(minutes=10))
+# The dashboard's code form, per browser session: a person mistypes a few times at most.
+SESSION_GUESSES = Backoff(free=5, cap=timedelta(minutes=15))
+# ... and per person (or per installation's shared code), across every session, which a new tab
+# cannot escape: gentler, capped at a minute, so a stranger can slow a person's sign-in by at
+# most that and can never lock them out.
+PERSON_GUESSES = Backoff(free=10, cap=timedelta(minutes=1))
 
 
 @dataclass(frozen=True)
@@ -111,6 +137,14 @@ class Counters:
                 )
             )
             return int(session.scalar(select(Counter.count).where(Counter.key == key)) or 0)
+
+    def hold(self, key: str, until: datetime) -> None:
+        """A row that means 'wait' until it expires (set, or moved to the new time)."""
+        with self.store.session() as session, session.begin():
+            statement = _upsert(self.store, Counter).values(key=key, count=1, expires_at=until)
+            session.execute(
+                statement.on_conflict_do_update(index_elements=["key"], set_={"expires_at": until})
+            )
 
     def purge(self, now: datetime) -> None:
         with self.store.session() as session, session.begin():
@@ -322,18 +356,21 @@ class Meter:
 
 
 class Attempts:
-    """Failed keys or access codes per client: after ten in ten minutes, wait.
+    """Failed keys or access codes per source, answered with a growing wait (a `Backoff`),
+    never a lockout of everyone behind one address.
 
-    A sliding-window count: this window's failures plus the previous window's, weighted by the
-    share of that window still inside the last ten minutes. (A plain fixed window would forget
-    every failure at each boundary: ten just before it and ten just after would all be tried.)
+    A source is what failed: one client address for API keys, one browser session or one
+    person's name for the dashboard's code. Failures are a sliding-window count (this window's
+    plus the previous window's, weighted by the share of it still inside the window: a fixed
+    window would forget every failure at each boundary). After a failure past the free ones the
+    source waits; during the wait a further try is refused without being checked or counted.
     """
 
     def __init__(
-        self, store: Store, limit: int = FAILED_ATTEMPTS, window: timedelta = FAILED_WINDOW
+        self, store: Store, backoff: Backoff = KEY_GUESSES, window: timedelta = FAILED_WINDOW
     ) -> None:
         self.counters = Counters(store)
-        self.limit = limit
+        self.backoff = backoff
         self.window = window
 
     def _windows(self, now: datetime) -> tuple[int, float, datetime]:
@@ -344,38 +381,36 @@ class Attempts:
         end = datetime.fromtimestamp(start + seconds, UTC).replace(tzinfo=None)
         return start, (epoch - start) / seconds, end
 
-    def _count(self, client: str, start: int) -> int:
+    def _count(self, source: str, start: int) -> int:
         """Failures counted in the window starting at `start` (epoch seconds)."""
         with self.counters.store.session() as session:
             count = session.scalar(
-                select(Counter.count).where(Counter.key == f"fail:{client}:{start}")
+                select(Counter.count).where(Counter.key == f"fail:{source}:{start}")
             )
         return count or 0
 
-    def _previous(self, client: str, start: int) -> int:
-        return self._count(client, start - int(self.window.total_seconds()))
-
-    @staticmethod
-    def _wait(end: datetime, now: datetime) -> int:
-        return max(1, math.ceil((end - now).total_seconds()))
-
-    def failed(self, client: str, now: datetime | None = None) -> int | None:
-        """Count a failure; returns the seconds to wait when the client is now over the limit."""
+    def failed(self, source: str, now: datetime | None = None) -> int | None:
+        """Count a failure; returns the seconds the source now waits, or None (no wait)."""
         now = now or utcnow()
         start, gone, end = self._windows(now)
         # Kept one window longer than it counts: the next window weighs it.
-        current = self.counters.add(f"fail:{client}:{start}", 1, end + self.window)
-        count = current + self._previous(client, start) * (1 - gone)
-        log.warning("failed key or access code from %s (%.0f in the last window)", client, count)
-        if count > self.limit:
-            return self._wait(end, now)
-        return None
+        current = self.counters.add(f"fail:{source}:{start}", 1, end + self.window)
+        previous = self._count(source, start - int(self.window.total_seconds()))
+        count = current + previous * (1 - gone)
+        log.warning("failed key or access code from %s (%.0f in the last window)", source, count)
+        delay = self.backoff.delay(count)
+        if delay == 0:
+            return None
+        self.counters.hold(f"wait:{source}", now + timedelta(seconds=delay))
+        return delay
 
-    def waiting(self, client: str, now: datetime | None = None) -> int | None:
-        """Seconds left while the client is over the limit, else None (database reads)."""
+    def waiting(self, source: str, now: datetime | None = None) -> int | None:
+        """Seconds left of the source's wait, or None (one database read)."""
         now = now or utcnow()
-        start, gone, end = self._windows(now)
-        count = self._count(client, start) + self._previous(client, start) * (1 - gone)
-        if count >= self.limit:
-            return self._wait(end, now)
-        return None
+        with self.counters.store.session() as session:
+            until = session.scalar(
+                select(Counter.expires_at).where(Counter.key == f"wait:{source}")
+            )
+        if until is None or until <= now:
+            return None
+        return max(1, math.ceil((until - now).total_seconds()))

@@ -316,6 +316,8 @@ def test_repeated_wrong_keys_are_slowed_down(client: TestClient, caplog) -> None
     response = client.post("/v1/training-runs", headers=wrong)
     problem = assert_problem(response, 429, "Too many wrong keys")
     assert 0 < int(response.headers["retry-after"]) <= 600 and problem["status"] == 429
+    assert "doubles the wait" in problem["detail"]
+    assert client.post("/v1/quotes", json=STONE).status_code == 200, "a valid key is not slowed"
     assert "failed key or access code from testclient" in caplog.text
     assert "guess" not in caplog.text, "the secret is never logged"
 
@@ -374,6 +376,20 @@ def test_every_route_needs_a_key_unless_the_operator_opens_reads(
     assert client.get("/v1/models", headers=NO_KEY).status_code == 200
     assert_problem(client.get("/v1/appraisals", headers=NO_KEY), 401, "'data:read'")
     assert_problem(client.get("/v1/batches", headers=NO_KEY), 401, "'data:read'")
+    near = {"carat": 1.0, "cut": "Ideal", "color": "G", "clarity": "VS1"}
+    assert_problem(client.get("/v1/comparables", params=near, headers=NO_KEY), 401, "stored")
+
+
+def test_comparables_count_against_the_keys_daily_stones(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    """Stored prices are never a free bulk download: each comparable asked for is a stone."""
+    near = {"carat": 1.0, "cut": "Ideal", "color": "G", "clarity": "VS1", "limit": 50}
+    headers = auth(keys, "limited")
+    allowed = client.get("/v1/usage", headers=headers).json()["stones_left_today"]
+    for _ in range(allowed // 50):
+        assert client.get("/v1/comparables", params=near, headers=headers).status_code == 200
+    assert_problem(client.get("/v1/comparables", params=near, headers=headers), 429, "stones")
 
 
 # ---- data -------------------------------------------------------------------------------------

@@ -224,21 +224,36 @@ def test_the_lease_is_exclusive_until_released_or_lapsed(pipeline: LearningLoop)
 def test_failed_attempts_are_counted_across_window_boundaries(pipeline: LearningLoop) -> None:
     from datetime import datetime, timedelta
 
-    from diamond_model.serving.metering import Attempts
+    from diamond_model.serving.metering import Attempts, Backoff
 
-    attempts = Attempts(pipeline.store, limit=10, window=timedelta(minutes=10))
+    attempts = Attempts(pipeline.store, Backoff(10, timedelta(minutes=10)), timedelta(minutes=10))
     boundary = datetime(2026, 11, 26, 23, 40)
     for _ in range(6):
         assert attempts.failed("guesser", boundary - timedelta(seconds=1)) is None
     for _ in range(4):
         assert attempts.failed("guesser", boundary + timedelta(seconds=1)) is None
     # Ten either side of a boundary: the eleventh waits (a fixed window would count 5 of 10).
-    wait = attempts.failed("guesser", boundary + timedelta(seconds=2))
-    assert wait is not None and 0 < wait <= 600
-    assert attempts.waiting("guesser", boundary + timedelta(seconds=3)) is not None
+    assert attempts.failed("guesser", boundary + timedelta(seconds=2)) == 1
+    assert attempts.waiting("guesser", boundary + timedelta(seconds=2)) == 1
+    assert attempts.waiting("guesser", boundary + timedelta(seconds=3)) is None, "only a second"
     assert attempts.waiting("someone else", boundary) is None
     later = boundary + timedelta(minutes=25)
-    assert attempts.waiting("guesser", later) is None, "old failures are forgotten"
+    assert attempts.failed("guesser", later) is None, "old failures are forgotten"
+
+
+def test_each_failure_past_the_free_ones_doubles_the_wait_up_to_the_cap(
+    pipeline: LearningLoop,
+) -> None:
+    from datetime import datetime, timedelta
+
+    from diamond_model.serving.metering import Attempts, Backoff
+
+    attempts = Attempts(pipeline.store, Backoff(3, timedelta(seconds=60)), timedelta(minutes=10))
+    now = datetime(2026, 11, 26, 10, 0, 5)
+    waits = [attempts.failed("tab", now) for _ in range(11)]
+    assert waits == [None, None, None, 1, 2, 4, 8, 16, 32, 60, 60]
+    assert attempts.waiting("tab", now + timedelta(seconds=59)) == 1
+    assert attempts.waiting("tab", now + timedelta(seconds=60)) is None, "a wait, not a lockout"
 
 
 def test_quote_records_are_kept_for_the_retention_and_then_purged(pipeline: LearningLoop) -> None:
