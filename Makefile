@@ -6,10 +6,15 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install init run api test lint format bench notebook clean
 
+# Installs exactly the lock (requirements.txt: every package pinned with its hashes, the dev
+# extra, which includes the API, the dashboard and PostgreSQL's driver), then this package in
+# place without fetching anything else. An API-only server installs requirements-api.txt; the
+# image (Dockerfile) installs requirements-runtime.txt.
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --require-hashes --no-deps -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 install: $(STAMP)

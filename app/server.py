@@ -71,14 +71,18 @@ def command(
     ]
 
 
-def main(argv: list[str] | None = None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m app.server", description=__doc__)
     parser.add_argument("--app", default="app.api:app")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--log-level", default="info")
-    args, rest = parser.parse_known_args(argv)  # the rest goes to uvicorn as given
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args, rest = build_parser().parse_known_args(argv)  # the rest goes to uvicorn as given
     trusted = get_settings().trusted_proxies
     line = command(args.app, args.host, args.port, args.workers, args.log_level, trusted) + rest
     os.execv(line[0], line)  # uvicorn becomes this process: signals reach its supervisor
