@@ -226,11 +226,13 @@ with one:
 
 with many:
     st.write(
-        "Upload a CSV file with the columns carat, cut, color and clarity (measurements "
-        "optional). You get the same list back with an estimate, a range, a confidence level "
+        "Upload a CSV file or a workbook (.xlsx, .ods) with the columns carat, cut, color and "
+        "clarity (measurements optional; Italian names such as carati, taglio, colore, purezza "
+        "are read too). You get the same list back with an estimate, a range, a confidence level "
         "and notes for each stone; stones that cannot be priced come first, with the reason."
     )
-    uploaded = st.file_uploader("File of stones to price", type=["csv", "txt"], key="price_list")
+    # No type filter: a file that is not a table is answered in words, not by a red icon.
+    uploaded = st.file_uploader("File of stones to price", key="price_list")
     if uploaded is not None:
         try:
             priced = price_table(model, uploaded.getvalue(), level)

@@ -51,9 +51,10 @@ else:
         key="template",
     )
     files = st.file_uploader(
-        "CSV files of new appraisals (UTF-8, `,` or `;`, columns in any order; "
-        "appraised_on optional)",
-        type=["csv", "txt"],
+        "Files of new appraisals: CSV (any encoding Excel or LibreOffice writes, `,` or `;`) "
+        "or a workbook (.xlsx, .ods: the first sheet); columns in any order, Italian or "
+        "English names; appraised_on optional",
+        # No type filter: a wrong file is answered in words below, not by a red icon.
         accept_multiple_files=True,
         # A new key after locking expert mode empties the box.
         key=f"appraisal_files-{st.session_state.get('uploads', 0)}",

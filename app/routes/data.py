@@ -54,6 +54,7 @@ def _preview_out(preview: BatchPreview) -> PreviewOut:
     live = preview.live
     return PreviewOut(
         sentences=preview.sentences(),
+        read_as=list(preview.result.read_as),
         rows_total=preview.result.total_rows,
         rows_accepted=preview.result.n_accepted,
         rows_rejected=preview.result.n_rejected,

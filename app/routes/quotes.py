@@ -37,7 +37,7 @@ from app.schemas import (
 )
 from app.schemas.quotes import BatchLiveOut, MarketPeriodOut
 from app.services import Services
-from diamond_model.data.reading import read_csv
+from diamond_model.data.reading import read_table
 from diamond_model.data.schema import RANGES
 from diamond_model.enums import Scope
 from diamond_model.learning.metrics import plain_words
@@ -322,7 +322,7 @@ async def create_quote_batch_from_csv(
         raise FileTooLargeError(
             f"The file has more than {limit:,} rows; at most {limit:,} stones per request."
         )
-    raw = await run_in_threadpool(read_csv, data)
+    raw = await run_in_threadpool(read_table, data)
     if len(raw.frame) > limit:
         raise FileTooLargeError(
             f"The file has {len(raw.frame):,} stones; at most {limit:,} per request."

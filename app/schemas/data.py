@@ -64,6 +64,14 @@ class PreviewOut(BaseModel):
     """What the upload holds, before anything is stored."""
 
     sentences: list[str] = Field(description="The preview in plain words.")
+    read_as: list[str] = Field(
+        default_factory=list,
+        description="How the file was read, when it was not plain UTF-8 CSV with this API's "
+        "column names: the encoding or the workbook's sheet, and header names read as columns.",
+        examples=[
+            ["Read as Windows-1252 text (not UTF-8): …", "Read the header 'Carati' as carat."]
+        ],
+    )
     rows_total: int
     rows_accepted: int
     rows_rejected: int

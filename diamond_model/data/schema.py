@@ -173,3 +173,64 @@ def implied_carat(x: float, y: float, z: float) -> float:
 def grade_dtype(column: str) -> pd.CategoricalDtype:
     """The ordered pandas dtype of a grade column (worst grade first)."""
     return pd.CategoricalDtype(categories=list(GRADES[column]), ordered=True)
+
+
+# Header names people's spreadsheets use, Italian and English, for each column (compared
+# case-insensitively with spaces collapsed). Said in the preview: "read 'Carati' as carat".
+HEADER_NAMES: dict[str, str] = {
+    alias: column
+    for column, aliases in {
+        "carat": (
+            "carati",
+            "carato",
+            "peso",
+            "peso (ct)",
+            "carat weight",
+            "carats",
+            "weight",
+            "weight (ct)",
+            "ct",
+        ),
+        "cut": ("taglio", "cut grade", "qualità del taglio"),
+        "color": ("colore", "colour", "color grade", "colour grade"),
+        "clarity": ("purezza", "clarity grade", "grado di purezza"),
+        "price": (
+            "prezzo",
+            "prezzo (usd)",
+            "prezzo ($)",
+            "prezzo usd",
+            "price (usd)",
+            "price ($)",
+            "price usd",
+            "usd",
+        ),
+        "depth": (
+            "profondità",
+            "profondita",
+            "profondità %",
+            "depth %",
+            "depth (%)",
+            "total depth",
+            "total depth (%)",
+        ),
+        "table": ("tavola", "tavola %", "table %", "table (%)", "table size"),
+        "x": ("lunghezza", "lunghezza (mm)", "length", "length (mm)"),
+        "y": ("larghezza", "larghezza (mm)", "width", "width (mm)"),
+        "z": ("altezza", "altezza (mm)", "height", "height (mm)"),
+        "appraised_on": (
+            "data",
+            "data perizia",
+            "data della perizia",
+            "date",
+            "appraisal date",
+            "appraised on",
+        ),
+    }.items()
+    for alias in aliases
+}
+
+
+def header_column(name: str) -> str:
+    """The column a header names: its own name, lower-case, or the one its alias stands for."""
+    key = " ".join(str(name).split()).casefold()
+    return HEADER_NAMES.get(key, key)

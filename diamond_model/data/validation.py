@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Literal
 
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from diamond_model.data.measurements import Finding, screen
-from diamond_model.data.reading import REJECTION_COLUMNS, RawTable, UnusableFileError, read_csv
+from diamond_model.data.reading import REJECTION_COLUMNS, RawTable, UnusableFileError, read_table
 from diamond_model.data.schema import (
     APPRAISAL_COLUMNS,
     APPRAISED_ON,
@@ -34,6 +34,7 @@ from diamond_model.data.schema import (
     STONE_COLUMNS,
     UNITS,
     grade_dtype,
+    header_column,
 )
 
 Purpose = Literal["appraisal", "pricing"]
@@ -72,6 +73,7 @@ class ValidationResult:
     notes: pd.DataFrame
     ignored_columns: list[str]
     total_rows: int
+    read_as: tuple[str, ...] = ()  # how the file was read: encoding, sheet, header names
 
     @property
     def n_accepted(self) -> int:
@@ -420,36 +422,46 @@ def validate(
     Accepted rows keep the index of `frame` and gain a `line` column.
     """
     n = len(frame)
-    cells = {
-        str(name).strip().lower(): frame.iloc[:, k].to_numpy(dtype=object)
-        for k, name in enumerate(frame.columns)
-    }
+    cells: dict[str, np.ndarray] = {}
+    header_notes: list[str] = []
+    for k, name in enumerate(frame.columns):
+        column = header_column(str(name))
+        if column != str(name).strip().lower():
+            if column in cells or any(header_column(str(o)) == column for o in frame.columns[:k]):
+                raise UnusableFileError(
+                    f"The columns '{name}' and another both name {column}; keep one."
+                )
+            header_notes.append(f"'{name}' as {column}")
+        cells[column] = frame.iloc[:, k].to_numpy(dtype=object)
     checked = check(cells, n, purpose, decimal_comma, today)
     line_numbers = np.arange(1, n + 1) if lines is None else np.asarray(lines)
     accepted = typed_frame(checked.columns, frame.index).loc[~checked.bad]
     accepted.insert(0, "line", line_numbers[~checked.bad])
+    read_as = ("Read the header " + ", ".join(header_notes) + ".",) if header_notes else ()
     return ValidationResult(
         accepted=accepted,
         rejections=findings_table(checked.problems, line_numbers),
         notes=findings_table(checked.notes, line_numbers),
+        read_as=read_as,
         ignored_columns=checked.ignored,
         total_rows=n,
     )
 
 
 def validate_csv(
-    data: bytes | str, purpose: Purpose, today: date | None = None
+    data: bytes | str, purpose: Purpose, today: date | None = None, sheet: str | None = None
 ) -> tuple[RawTable, ValidationResult]:
-    """Read and validate a whole file; rows with the wrong number of fields are rejected too."""
-    raw = read_csv(data)
+    """Read and validate a whole file (CSV or a workbook's sheet: `reading.read_table`); rows
+    with the wrong number of fields are rejected too."""
+    raw = read_table(data, sheet)
     result = validate(raw.frame, purpose, raw.lines, raw.decimal_comma, today)
+    if raw.notes:  # how the file was read, said first
+        result = replace(result, read_as=(*raw.notes, *result.read_as))
     if not raw.malformed.empty:
         rejections = pd.concat([result.rejections, raw.malformed], ignore_index=True)
-        result = ValidationResult(
-            accepted=result.accepted,
+        result = replace(
+            result,
             rejections=rejections.sort_values("line", kind="stable").reset_index(drop=True),
-            notes=result.notes,
-            ignored_columns=result.ignored_columns,
             total_rows=result.total_rows + len(raw.malformed),
         )
     return raw, result

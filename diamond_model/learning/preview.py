@@ -297,6 +297,7 @@ class BatchPreview:
                 )
                 + ": they will not be stored again."
             )
+        out[1:1] = result.read_as
         notes = result.notes
         if not notes.empty:
             out.append(

@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 
 from diamond_model.data.measurements import Finding, FindingKind
-from diamond_model.data.reading import read_csv
+from diamond_model.data.reading import read_table
 from diamond_model.data.schema import (
     LABELS,
     MEASUREMENTS,
     SIZE_AXES,
     STONE_COLUMNS,
     UNITS,
+    header_column,
 )
 from diamond_model.data.validation import Checked, check, findings_table
 from diamond_model.enums import Confidence, Inputs
@@ -259,8 +260,9 @@ def _explanation(
 
 
 def _cells(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The columns by the names the checks use (Italian and English header names read too)."""
     return {
-        str(name).strip().lower(): frame.iloc[:, k].to_numpy(dtype=object)
+        header_column(str(name)): frame.iloc[:, k].to_numpy(dtype=object)
         for k, name in enumerate(frame.columns)
     }
 
@@ -355,7 +357,7 @@ def price_table(model: PricingModel, data: bytes | str, level: float) -> pd.Data
     Rows with the wrong number of fields are kept too (cells padded or cut to the header) with
     the reason in `error`. Any price column in the input is carried along but never used.
     """
-    raw = read_csv(data)
+    raw = read_table(data)
     frame = raw.frame.drop(columns=[c for c in raw.frame.columns if c in OUTPUT_COLUMNS])
     frame = frame.reset_index(drop=True)
     priced = pd.concat([frame, output_columns(model, frame, level, raw.decimal_comma)], axis=1)

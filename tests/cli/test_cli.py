@@ -79,6 +79,15 @@ def test_ingest_of_an_unusable_file_fails_clearly(
     assert code == 1 and message in err
 
 
+def test_ingest_reads_a_libreoffice_workbook_with_italian_headers(run, tmp_path: Path) -> None:
+    saved = Path(__file__).resolve().parents[1] / "data" / "files" / "appraisals-libreoffice.ods"
+    code, out, err = run("ingest", str(saved), "--no-retrain")
+    assert code == 0, err
+    assert "4 rows, 3 accepted, 1 rejected" in out
+    assert "Read the sheet 'it' of the ods workbook" in out and "'Carati' as carat" in out
+    assert "line 5 [price] rejected: Price must be a number" in out
+
+
 def test_ingest_of_a_missing_file(run, tmp_path: Path) -> None:
     code, _, err = run("ingest", str(tmp_path / "nope.csv"))
     assert code == 1 and "no file at" in err

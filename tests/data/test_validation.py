@@ -188,8 +188,11 @@ def test_grades_are_matched_case_insensitively_and_trimmed() -> None:
     [
         (b"", "The file is empty"),
         (b"   \n\n", "The file is empty"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "not a CSV text file"),
-        ("carat,cut\n1,\xe9".encode("latin-1"), "not UTF-8 text"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00", "binary data"),
+        (b"carat,cut\n1,\x81", "byte 12 (line 2, position 3: 0x81) fits none of them"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "Excel 97\u20132003 workbook (.xls)"),
+        (b"%PDF-1.7\n", "This is a PDF, not a table"),
+        (b"PK\x03\x04 not really", "cannot be opened"),
         (HEADER.encode() + b"\n", "has a header but no data rows"),
         (b"carat,cut,color\n1,Ideal,H\n", "Required column(s) missing: clarity, price"),
         (b"carat,Carat,cut\n1,1,Ideal\n", "The column 'Carat' appears twice"),
