@@ -88,6 +88,8 @@ def _field_errors(error: RequestValidationError) -> list[FieldError]:
         raw = item.get("input")
         value = None if isinstance(raw, bytes | bytearray) else printable(raw)
         reason = printable(item.get("msg", "invalid"), 500) or "invalid"
+        if kind == "value_error":  # our own validators' words, without pydantic's prefix
+            reason = reason.removeprefix("Value error, ")
         if kind == "enum" and item.get("ctx", {}).get("expected"):
             reason = f"not an accepted value: use one of {item['ctx']['expected']}"
         elif kind in ("float_type", "int_type") and isinstance(raw, bool | str):

@@ -92,12 +92,15 @@ def one_stone() -> None:
             key="cut",
             format_func=lambda g: f"{g} — {GRADE_HELP['cut'][g]}",
             help="The five cut grades of these appraisals (Ideal, Premium, Very Good, Good, Fair). "
-            "They are not GIA's Excellent…Poor grades, and GIA names are not accepted.",
+            "From a GIA, IGI or HRD report: Excellent is Ideal here, Very Good and Good as "
+            "written; Poor is below these appraisals (ask the expert).",
         )
         color = st.selectbox(
             "Colour (D best → J)",
             COLORS[::-1],
             index=COLORS[::-1].index("G"),
+            help="D to J, as in these appraisals. K and below are real grades beyond them: "
+            "the model does not price them; ask the expert.",
             key="color",
             format_func=lambda g: f"{g} — {GRADE_HELP['color'][g]}",
         )

@@ -8,7 +8,15 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
-from diamond_model.data.schema import CLARITIES, COLORS, CUTS
+from diamond_model.data.schema import (
+    CLARITIES,
+    COLORS,
+    CUTS,
+    GRADE_ALIASES,
+    GRADES,
+    beyond_scale_reason,
+    grade_key,
+)
 
 # Stored times are naive UTC (SQLite keeps no zone); the API says so explicitly.
 UtcDatetime = Annotated[
@@ -20,13 +28,19 @@ Color = Enum("Color", {name: name for name in COLORS}, type=str)
 Clarity = Enum("Clarity", {name: name for name in CLARITIES}, type=str)
 
 
-def grade(scale: tuple[str, ...]) -> BeforeValidator:
-    """Accept a grade in any letter case and spacing ('very  good' is Very Good)."""
-    lookup = {" ".join(g.split()).casefold(): g for g in scale}
+def grade(column: str) -> BeforeValidator:
+    """Accept a grade as the core reads it: any letter case and spacing ('very  good' is Very
+    Good, 'VS-1' is VS1), and the names grading reports use ('Excellent' is Ideal). A real grade
+    beyond these appraisals (colour K, clarity I2) is refused with that reason."""
+    lookup = {grade_key(column, g): g for g in GRADES[column]} | {
+        alias: to for alias, (to, _) in GRADE_ALIASES[column].items()
+    }
 
     def normalise(value: Any) -> Any:
         if isinstance(value, str):
-            return lookup.get(" ".join(value.split()).casefold(), value)
+            if (reason := beyond_scale_reason(column, value[:40])) is not None:
+                raise ValueError(reason)
+            return lookup.get(grade_key(column, value), value)
         return value
 
     return BeforeValidator(normalise)

@@ -32,14 +32,19 @@ class Stone(BaseModel):
     model_config = ConfigDict(allow_inf_nan=False, json_schema_extra={"examples": [EXAMPLE_STONE]})
 
     carat: Number = _range("carat", "ct", "Weight in carats, 1 ct = 0.2 g", 1.1, optional=False)
-    cut: Annotated[Cut, grade(CUTS)] = Field(
-        description=f"Cut grade, worst to best: {', '.join(CUTS)}. {_help('cut')}"
+    cut: Annotated[Cut, grade("cut")] = Field(
+        description=f"Cut grade, worst to best: {', '.join(CUTS)}. {_help('cut')}. Report names "
+        "read too: GIA/IGI/HRD 'Excellent' (and 'EX') as Ideal, 'VG' as Very Good; 'Poor' is "
+        "refused (below these appraisals)."
     )
-    color: Annotated[Color, grade(COLORS)] = Field(
-        description=f"Colour grade, worst to best: {', '.join(COLORS)}. {_help('color')}"
+    color: Annotated[Color, grade("color")] = Field(
+        description=f"Colour grade, worst to best: {', '.join(COLORS)}. {_help('color')}. K to Z "
+        "are refused: grades beyond these appraisals, to be priced by the expert."
     )
-    clarity: Annotated[Clarity, grade(CLARITIES)] = Field(
-        description=f"Clarity grade, worst to best: {', '.join(CLARITIES)}. {_help('clarity')}"
+    clarity: Annotated[Clarity, grade("clarity")] = Field(
+        description=f"Clarity grade, worst to best: {', '.join(CLARITIES)}. {_help('clarity')}. "
+        "'VS-1' and 'VS 1' read as VS1, 'P1' as I1; I2, I3 and FL are refused (beyond these "
+        "appraisals)."
     )
     depth: Number | None = Field(
         None, description="Total depth percentage, 2·z/(x+y) (%).", examples=[62.0]

@@ -234,3 +234,63 @@ def header_column(name: str) -> str:
     """The column a header names: its own name, lower-case, or the one its alias stands for."""
     key = " ".join(str(name).split()).casefold()
     return HEADER_NAMES.get(key, key)
+
+
+# ---- grades as grading reports write them ------------------------------------------------------
+# Read as this scale's grades, and said so ("read as Ideal"): GIA, IGI and HRD call the top cut
+# grade Excellent, where these appraisals say Ideal; reports abbreviate; the European piqué P1 is
+# I1. Keys as `grade_key` writes them.
+GRADE_ALIASES: dict[str, dict[str, tuple[str, str]]] = {
+    "cut": {
+        "excellent": ("Ideal", "'Excellent' (GIA's, IGI's and HRD's top cut grade) read as Ideal"),
+        "ex": ("Ideal", "'EX' (Excellent) read as Ideal"),
+        "vg": ("Very Good", "'VG' read as Very Good"),
+    },
+    "color": {},
+    "clarity": {
+        "p1": ("I1", "'P1' (piqué 1) read as I1"),
+        "pk1": ("I1", "'PK1' (piqué 1) read as I1"),
+        "loupeclean": ("IF", "'Loupe clean' read as IF"),
+        "lc": ("IF", "'LC' (loupe clean) read as IF"),
+    },
+}
+# Real grades outside these appraisals: refused with this reason rather than priced, because the
+# model is monotone but flat beyond its data, so a K stone would be priced as a J one and an I2
+# as an I1 (too high), an FL as an IF (too low). Honest is "ask the expert".
+BEYOND_SCALE: dict[str, dict[str, str]] = {
+    "cut": {"poor": "a cut grade below Fair"},
+    "color": {
+        letter.casefold(): "a colour grade below J (more tint)" for letter in "KLMNOPQRSTUVWXYZ"
+    }
+    | {"fancy": "a fancy colour, priced on other rules"},
+    "clarity": {
+        "i2": "a clarity grade below I1",
+        "i3": "a clarity grade below I1",
+        "p2": "a clarity grade below I1 (piqué 2)",
+        "p3": "a clarity grade below I1 (piqué 3)",
+        "fl": "a clarity grade above IF (flawless)",
+    },
+}
+SCALE_WORDS = {"cut": "Fair to Ideal", "color": "J to D", "clarity": "I1 to IF"}
+
+
+def grade_key(column: str, text: str) -> str:
+    """How a grade is compared: any letter case and spacing; for clarity, 'VS-1' and 'VS 1' are
+    VS1; for colour, 'K (faint)' is K."""
+    key = " ".join(text.split()).casefold()
+    if column == "clarity":
+        key = key.replace(" ", "").replace("-", "")
+    if column == "color" and key[:1].isalpha() and key[1:2] in ("", " ", "("):
+        key = key[:1]
+    return key
+
+
+def beyond_scale_reason(column: str, text: str) -> str | None:
+    """Why a real grade beyond these appraisals is not priced, or None for any other text."""
+    what = BEYOND_SCALE[column].get(grade_key(column, text))
+    if what is None:
+        return None
+    return (
+        f"'{text}' is {what}, beyond these appraisals ({SCALE_WORDS[column]}): the model cannot "
+        "price it honestly; ask the expert"
+    )

@@ -26,6 +26,7 @@ from diamond_model.data.schema import (
     APPRAISAL_COLUMNS,
     APPRAISED_ON,
     FOUR_C,
+    GRADE_ALIASES,
     GRADES,
     LABELS,
     MEASUREMENTS,
@@ -33,7 +34,9 @@ from diamond_model.data.schema import (
     RANGES,
     STONE_COLUMNS,
     UNITS,
+    beyond_scale_reason,
     grade_dtype,
+    grade_key,
     header_column,
 )
 
@@ -179,7 +182,13 @@ def _grade_lookup(column: str) -> dict[str, int]:
 
 def _grade_reason(column: str) -> Callable[[int, str], str]:
     scale = ", ".join(GRADES[column])
-    return lambda _, text: f"'{text}' is not a {column} grade: use one of {scale}"
+
+    def reason(_: int, text: str) -> str:
+        return beyond_scale_reason(column, text) or (
+            f"'{text}' is not a {column} grade: use one of {scale}"
+        )
+
+    return reason
 
 
 def _range_reason(column: str) -> str:
@@ -191,7 +200,8 @@ def _range_reason(column: str) -> str:
 
 # Worded once: the checks run for every quote.
 _LOOKUPS = {
-    column: {grade.casefold(): rank for rank, grade in enumerate(scale)}
+    column: {grade_key(column, grade): rank for rank, grade in enumerate(scale)}
+    | {alias: scale.index(grade) for alias, (grade, _) in GRADE_ALIASES[column].items()}
     for column, scale in GRADES.items()
 }
 _GRADE_REASONS = {column: _grade_reason(column) for column in GRADES}
@@ -200,6 +210,18 @@ _NUMBER_REASONS = {
     for column in RANGES
 }
 _EMPTY = {column: f"{LABELS[column]} is required but the cell is empty" for column in LABELS}
+
+
+def grade_readings(cells: dict[str, np.ndarray]) -> list[str]:
+    """'grade …' for each report name in the file read as one of this scale's grades."""
+    found = []
+    for column, aliases in GRADE_ALIASES.items():
+        if column not in cells or not aliases:
+            continue
+        values = pd.unique(pd.Series(cells[column], dtype=object).dropna().astype(str))
+        keys = {grade_key(column, str(v)) for v in values if len(str(v)) < 40}
+        found += [f"grade {words}" for alias, (_, words) in aliases.items() if alias in keys]
+    return found
 
 
 def _parse_grades(cells: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarray]:
@@ -218,7 +240,7 @@ def _parse_grades(cells: np.ndarray, column: str) -> tuple[np.ndarray, np.ndarra
         value = cells[position]
         blank[position] = _is_blank(value)
         if not blank[position] and isinstance(value, str):
-            codes[position] = lookup.get(" ".join(value.split()).casefold(), -1)
+            codes[position] = lookup.get(grade_key(column, value), -1)
     return codes, blank
 
 
@@ -435,9 +457,15 @@ def validate(
         cells[column] = frame.iloc[:, k].to_numpy(dtype=object)
     checked = check(cells, n, purpose, decimal_comma, today)
     line_numbers = np.arange(1, n + 1) if lines is None else np.asarray(lines)
+    header_notes += grade_readings(cells)
     accepted = typed_frame(checked.columns, frame.index).loc[~checked.bad]
     accepted.insert(0, "line", line_numbers[~checked.bad])
-    read_as = ("Read the header " + ", ".join(header_notes) + ".",) if header_notes else ()
+    headers = [note for note in header_notes if " as " in note and not note.startswith("grade")]
+    grades = [note.removeprefix("grade ") for note in header_notes if note.startswith("grade ")]
+    read_as = tuple(
+        [f"Read the header {', '.join(headers)}."] * bool(headers)
+        + [f"Read the grades: {'; '.join(grades)}."] * bool(grades)
+    )
     return ValidationResult(
         accepted=accepted,
         rejections=findings_table(checked.problems, line_numbers),

@@ -217,7 +217,7 @@ def test_batch_csv_gives_positions_and_file_lines(client: TestClient) -> None:
     assert [r["line"] for r in body["results"]] == [2, 3, 4, 6]
     assert [r["position"] for r in body["results"]] == [0, 1, 2, 3]
     assert (body["priced"], body["failed"]) == (2, 2)
-    assert "'Q' is not a color grade" in body["results"][1]["errors"][0]["reason"]
+    assert "'Q' is a colour grade below J" in body["results"][1]["errors"][0]["reason"]
     assert "the row has 3 fields" in body["results"][2]["errors"][0]["reason"]
 
 
@@ -420,7 +420,10 @@ def test_upload_previews_stores_and_a_second_copy_is_a_no_op(
             "line": 5,
             "column": "color",
             "value": "Z",
-            "reason": "'Z' is not a color grade: use one of J, I, H, G, F, E, D",
+            "reason": (
+                "'Z' is a colour grade below J (more tint), beyond these appraisals (J to D): "
+                "the model cannot price it honestly; ask the expert"
+            ),
         }
     ]
     assert body["preview"]["set_aside"][0]["line"] == 7

@@ -407,7 +407,7 @@ def test_a_disk_full_while_spooling_a_file_is_507(
     def no_space(*_: object, **__: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(quote_routes, "read_csv", no_space)
+    monkeypatch.setattr(quote_routes, "read_table", no_space)
     csv = "carat,cut,color,clarity\n1.1,Ideal,H,SI2\n"
     response = client.post("/v1/quotes/batch/csv", files={"file": ("s.csv", csv, "text/csv")})
     assert_problem(response, 507, "storage is full")

@@ -88,6 +88,23 @@ def test_ingest_reads_a_libreoffice_workbook_with_italian_headers(run, tmp_path:
     assert "line 5 [price] rejected: Price must be a number" in out
 
 
+def test_predict_reads_report_grades_and_refuses_those_beyond_the_appraisals(
+    run, tmp_path: Path
+) -> None:
+    """The same mapping and the same refusals as the page, the API and the core."""
+    source = tmp_path / "report.csv"
+    source.write_text(
+        "carat,cut,color,clarity\n1.0,Excellent,G,VS-1\n1.0,Ideal,K,VS1\n1.0,Ideal,G,I2\n"
+    )
+    run("init")
+    code, out, _ = run("predict", str(source), "-o", str(tmp_path / "out.csv"))
+    assert code == 0 and "priced 1 of 3 rows" in out
+    priced = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
+    assert priced["error"].iloc[0] == "" and float(priced["price_estimate"].iloc[0]) > 0
+    assert priced["error"].iloc[1].startswith("'K' is a colour grade below J")
+    assert "'I2' is a clarity grade below I1" in priced["error"].iloc[2]
+
+
 def test_ingest_of_a_missing_file(run, tmp_path: Path) -> None:
     code, _, err = run("ingest", str(tmp_path / "nope.csv"))
     assert code == 1 and "no file at" in err
@@ -136,7 +153,7 @@ def test_predict_keeps_rows_and_adds_columns(run, tmp_path: Path) -> None:
     ]
     assert (
         priced.loc[1, "price_estimate"] == ""
-        and "'Q' is not a color grade" in priced.loc[1, "error"]
+        and "'Q' is a colour grade below J" in priced.loc[1, "error"]
     )
     assert "priced from the 4Cs only because x, y, z are missing" in priced.loc[2, "warnings"]
     assert "the millimetres imply" in priced.loc[3, "warnings"]

@@ -50,6 +50,11 @@ def test_bundled_dataset_defects_are_each_handled(dataset_bytes: bytes) -> None:
         (
             "1.1,Ideal,K,SI2,62.0,55.0,4733,6.61,6.65,4.11",
             "color",
+            "beyond these appraisals (J to D): the model cannot price it honestly",
+        ),
+        (
+            "1.1,Ideal,H+,SI2,62.0,55.0,4733,6.61,6.65,4.11",
+            "color",
             "use one of J, I, H, G, F, E, D",
         ),
         (
