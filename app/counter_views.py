@@ -8,6 +8,7 @@ import pandas as pd
 
 from app.views import literal
 from diamond_model.pricing.quote import Quote
+from diamond_model.reports.quote_sheet import quote_number
 
 
 def stone_title(stone: dict[str, object]) -> str:
@@ -51,9 +52,28 @@ def what_if_table(changes: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def quotes_given_table(found: pd.DataFrame) -> pd.DataFrame:
+    """Counter quotes as the Quotes given list shows them."""
+    return pd.DataFrame(
+        {
+            "Number": [quote_number(int(n)) for n in found["number"]],
+            "Given": pd.to_datetime(found["created_at"]).dt.strftime("%d %b %Y %H:%M"),
+            "By": found["given_by"],
+            "Customer": found["customer"],
+            "Reference": found["reference"],
+            "Stone": [stone_title(stone) for stone in found["stone"]],
+            "Price": found["price"].map(lambda v: f"${v:,.0f}"),
+        }
+    )
+
+
 def not_in_reasons(quote: Quote) -> list[str]:
-    """The quote's warnings the confidence reasons beside it do not already say."""
-    return [warning for warning in quote.warnings if warning not in quote.reasons]
+    """The quote's warnings the confidence reasons beside it, and the carat question at the top,
+    do not already say."""
+    said = set(quote.reasons)
+    if quote.carat_conflict is not None:  # the question says it, with both weights
+        said |= {w for w in quote.warnings if "millimetres imply" in w or "were set aside" in w}
+    return [warning for warning in quote.warnings if warning not in said]
 
 
 def comparables_table(nearby: pd.DataFrame) -> pd.DataFrame:
@@ -69,13 +89,34 @@ def comparables_table(nearby: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def unpriced_first(priced: pd.DataFrame) -> pd.DataFrame:
+    """The rows that could not be priced first, each part in file order: the screen's order and
+    the download's, so the two read alike."""
+    failed = priced["error"].astype(str) != ""
+    return pd.concat([priced[failed], priced[~failed]])
+
+
+def list_total(priced: pd.DataFrame) -> str:
+    """'Total of the 3 estimates: $18,200 (range $16,000 – $21,000)': what a list comes to."""
+    done = priced["price_estimate"].notna()
+    count = int(done.sum())
+    if not count:
+        return "No stone could be priced."
+    total, low, high = (
+        float(priced.loc[done, c].sum()) for c in ("price_estimate", "price_low", "price_high")
+    )
+    each = "estimate" if count == 1 else f"{count:,} estimates"
+    return (
+        f"Total of the {each}: ${total:,.0f} (each stone's range added: ${low:,.0f} – ${high:,.0f})"
+    )
+
+
 def priced_list(priced: pd.DataFrame) -> pd.DataFrame:
     """A priced file for the screen: rows that could not be priced first, with their reason
     beside the inputs (where the eye is, not past the notes), dollars formatted, blanks for what
     is missing, in words."""
-    frame = priced.copy()
+    frame = unpriced_first(priced)
     failed = frame["error"].astype(str) != ""
-    frame = pd.concat([frame[failed], frame[~failed]])
     if failed.any():
         order = list(frame.columns)
         order.remove("error")
@@ -85,12 +126,14 @@ def priced_list(priced: pd.DataFrame) -> pd.DataFrame:
         frame = frame.drop(columns="error")
     for column in ("price_estimate", "price_low", "price_high"):
         frame[column] = [("" if pd.isna(v) else f"${v:,.0f}") for v in frame[column]]
+    frame["carat_from_mm"] = [("" if pd.isna(v) else f"{v:.2f} ct") for v in frame["carat_from_mm"]]
     frame = frame.rename(
         columns={
             "price_estimate": "Estimate",
             "price_low": "Range from",
             "price_high": "Range to",
             "confidence": "Confidence",
+            "carat_from_mm": "Millimetres imply",
             "warnings": "Notes",
             "error": "Could not be priced because",
         }

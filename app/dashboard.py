@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import os
 import uuid
+from dataclasses import replace
 from datetime import date
 
 import pandas as pd
@@ -14,17 +15,18 @@ import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 from streamlit.runtime.pages_manager import PagesManager
 
-from app.counter_views import stone_title
 from app.services import Services
 from diamond_model.learning.evaluation import learning_curve
 from diamond_model.learning.outcomes import RetrainInProgressError
 from diamond_model.learning.versions import Champion
 from diamond_model.reports.analysis import holdout_predictions, reliance
 from diamond_model.reports.figures import NO_TOOLBAR
+from diamond_model.reports.quote_sheet import CustomerQuote, Shop, customer_quote, quote_pdf
 from diamond_model.reports.stone_page import StonePage, stone_page
 from diamond_model.serving.access import check_access_code, current_access_code
 from diamond_model.serving.people import People
 from diamond_model.settings import Settings
+from diamond_model.storage import counter_quotes
 
 EXPERT_KEY = "expert_unlocked"
 SESSION_SOURCE_KEY = "sign_in_source"
@@ -227,6 +229,11 @@ def _sign_in(svc: Services, people: People, by_name: bool, name: str, code: str)
     return f"{name.strip()[:60] or 'expert'} (shared code)"
 
 
+def signed_in_name() -> str:
+    """Who is signed in to expert mode in this browser session, or '' for nobody."""
+    return str(st.session_state.get(WHO_KEY, ""))
+
+
 def who() -> str:
     """Who is signed in to expert mode in this browser session (recorded with every change)."""
     return str(st.session_state.get(WHO_KEY, "dashboard"))
@@ -269,9 +276,56 @@ def stone_page_of(svc: Services, champion: Champion, stone: dict[str, object]) -
     return pages[key]
 
 
-def quote_sheet(svc: Services, page: StonePage, on: date) -> bytes:
-    """The one-page PDF for a stone, as the price page offers it."""
-    return page.sheet(svc.settings.shop_name, stone_title(page.stone), on)
+def shop(svc: Services) -> Shop:
+    s = svc.settings
+    return Shop(name=s.shop_name, address=s.shop_address, phone=s.shop_phone, vat=s.shop_vat)
+
+
+def customer_sheet(
+    svc: Services, page: StonePage, on: date, customer: str = "", reference: str = ""
+) -> CustomerQuote:
+    """What a customer would be handed for this stone (not yet given: no number)."""
+    return customer_quote(
+        shop(svc),
+        page.quote,
+        page.stone,
+        page.version,
+        on,
+        svc.settings.quote_valid_days,
+        customer=customer,
+        customer_reference=reference,
+    )
+
+
+def give_quote(
+    svc: Services, page: StonePage, given_by: str, customer: str, reference: str
+) -> tuple[int, bytes]:
+    """Record a counter quote and return its number and the PDF printed with that number."""
+    sheet = customer_sheet(svc, page, date.today(), customer, reference)
+    number = counter_quotes.give(
+        svc.store,
+        given_by,
+        sheet.customer,
+        sheet.customer_reference,
+        page.version,
+        page.quote.market.period,
+        page.stone,
+        sheet.to_record(),
+    )
+    return number, quote_pdf(replace(sheet, number=number))
+
+
+def quotes_given(
+    svc: Services, number: int | None, customer: str, since: date | None, until: date | None
+) -> pd.DataFrame:
+    """Counter quotes matching the search, newest first (see `counter_quotes.find`)."""
+    return counter_quotes.find(svc.store, number, customer, since, until)
+
+
+def reprint(svc: Services, number: int) -> bytes | None:
+    """The PDF of a quote given earlier, exactly as it was printed; None if there is none."""
+    row = counter_quotes.get(svc.store, number)
+    return None if row is None else quote_pdf(CustomerQuote.from_record(row.printed))
 
 
 # ---- shared formatting ------------------------------------------------------------------------

@@ -81,7 +81,21 @@ class Settings(BaseSettings):
         90, ge=1, le=3650, description="How long quote records are kept for reproduction."
     )
     shop_name: str = Field(
-        "Don Francesco Jewellers", max_length=80, description="Printed on one-page quotes."
+        "Don Francesco Jewellers", max_length=80, description="Printed on customer quotes."
+    )
+    shop_address: str = Field(
+        "Via Roma 1, 00100 Roma, Italia",
+        max_length=160,
+        description="The shop's address on customer quotes (one line; commas split it).",
+    )
+    shop_phone: str = Field(
+        "+39 06 000 0000", max_length=40, description="The shop's phone on customer quotes."
+    )
+    shop_vat: str = Field(
+        "", max_length=40, description="The shop's VAT number on customer quotes (P.IVA)."
+    )
+    quote_valid_days: int = Field(
+        30, ge=1, le=365, description="How many days a customer quote is valid for."
     )
 
     @field_validator("instance_dir")

@@ -1,15 +1,16 @@
 """Price a stone: one stone (price, range, confidence, why, what if, the trade's grid,
 comparables, a printable quote) or a list of stones."""
 
-from datetime import date
-
 import streamlit as st
 
 from app import counter_views
 from app.dashboard import (
     chart,
-    quote_sheet,
+    give_quote,
+    quotes_given,
+    reprint,
     services,
+    signed_in_name,
     stone_page_of,
     through_navigation,
 )
@@ -18,8 +19,10 @@ from diamond_model.data.measurements import parse_report
 from diamond_model.data.reading import UnusableFileError, neutralise_formulas
 from diamond_model.data.schema import CLARITIES, COLORS, CUTS, GRADE_HELP
 from diamond_model.enums import Confidence
-from diamond_model.pricing.quote import InvalidStoneError, price_table
+from diamond_model.pricing.quote import InvalidStoneError, conflict_question, read_and_price
 from diamond_model.reports import figures
+from diamond_model.reports.quote_sheet import INDICATIVE, parse_quote_number, quote_number
+from diamond_model.reports.stone_page import StonePage
 from diamond_model.words import money, sentence
 
 through_navigation()
@@ -55,19 +58,53 @@ def read_report() -> None:
     st.session_state.update(mm_x=x, mm_y=y, mm_z=z)
 
 
-def carat_changed() -> None:
-    if any(st.session_state.get(key) is not None for key in MEASURED[:3]):
-        st.session_state["carat_after_mm"] = True
-
-
 def clear_measurements() -> None:
     for key in MEASURED:
         st.session_state[key] = None
     st.session_state["report_mm"] = ""
-    st.session_state.pop("carat_after_mm", None)
 
 
-one, many = st.tabs(["One stone", "A list of stones"])
+def use_carat(carat: float) -> None:
+    st.session_state["carat"] = carat
+
+
+def new_stone() -> None:
+    """Back to an empty form for the next customer."""
+    clear_measurements()
+    for key in ("carat", "cut", "color", "clarity", "q_customer", "q_reference"):
+        st.session_state.pop(key, None)
+    st.session_state.pop("given", None)
+
+
+one, many, given = st.tabs(["One stone", "A list of stones", "Quotes given"])
+
+
+def customer_quote_form(page: StonePage) -> None:
+    """Make a numbered customer quote (kept, found again under Quotes given) and download it."""
+    st.subheader("Customer quote")
+    if page.quote.provisional:
+        st.info("Answer the question at the top (which weight is right) to make the quote.")
+        return
+    stone_key = repr(sorted(page.stone.items()))
+    with st.form("give_quote", border=False):
+        customer = st.text_input("Customer name (optional)", key="q_customer", max_chars=120)
+        reference = st.text_input("Customer reference (optional)", key="q_reference", max_chars=120)
+        given_by = st.text_input("Given by", value=signed_in_name(), key="q_by", max_chars=120)
+        made = st.form_submit_button("Make the quote (numbered and kept)")
+    if made:
+        number, pdf = give_quote(svc, page, given_by, customer, reference)
+        st.session_state["given"] = (stone_key, number, pdf)
+    done = st.session_state.get("given")
+    if done and done[0] == stone_key:
+        _, number, pdf = done
+        st.success(f"Quote {quote_number(number)} is kept: find it again under Quotes given.")
+        st.download_button(
+            f"Download quote {quote_number(number)} (PDF)",
+            pdf,
+            f"quote-{quote_number(number)}.pdf",
+            "application/pdf",
+            key="pdf",
+        )
 
 
 def one_stone() -> None:
@@ -77,13 +114,12 @@ def one_stone() -> None:
     answer = st.container()
     left, right = st.columns([1, 2], gap="large")
     with left:
+        st.session_state.setdefault("carat", 1.0)  # the buttons below set it; no value= then
         carat = st.number_input(
             "Carat (ct)",
-            value=1.0,
             step=0.01,
             format="%.2f",
             key="carat",
-            on_change=carat_changed,
             help="The weighed carat; 1 ct = 0.2 g.",
         )
         cut = st.selectbox(
@@ -134,6 +170,7 @@ def one_stone() -> None:
             )
             table = t.number_input("Table %", value=None, step=0.5, key="table")
             st.button("Clear the measurements", key="clear_mm", on_click=clear_measurements)
+        st.button("New stone", key="new_stone", on_click=new_stone)
 
     stone = {
         "carat": carat,
@@ -156,14 +193,37 @@ def one_stone() -> None:
             return
     quote = page.quote
     with answer:
-        if st.session_state.get("carat_after_mm") and quote.set_aside:
-            st.warning(
-                f"The carat changed after the measurements were entered: they now imply "
-                f"{quote.implied_carat:g} ct, not {carat:g} ct, so they are set aside. Clear "
-                "them if they belong to another stone."
+        if quote.carat_conflict is not None:
+            # One question, wherever the typing started: which weight is right?
+            st.warning(conflict_question(carat, quote.carat_conflict))
+            use, keep = st.columns(2)
+            use.button(
+                f"Use {quote.carat_conflict:.2f} ct",
+                key="use_implied",
+                on_click=use_carat,
+                args=(quote.carat_conflict,),
+                type="primary",
             )
+            keep.button(
+                f"Keep {carat:g} ct, ignore the millimetres",
+                key="keep_carat",
+                on_click=clear_measurements,
+            )
+        if quote.indicative:
+            why = (
+                "this stone is outside what our appraisals cover: the price is an "
+                "extrapolation, and the range is wider for it"
+                if quote.extrapolated
+                else "the confidence is low (the reasons are beside the price)"
+            )
+            st.warning(f"{INDICATIVE} before quoting: {why}.")
+        name = "Estimated price"
+        if quote.provisional:
+            name = "Provisional price"
+        elif quote.indicative:
+            name = "Indicative price"
         a, b, c = st.columns([2, 3, 2])
-        a.metric("Estimated price", money(quote.price))
+        a.metric(name, money(quote.price))
         b.metric(
             f"Likely range ({100 * level:.0f}% of real prices)",
             f"{money(quote.low)} – {money(quote.high)}",
@@ -173,34 +233,15 @@ def one_stone() -> None:
     with right:
         for reason in quote.reasons:
             st.markdown(f"- {sentence(reason)}")
-        if quote.extrapolated:
-            st.warning(
-                "This stone is outside what our appraisals cover: the price is an extrapolation, "
-                "and the range is wider for it."
-            )
         for warning in counter_views.not_in_reasons(quote):
             st.info(sentence(warning))
-        if {"x", "y", "z"} & set(quote.set_aside):
-            st.button(
-                "Clear the measurements",
-                key="clear_conflict",
-                on_click=clear_measurements,
-                type="primary",
-            )
         st.caption(
             f"Model v{version}, priced from {quote.inputs_used}, at the {quote.market.period} "
             "market level."
         )
         chart(figures.waterfall(quote.explanation), key="waterfall")
         st.markdown("\n".join(f"- {s}" for s in quote.explanation.sentences))
-        pdf = quote_sheet(svc, page, date.today())
-        st.download_button(
-            "Download a one-page quote (PDF)",
-            pdf,
-            f"quote-{carat:.2f}ct-{color}-{clarity}.pdf",
-            "application/pdf",
-            key="pdf",
-        )
+        customer_quote_form(page)
 
     st.subheader("What if the grades were different?")
     st.dataframe(
@@ -238,10 +279,12 @@ with many:
     uploaded = st.file_uploader("File of stones to price", key="price_list")
     if uploaded is not None:
         try:
-            priced = price_table(model, uploaded.getvalue(), level)
+            priced, read_as = read_and_price(model, uploaded.getvalue(), level)
         except UnusableFileError as error:
             st.error(str(error))
         else:
+            for note in read_as:
+                st.info(note)
             failed = int((priced["error"] != "").sum())
             st.write(
                 f"Priced {len(priced) - failed:,} of {len(priced):,} stones"
@@ -252,10 +295,47 @@ with many:
             )
             for line in counter_views.unpriced_reasons(priced):
                 st.markdown(f"- {sentence(line)}")
+            st.markdown(f"**{counter_views.list_total(priced)}**")
             st.download_button(
                 "Download the priced list (CSV)",
-                neutralise_formulas(priced).to_csv(index=False, float_format="%.2f"),
+                neutralise_formulas(counter_views.unpriced_first(priced)).to_csv(
+                    index=False, float_format="%.2f"
+                ),
                 file_name=f"priced-{uploaded.name}",
                 mime="text/csv",
                 key="priced_csv",
             )
+
+with given:
+    st.write("Quotes handed to customers, newest first. Search by number, customer or dates.")
+    a, b, c, d = st.columns([2, 3, 2, 2])
+    number_text = a.text_input("Quote number", key="find_number", placeholder="Q-00042")
+    customer = b.text_input("Customer or reference", key="find_customer")
+    since = c.date_input("From", value=None, key="find_since")
+    until = d.date_input("To", value=None, key="find_until")
+    number = parse_quote_number(number_text) if number_text.strip() else None
+    if number_text.strip() and number is None:
+        st.error(f"'{number_text[:40]}' is not a quote number: type it as printed, e.g. Q-00042.")
+    else:
+        found = quotes_given(svc, number, customer, since, until)
+        if found.empty:
+            st.info("No quote given matches." if number_text or customer else "No quote yet.")
+        else:
+            st.dataframe(
+                counter_views.quotes_given_table(found),
+                hide_index=True,
+                width="stretch",
+                key="given_list",
+            )
+            chosen = st.selectbox(
+                "Reprint", found["number"].tolist(), format_func=quote_number, key="reprint"
+            )
+            pdf = reprint(svc, int(chosen))
+            if pdf is not None:
+                st.download_button(
+                    f"Download quote {quote_number(int(chosen))} again (PDF)",
+                    pdf,
+                    f"quote-{quote_number(int(chosen))}.pdf",
+                    "application/pdf",
+                    key="reprint_pdf",
+                )

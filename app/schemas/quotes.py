@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, Strict
 from app.schemas.common import Clarity, Color, Cut, FieldError, UtcDatetime, grade
 from diamond_model.data.schema import CLARITIES, COLORS, CUTS, EXAMPLE_STONE, GRADE_HELP, RANGES
 from diamond_model.pricing.contributions import Explanation
-from diamond_model.pricing.quote import Quote
+from diamond_model.pricing.quote import Quote, conflict_question
 
 Number = Annotated[float, Strict()]  # an int or a float; true/false and "1.2" are refused
 
@@ -161,6 +161,16 @@ class ExplanationOut(BaseModel):
         )
 
 
+class CaratConflictOut(BaseModel):
+    """The carat and the millimetres disagree: one of them is mistyped. The price is provisional
+    (priced from the carat, millimetres set aside) until the caller asks again with one of the
+    two: the implied carat, or the carat without the millimetres."""
+
+    carat: float = Field(description="The carat given (ct): what the price was set from.")
+    implied_carat: float = Field(description="The weight the millimetres imply (ct).")
+    message: str = Field(description="The question to put to the person, in words.")
+
+
 class QuoteOut(BaseModel):
     """A price with its likely range, how sure it is, and why."""
 
@@ -183,6 +193,16 @@ class QuoteOut(BaseModel):
         None, description="The weight the given millimetres imply (ct)."
     )
     warnings: list[str] = Field(description="What was set aside, assumed or extrapolated.")
+    carat_conflict: CaratConflictOut | None = Field(
+        None,
+        description="Present when the millimetres imply another weight than the carat given: the "
+        "price is provisional until one of the two is confirmed.",
+    )
+    indicative: bool = Field(
+        False,
+        description="True when the stone is outside the appraisals or of low confidence: show "
+        "the price as indicative, to be confirmed by an expert, not as a promise.",
+    )
     explanation: ExplanationOut | None = None
 
     @classmethod
@@ -202,6 +222,14 @@ class QuoteOut(BaseModel):
             set_aside=list(quote.set_aside),
             implied_carat=quote.implied_carat,
             warnings=list(quote.warnings),
+            carat_conflict=None
+            if quote.carat_conflict is None
+            else CaratConflictOut(
+                carat=quote.carat,
+                implied_carat=quote.carat_conflict,
+                message=conflict_question(quote.carat, quote.carat_conflict),
+            ),
+            indicative=quote.indicative,
             explanation=ExplanationOut.of(quote.explanation) if quote.explanation else None,
         )
 

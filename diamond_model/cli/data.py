@@ -16,7 +16,7 @@ from diamond_model.cli.common import (
 )
 from diamond_model.data.reading import neutralise_formulas
 from diamond_model.learning.loop import LearningLoop
-from diamond_model.pricing.quote import price_table
+from diamond_model.pricing.quote import read_and_price
 from diamond_model.settings import Settings
 from diamond_model.storage.atomic import write_atomically
 
@@ -115,7 +115,11 @@ def cmd_predict(args: argparse.Namespace, settings: Settings) -> int:
         print("error: no model is trained yet; run `init` or `retrain` first", file=sys.stderr)
         return EXIT_NO_MODEL
     version, model = champion
-    priced = price_table(model, Path(args.input).read_bytes(), settings.interval_level)
+    priced, read_as = read_and_price(
+        model, Path(args.input).read_bytes(), settings.interval_level, args.sheet
+    )
+    for note in read_as:
+        print(note)
     text = neutralise_formulas(priced).to_csv(index=False, float_format="%.2f")
     write_atomically(Path(args.output), text.encode(), overwrite=True)
     n_errors = int((priced["error"] != "").sum())
@@ -166,8 +170,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     restore.add_argument("--by", default="cli", help="who restores it (recorded)")
     restore.set_defaults(handler=cmd_restore)
     commands.add_parser("batches", help="list stored batches").set_defaults(handler=cmd_batches)
-    predict = commands.add_parser("predict", help="price every row of a CSV")
-    predict.add_argument("input", help="CSV with at least carat, cut, color, clarity")
+    predict = commands.add_parser("predict", help="price every row of a CSV or workbook")
+    predict.add_argument(
+        "input", help="CSV, .xlsx or .ods with at least carat, cut, color, clarity"
+    )
+    predict.add_argument("--sheet", help="the workbook's sheet to read (default: the first)")
     predict.add_argument("-o", "--output", required=True, help="where to write the priced CSV")
     predict.set_defaults(handler=cmd_predict)
     export = commands.add_parser("export", help="write appraisals.csv and rejected.csv")

@@ -430,6 +430,33 @@ def findings_table(findings: list[Finding], line_numbers: np.ndarray) -> pd.Data
     return table.drop(columns="position").sort_values("line", kind="stable").reset_index(drop=True)
 
 
+def named_cells(frame: pd.DataFrame) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The columns by the names the checks use (Italian and English header names read too), and
+    each header read as another name ("'Carati' as carat"); two headers naming one column are
+    refused."""
+    cells: dict[str, np.ndarray] = {}
+    headers: list[str] = []
+    for k, name in enumerate(frame.columns):
+        column = header_column(str(name))
+        if column != str(name).strip().lower():
+            if column in cells or any(header_column(str(o)) == column for o in frame.columns[:k]):
+                raise UnusableFileError(
+                    f"The columns '{name}' and another both name {column}; keep one."
+                )
+            headers.append(f"'{name}' as {column}")
+        cells[column] = frame.iloc[:, k].to_numpy(dtype=object)
+    return cells, headers
+
+
+def readings(headers: list[str], cells: dict[str, np.ndarray]) -> tuple[str, ...]:
+    """How the headers and the grades were read, in words; nothing when all was as named."""
+    grades = [note.removeprefix("grade ") for note in grade_readings(cells)]
+    return tuple(
+        [f"Read the header {', '.join(headers)}."] * bool(headers)
+        + [f"Read the grades: {'; '.join(grades)}."] * bool(grades)
+    )
+
+
 def validate(
     frame: pd.DataFrame,
     purpose: Purpose,
@@ -444,33 +471,16 @@ def validate(
     Accepted rows keep the index of `frame` and gain a `line` column.
     """
     n = len(frame)
-    cells: dict[str, np.ndarray] = {}
-    header_notes: list[str] = []
-    for k, name in enumerate(frame.columns):
-        column = header_column(str(name))
-        if column != str(name).strip().lower():
-            if column in cells or any(header_column(str(o)) == column for o in frame.columns[:k]):
-                raise UnusableFileError(
-                    f"The columns '{name}' and another both name {column}; keep one."
-                )
-            header_notes.append(f"'{name}' as {column}")
-        cells[column] = frame.iloc[:, k].to_numpy(dtype=object)
+    cells, headers = named_cells(frame)
     checked = check(cells, n, purpose, decimal_comma, today)
     line_numbers = np.arange(1, n + 1) if lines is None else np.asarray(lines)
-    header_notes += grade_readings(cells)
     accepted = typed_frame(checked.columns, frame.index).loc[~checked.bad]
     accepted.insert(0, "line", line_numbers[~checked.bad])
-    headers = [note for note in header_notes if " as " in note and not note.startswith("grade")]
-    grades = [note.removeprefix("grade ") for note in header_notes if note.startswith("grade ")]
-    read_as = tuple(
-        [f"Read the header {', '.join(headers)}."] * bool(headers)
-        + [f"Read the grades: {'; '.join(grades)}."] * bool(grades)
-    )
     return ValidationResult(
         accepted=accepted,
         rejections=findings_table(checked.problems, line_numbers),
         notes=findings_table(checked.notes, line_numbers),
-        read_as=read_as,
+        read_as=readings(headers, cells),
         ignored_columns=checked.ignored,
         total_rows=n,
     )

@@ -21,16 +21,23 @@ from diamond_model.data.schema import (
     SIZE_AXES,
     STONE_COLUMNS,
     UNITS,
-    header_column,
 )
-from diamond_model.data.validation import Checked, check, findings_table
+from diamond_model.data.validation import Checked, check, findings_table, named_cells, readings
 from diamond_model.enums import Confidence, Inputs
 from diamond_model.pricing.confidence import ENOUGH_LIKE, LEVELS, like_words, size_band
 from diamond_model.pricing.contributions import Explanation, explain
 from diamond_model.pricing.estimates import Estimates, estimate_prices
 from diamond_model.pricing.model import PricingModel
 
-OUTPUT_COLUMNS = ("price_estimate", "price_low", "price_high", "confidence", "warnings", "error")
+OUTPUT_COLUMNS = (
+    "price_estimate",
+    "price_low",
+    "price_high",
+    "confidence",
+    "carat_from_mm",  # filled only where the millimetres imply another weight than the carat
+    "warnings",
+    "error",
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,20 @@ class Quote:
     implied_carat: float | None
     explanation: Explanation | None
     extrapolated: bool = False  # outside what the appraisals cover (weight or grade combination)
+    # The carat the millimetres imply when it disagrees with the carat given: one of the two is
+    # mistyped, the millimetres are set aside and the price is provisional until someone chooses.
+    carat_conflict: float | None = None
+
+    @property
+    def provisional(self) -> bool:
+        """The carat and the millimetres disagree: a person must say which is right."""
+        return self.carat_conflict is not None
+
+    @property
+    def indicative(self) -> bool:
+        """Outside the appraisals or of low confidence: to be confirmed by the expert before the
+        price is promised."""
+        return self.extrapolated or self.confidence is Confidence.LOW
 
     @property
     def price_per_carat(self) -> float:
@@ -211,7 +232,25 @@ def _quote(
         implied_carat=None if np.isnan(implied) else round(float(implied), 2),
         explanation=explanation,
         extrapolated=assessment.extrapolated,
+        carat_conflict=_carat_conflict(notes),
     )
+
+
+def conflict_question(carat: float, implied: float) -> str:
+    """The one question a carat/millimetre conflict asks, in the same words everywhere."""
+    return (
+        f"The carat and the measurements disagree: {carat:g} ct was typed, the millimetres "
+        f"imply {implied:.2f} ct. One of them is mistyped. The price below is provisional "
+        f"(from {carat:g} ct): use {implied:.2f} ct, or keep {carat:g} ct and ignore the "
+        "millimetres."
+    )
+
+
+def _carat_conflict(notes: list[Finding]) -> float | None:
+    for note in notes:
+        if note.kind is FindingKind.SIZE_CONFLICT and not np.isnan(note.figure):
+            return round(float(note.figure), 2)
+    return None
 
 
 def _outside(
@@ -261,10 +300,7 @@ def _explanation(
 
 def _cells(frame: pd.DataFrame) -> dict[str, np.ndarray]:
     """The columns by the names the checks use (Italian and English header names read too)."""
-    return {
-        header_column(str(name)): frame.iloc[:, k].to_numpy(dtype=object)
-        for k, name in enumerate(frame.columns)
-    }
+    return named_cells(frame)[0]
 
 
 def _errors(checked: Checked) -> dict[int, str]:
@@ -313,6 +349,7 @@ def output_columns(
         "price_low": np.full(n, np.nan),
         "price_high": np.full(n, np.nan),
         "confidence": np.full(n, "", dtype=object),
+        "carat_from_mm": np.full(n, np.nan),
         "warnings": np.full(n, "", dtype=object),
         "error": np.full(n, "", dtype=object),
     }
@@ -331,6 +368,8 @@ def output_columns(
         out["warnings"][rows[worded]] = [
             "; ".join(_quote(model, priced, k, level, False).warnings) for k in worded.tolist()
         ]
+        for k, noted in priced.notes.items():
+            out["carat_from_mm"][rows[k]] = _carat_conflict(noted) or np.nan
         few = np.flatnonzero(plain & (found.judged.like < ENOUGH_LIKE))
         out["warnings"][rows[few]] = _like_warnings(found, few)
     for position, message in _errors(checked).items():
@@ -352,27 +391,39 @@ def _like_warnings(found: Estimates, positions: np.ndarray) -> list[str]:
 
 
 def price_table(model: PricingModel, data: bytes | str, level: float) -> pd.DataFrame:
-    """Every row of a CSV file, in file order, with the output columns added.
+    """Every row of a file of stones, in file order, with the output columns added.
 
     Rows with the wrong number of fields are kept too (cells padded or cut to the header) with
     the reason in `error`. Any price column in the input is carried along but never used.
     """
-    raw = read_table(data)
+    return read_and_price(model, data, level)[0]
+
+
+def read_and_price(
+    model: PricingModel, data: bytes | str, level: float, sheet: str | None = None
+) -> tuple[pd.DataFrame, tuple[str, ...]]:
+    """`price_table`, and how the file was read (encoding, sheet, header names, report grades
+    such as "GIA Excellent read as Ideal"), in words, for the person to check."""
+    raw = read_table(data, sheet)
     frame = raw.frame.drop(columns=[c for c in raw.frame.columns if c in OUTPUT_COLUMNS])
     frame = frame.reset_index(drop=True)
+    cells, headers = named_cells(frame)
+    read_as = (*raw.notes, *readings(headers, cells))
     priced = pd.concat([frame, output_columns(model, frame, level, raw.decimal_comma)], axis=1)
     if not raw.malformed_cells:
-        return priced
+        return priced, read_as
     priced["_line"] = raw.lines
     width = len(frame.columns)
     padded = [(cells + [""] * width)[:width] for cells in raw.malformed_cells]
     extra = pd.DataFrame(padded, columns=frame.columns, dtype=object)
     extra["price_estimate"] = extra["price_low"] = extra["price_high"] = np.nan
+    extra["carat_from_mm"] = np.nan
     extra["confidence"] = extra["warnings"] = ""
     extra["error"] = raw.malformed["reason"].to_numpy()
     extra["_line"] = raw.malformed["line"].to_numpy()
     priced = pd.concat([priced, extra], ignore_index=True)
-    return priced.sort_values("_line", kind="stable").drop(columns="_line").reset_index(drop=True)
+    priced = priced.sort_values("_line", kind="stable").drop(columns="_line")
+    return priced.reset_index(drop=True), read_as
 
 
 def quote_stone(

@@ -1,11 +1,11 @@
 """Everything the counter shows for one stone, computed once per stone and model version: the
 quote, what-if grades, the trade's price-per-carat grid, the carat curve and the comparables.
-The printed quote is made from the same quote, so the page and the paper can never disagree."""
+The customer quote (`reports.quote_sheet`) is made from the same quote, so the page and the paper
+cannot disagree."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import cast
 
 import pandas as pd
@@ -14,7 +14,6 @@ from diamond_model.learning.versions import Champion
 from diamond_model.pricing.comparables import CARAT_WINDOW, closest
 from diamond_model.pricing.quote import Quote, quote_stone
 from diamond_model.reports.analysis import carat_curve, price_per_carat_grid, what_if
-from diamond_model.reports.quote_sheet import QuoteSheet, quote_pdf
 from diamond_model.storage.store import Store
 
 COMPARABLES = 8
@@ -32,20 +31,6 @@ class StonePage:
     grid: pd.DataFrame
     curve: pd.DataFrame
     comparables: pd.DataFrame
-
-    def sheet(self, shop: str, title: str, on: date, quote_id: str | None = None) -> bytes:
-        """The one-page PDF of this quote."""
-        return quote_pdf(
-            QuoteSheet(
-                shop=shop,
-                stone=title,
-                quote=self.quote,
-                model_version=self.version,
-                comparables=self.comparables,
-                on=on,
-                quote_id=quote_id,
-            )
-        )
 
 
 def stone_page(

@@ -70,6 +70,7 @@ TABLES = (
     "usage",
     "counters",
     "quotes",
+    "counter_quotes",
     "people",
     "audit",
 )

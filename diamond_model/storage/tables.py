@@ -272,6 +272,25 @@ class QuoteRecord(Base):
     answer: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class CounterQuote(Base):
+    """A quote handed to a customer at the counter: its number (what the customer brings back),
+    who gave it and when, the customer's name and reference, the stone, and everything printed,
+    so it can be found and reprinted exactly as given. Kept like the sales records they are
+    (no retention purge)."""
+
+    __tablename__ = "counter_quotes"
+
+    number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, index=True)
+    given_by: Mapped[str] = mapped_column(String(120))
+    customer: Mapped[str] = mapped_column(String(120), default="", index=True)
+    reference: Mapped[str] = mapped_column(String(120), default="")
+    model_version: Mapped[int] = mapped_column(Integer)
+    market_period: Mapped[str] = mapped_column(String(7))
+    stone: Mapped[dict[str, Any]] = mapped_column(JSON)
+    printed: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 # Comparables look up stones within one grade of each colour and clarity in a carat window.
 Index("ix_appraisals_grades_carat", Appraisal.color, Appraisal.clarity, Appraisal.carat)
 

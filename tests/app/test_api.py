@@ -76,6 +76,22 @@ def test_a_conflicting_stone_is_priced_from_the_4cs_with_a_warning(client: TestC
     assert conflicting["set_aside"] == ["x", "y", "z"] and conflicting["implied_carat"] == 0.87
     assert conflicting["confidence"]["level"] == "medium"
     assert any("imply 0.87 ct" in w for w in conflicting["warnings"])
+    # The same question the counter asks, machine-readable: both figures, and the words.
+    conflict = conflicting["carat_conflict"]
+    assert (conflict["carat"], conflict["implied_carat"]) == (1.0, 0.87)
+    assert "use 0.87 ct, or keep 1 ct and ignore the millimetres" in conflict["message"]
+    assert plain["carat_conflict"] is None and plain["indicative"] is False
+    answered = client.post(
+        "/v1/quotes", json={**stone, "carat": 0.87, "x": 6.10, "y": 6.15, "z": 3.80}
+    )
+    assert answered.json()["carat_conflict"] is None, "the implied carat answers the question"
+
+
+def test_an_extrapolated_stone_is_marked_indicative(client: TestClient) -> None:
+    body = client.post(
+        "/v1/quotes", json={"carat": 2.3, "cut": "Ideal", "color": "D", "clarity": "IF"}
+    ).json()
+    assert body["indicative"] is True and body["confidence"]["level"] == "low"
 
 
 def test_every_quote_is_recorded_and_only_its_own_key_reads_it(

@@ -87,7 +87,7 @@ def test_price_a_stone_quotes_with_range_confidence_and_reasons(dashboard_env: S
     assert "Starting point: a typical stone in our appraisals" in texts(app)
     assert app.selectbox(key="color").options[0].startswith("D"), "colour best first"
     assert app.selectbox(key="clarity").options[0].startswith("IF")
-    assert "not GIA's Excellent" in app.selectbox(key="cut").help
+    assert "Excellent is Ideal here" in app.selectbox(key="cut").help, "the GIA mapping, stated"
     what_if = frame(app, "Change")
     assert list(what_if.columns) == ["Change", "Price", "Difference"]
     grid = frame(app, "VVS1")
@@ -113,21 +113,45 @@ def test_a_zero_dimension_is_set_aside_with_a_warning(dashboard_env: Settings) -
     assert "Total depth set aside: it must be more than 0 mm" in texts(app)
 
 
-def test_a_carat_changed_after_the_measurements_is_flagged_and_they_can_be_cleared(
-    dashboard_env: Settings,
+QUESTION = (
+    "The carat and the measurements disagree: 1.5 ct was typed, the millimetres imply 0.99 ct."
+)
+
+
+@pytest.mark.parametrize("carat_first", [True, False], ids=["carat first", "millimetres first"])
+def test_a_carat_and_millimetres_that_disagree_ask_one_question_whatever_the_order(
+    dashboard_env: Settings, carat_first: bool
 ) -> None:
     app = run(PRICE)
-    app.text_input(key="report_mm").set_value("6.37 – 6.41 × 3.96 mm")
-    app = rerun(app)
-    assert app.number_input(key="mm_x").value == 6.37 and app.number_input(key="mm_z").value == 3.96
-    assert "priced from all inputs" in texts(app)
+    steps = [
+        lambda a: a.number_input(key="carat").set_value(1.5),
+        lambda a: a.text_input(key="report_mm").set_value("6.37 – 6.41 × 3.96 mm"),
+    ]
+    for step in steps if carat_first else steps[::-1]:
+        step(app)
+        app = rerun(app)
+    warnings = [w.value for w in app.warning]
+    assert warnings and warnings[0].startswith(QUESTION), "the question comes first"
+    shown = metrics(app)
+    assert "Provisional price" in shown and "Estimated price" not in shown
+    assert "Make the quote (numbered and kept)" not in [b.label for b in app.button]
+    assert "Answer the question at the top" in texts(app), "no quote until it is answered"
+    labels = [b.label for b in app.button]
+    assert labels.count("Clear the measurements") == 1, "one clear button, not two"
+
+    used = click(app, "use_implied")
+    assert used.number_input(key="carat").value == 0.99
+    assert QUESTION[:40] not in texts(used) and "Estimated price" in metrics(used)
+    assert "priced from all inputs" in texts(used), "the millimetres now price the stone"
+
     app.number_input(key="carat").set_value(1.5)
     app = rerun(app)
-    assert "The carat changed after the measurements were entered" in texts(app)
-    assert "they now imply 0.99 ct, not 1.5 ct" in texts(app)
-    app = click(app, "clear_conflict")
-    assert app.number_input(key="mm_x").value is None
-    assert "priced from the 4cs only because x, y, z are missing" in texts(app).lower()
+    assert QUESTION in texts(app), "asked again when the carat is typed again"
+    kept = click(app, "keep_carat")
+    assert kept.number_input(key="carat").value == 1.5
+    assert kept.number_input(key="mm_x").value is None
+    assert "Estimated price" in metrics(kept)
+    assert "priced from the 4cs only because x, y, z are missing" in texts(kept).lower()
 
 
 def test_an_extreme_stone_says_it_is_an_extrapolation(dashboard_env: Settings) -> None:
@@ -152,24 +176,98 @@ def test_an_extreme_stone_says_it_is_an_extrapolation(dashboard_env: Settings) -
     assert "the price is an extrapolation" not in texts(app), "an ordinary stone is not"
 
 
-def test_the_printable_quote_holds_the_figures(dashboard_env: Settings) -> None:
-    from app.dashboard import quote_sheet, services, stone_page_of
+INTERNAL = (
+    "4Cs",
+    "x, y, z",
+    "set aside",
+    "Table not given",
+    "typical",
+    "Starting point",
+    "adds $0",
+    "Priced by model",
+    "market level",
+    "widened",
+    "Confidence:",
+)
 
+
+def pdf_text(document: bytes) -> str:
+    return "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(document)).pages)
+
+
+def test_a_customer_quote_is_numbered_kept_found_again_and_reprinted_as_given(
+    dashboard_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DIAMOND_SHOP_VAT", "IT01234567890")
     app = run(PRICE)
     shown = metrics(app)
-    assert any("PDF" in b.label for b in app.get("download_button"))
+    assert not app.get("download_button"), "no PDF before the quote is made (and numbered)"
+    app.text_input(key="q_customer").set_value("Maria Bianchi")
+    app.text_input(key="q_reference").set_value("engagement ring")
+    app.text_input(key="q_by").set_value("Luca")
+    app.button(key="FormSubmitter:give_quote-Make the quote (numbered and kept)").click()
+    app = rerun(app)
+    [done] = [s.value for s in app.success if "is kept" in s.value]
+    number = re.search(r"Q-\d{5}", done).group(0)
+    labels = [b.label for b in app.get("download_button")]
+    assert f"Download quote {number} (PDF)" in labels, "the PDF carries the number"
+    assert f"Download quote {number} again (PDF)" in labels, "and it is listed to reprint"
+
+    from app.dashboard import reprint, services
+
     svc = services()
-    version = svc.champion().version
-    stone = {"carat": 1.0, "cut": "Ideal", "color": "G", "clarity": "VS2"}
-    page = stone_page_of(svc, svc.champion(), stone)
-    document = quote_sheet(svc, page, pd.Timestamp("2026-11-26").date())
-    text = "\n".join(page.extract_text() for page in PdfReader(io.BytesIO(document)).pages)
-    assert shown["Estimated price"] in text and shown["Price per carat"] in text
+    document = reprint(svc, int(number[2:]))
+    text = pdf_text(document)
+    assert number in text and "Maria Bianchi" in text and "engagement ring" in text
+    assert "Don Francesco Jewellers" in text and "VAT IT01234567890" in text
+    assert shown["Estimated price"] in text
     low, high = shown["Likely range (90% of real prices)"].split(" – ")
-    assert low in text and high in text
-    assert "Don Francesco Jewellers" in text and "26 November 2026" in text
-    assert f"model v{version}" in text and "Confidence: " in text
-    assert text.count("(appraised") == 3, "three comparables"
+    assert f"between {low} and {high}" in text
+    assert "Valid until" in text and "Conditions" in text and "not a grading certificate" in text
+    for grade in ("Carat weight 1.00 ct", "Cut Ideal", "Colour G", "Clarity VS2"):
+        assert grade in text, "the four grades that move the price"
+    assert "Indicative" not in text, "an ordinary stone is quoted firmly"
+    for phrase in INTERNAL:
+        assert phrase not in text, f"internal wording {phrase!r} on the customer's paper"
+    assert text.count("Ref. model") == 1
+
+    # Found again: by number, by a piece of the customer's name, by today's date; not by others.
+    app.text_input(key="find_number").set_value(number.lower())
+    app = rerun(app)
+    assert number in frame(app, "Number")["Number"].tolist()
+    assert frame(app, "Number")["Customer"].tolist() == ["Maria Bianchi"]
+    app.text_input(key="find_number").set_value("")
+    app.text_input(key="find_customer").set_value("BIANCHI")
+    app = rerun(app)
+    assert frame(app, "Number")["Number"].tolist() == [number]
+    app.text_input(key="find_customer").set_value("Rossi")
+    app = rerun(app)
+    assert "No quote given matches" in texts(app)
+    app.text_input(key="find_customer").set_value("")
+    app.text_input(key="find_number").set_value("Q-12x")
+    app = rerun(app)
+    assert "'Q-12x' is not a quote number" in texts(app)
+
+
+def test_an_extrapolated_stone_is_indicative_on_screen_and_on_paper(
+    dashboard_env: Settings,
+) -> None:
+    app = run(PRICE)
+    app.number_input(key="carat").set_value(2.3)
+    app.selectbox(key="color").set_value("D")
+    app.selectbox(key="clarity").set_value("IF")
+    app = rerun(app)
+    assert "Indicative price" in metrics(app)
+    assert "Indicative: to be confirmed by our expert before quoting" in texts(app)
+    app.button(key="FormSubmitter:give_quote-Make the quote (numbered and kept)").click()
+    app = rerun(app)
+    from app.dashboard import reprint, services
+
+    number = int(re.search(r"Q-(\d{5}) is kept", texts(app)).group(1))
+    text = pdf_text(reprint(services(), number))
+    assert "Indicative: to be confirmed by our expert" in text
+    assert "usually sell between" not in text, "the range is not presented as a promise"
+    assert "A first estimate only" in text
 
 
 def test_price_a_list_puts_unpriced_rows_first_with_dollars_and_notes(
@@ -184,7 +282,7 @@ def test_price_a_list_puts_unpriced_rows_first_with_dollars_and_notes(
     app = rerun(app)
     assert "Priced 2 of 4 stones; 2 could not be priced (listed first)" in texts(app)
     table = frame(app, "Estimate")
-    assert "not a color grade" in table["Could not be priced because"].iloc[0]
+    assert "is a colour grade below J" in table["Could not be priced because"].iloc[0]
     columns = list(table.columns)
     assert columns.index("Could not be priced because") == columns.index("Estimate") - 1, (
         "the reason sits beside the inputs, not past the notes"
@@ -193,7 +291,17 @@ def test_price_a_list_puts_unpriced_rows_first_with_dollars_and_notes(
     assert "None" not in table.to_string() and "nan" not in table.to_string()
     assert table["Confidence"].iloc[3] == "medium" and "imply" in table["Notes"].iloc[3]
     assert "python" not in texts(app) and "predict" not in texts(app)
-    assert "Stone 2: 'Q' is not a color grade" in texts(app), "the whole reason, in words"
+    assert "Stone 2: 'Q' is a colour grade below J" in texts(app), "the whole reason, in words"
+    assert table["Millimetres imply"].tolist()[2:] == ["", "0.87 ct"], "the conflict's figure"
+    total = sum(float(v.strip("$").replace(",", "")) for v in table["Estimate"] if v)
+    said = re.search(r"Total of the 2 estimates: \$([\d,]+)", texts(app))
+    assert said and abs(float(said.group(1).replace(",", "")) - total) <= 1, "the list's total"
+    from app.counter_views import unpriced_first  # what the download writes, row for row
+    from app.dashboard import services
+    from diamond_model.pricing.quote import price_table
+
+    written = unpriced_first(price_table(services().champion().model, csv, 0.9))
+    assert written["carat"].astype(str).tolist() == table["carat"].astype(str).tolist()
 
 
 def test_a_decimal_comma_gets_a_hint(dashboard_env: Settings) -> None:

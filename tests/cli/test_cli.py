@@ -99,10 +99,32 @@ def test_predict_reads_report_grades_and_refuses_those_beyond_the_appraisals(
     run("init")
     code, out, _ = run("predict", str(source), "-o", str(tmp_path / "out.csv"))
     assert code == 0 and "priced 1 of 3 rows" in out
+    assert "'Excellent' (GIA's, IGI's and HRD's top cut grade) read as Ideal" in out, "said"
     priced = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
     assert priced["error"].iloc[0] == "" and float(priced["price_estimate"].iloc[0]) > 0
     assert priced["error"].iloc[1].startswith("'K' is a colour grade below J")
     assert "'I2' is a clarity grade below I1" in priced["error"].iloc[2]
+
+
+def test_predict_reads_the_sheet_it_is_told(run, tmp_path: Path) -> None:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.title = "Notes"
+    book.active.append(["nothing to price here"])
+    stones = book.create_sheet("Stones")
+    stones.append(["Carati", "Taglio", "Colore", "Purezza"])
+    stones.append([1.0, "Ideal", "G", "VS1"])
+    book.save(tmp_path / "office.xlsx")
+    run("init")
+    code, out, _ = run(
+        "predict", str(tmp_path / "office.xlsx"), "--sheet", "Stones", "-o", str(tmp_path / "o.csv")
+    )
+    assert code == 0 and "priced 1 of 1 rows" in out and "'Carati' as carat" in out
+    code, _, err = run(
+        "predict", str(tmp_path / "office.xlsx"), "--sheet", "Prices", "-o", str(tmp_path / "o.csv")
+    )
+    assert code != 0 and "Prices" in err, "an unknown sheet is named in the error"
 
 
 def test_ingest_of_a_missing_file(run, tmp_path: Path) -> None:
@@ -143,11 +165,12 @@ def test_predict_keeps_rows_and_adds_columns(run, tmp_path: Path) -> None:
     assert code == 0 and "priced 3 of 4 rows with model v1" in out and "market level 2026-01" in out
     priced = pd.read_csv(tmp_path / "out.csv", keep_default_na=False)
     assert priced["id"].tolist() == ["a", "b", "c", "'=cmd"]
-    assert list(priced.columns[-6:]) == [
+    assert list(priced.columns[-7:]) == [
         "price_estimate",
         "price_low",
         "price_high",
         "confidence",
+        "carat_from_mm",
         "warnings",
         "error",
     ]
@@ -157,6 +180,8 @@ def test_predict_keeps_rows_and_adds_columns(run, tmp_path: Path) -> None:
     )
     assert "priced from the 4Cs only because x, y, z are missing" in priced.loc[2, "warnings"]
     assert "the millimetres imply" in priced.loc[3, "warnings"]
+    assert priced["carat_from_mm"].tolist()[:3] == ["", "", ""], "filled only for a conflict"
+    assert float(priced.loc[3, "carat_from_mm"]) > 2.0, "9 × 9 × 5 mm is no 0.4 ct stone"
     assert priced.loc[3, "confidence"] == "low"
     assert (
         "none of our appraisals is a J I1 stone weighing up to 0.5 ct" in priced.loc[3, "warnings"]

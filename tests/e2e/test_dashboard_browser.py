@@ -54,8 +54,11 @@ def metric(page, label: str) -> str:
 
 
 def choose(page, label: str, option: str) -> None:
-    page.get_by_label(label).click()
-    page.get_by_role("option", name=re.compile(f"^{re.escape(option)} ")).click()
+    """Pick a grade as a person does on a desktop or a phone: open the list, type, choose."""
+    box = page.get_by_role("combobox", name=label)
+    box.click()
+    box.press_sequentially(f"{option} —")
+    page.get_by_role("option", name=re.compile(f"^{re.escape(option)} ")).first.click()
 
 
 def settle(page) -> None:
@@ -76,92 +79,160 @@ def shot(page, name: str, full: bool = True) -> None:
     page.screenshot(path=SHOTS / name, full_page=full)
 
 
-def test_the_counter_prices_a_conflicting_stone_an_extreme_one_and_a_list(
-    browser, server_env: dict[str, str], tmp_path: Path
+QUESTION = "The carat and the measurements disagree"
+INTERNAL = (
+    "4Cs", "x, y, z", "set aside", "Table not given", "typical", "Starting point", "adds $0",
+    "Priced by model", "market level", "widened", "Confidence:",
+)  # fmt: skip
+
+
+def type_conflict(page, carat_first: bool) -> None:
+    """1.5 ct typed with the millimetres of a 0.99 ct stone, in either order."""
+    carat = page.get_by_role("spinbutton", name="Carat (ct)")
+
+    def weight() -> None:
+        carat.fill("1.50")
+        carat.press("Enter")
+        settle(page)
+
+    def millimetres() -> None:
+        expander = page.get_by_text("Measurements (optional)")
+        if not page.get_by_label("Paste them as the report writes them").is_visible():
+            expander.click()
+        report = page.get_by_label("Paste them as the report writes them")
+        report.fill("6.37 – 6.41 × 3.96 mm")
+        report.press("Enter")
+        settle(page)
+
+    for step in (weight, millimetres) if carat_first else (millimetres, weight):
+        step()
+    page.get_by_text(QUESTION).wait_for()
+
+
+def above(page, first: str, then: str) -> bool:
+    """`first` sits above `then` on the page (the phone's single column included)."""
+    a = page.get_by_text(first).first.bounding_box()
+    b = page.locator('[data-testid="stMetric"]').filter(has_text=then).first.bounding_box()
+    return a is not None and b is not None and a["y"] + a["height"] <= b["y"]
+
+
+def pdf_text_and_picture(path: Path, name: str) -> str:
+    """The PDF's text (pypdf), and a PNG of its page (pdftoppm) for a person to look at."""
+    import subprocess
+
+    from pypdf import PdfReader
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "70", "-singlefile", str(path), str(SHOTS / name)], check=True
+    )
+    assert (SHOTS / f"{name}.png").stat().st_size > 10_000
+    return "\n".join(page.extract_text() for page in PdfReader(path).pages)
+
+
+@pytest.mark.parametrize(
+    "viewport",
+    [
+        pytest.param({"width": 1400, "height": 1000}, id="desktop"),
+        pytest.param({"width": 390, "height": 844, "is_mobile": True}, id="phone"),
+    ],
+)
+def test_the_counter_asks_which_weight_quotes_an_extreme_stone_and_hands_over_a_pdf(
+    browser, server_env: dict[str, str], tmp_path: Path, viewport: dict[str, object]
 ) -> None:
+    where = "phone" if viewport.get("is_mobile") else "desktop"
+    size = {k: viewport[k] for k in ("width", "height")}
     with dashboard_server(server_env) as base:
-        page = browser.new_page(viewport={"width": 1400, "height": 2000})
+        page = browser.new_page(
+            viewport=size, is_mobile=bool(viewport.get("is_mobile")), accept_downloads=True
+        )
         page.set_default_timeout(TIMEOUT)
         page.goto(f"{base}/Price_a_stone")
         page.get_by_text("Estimated price").wait_for()
-        assert_our_menu(page)
+        assert_our_menu(page) if where == "desktop" else None
         assert page.get_by_role("button", name="Deploy").count() == 0, "no developer chrome"
-        plain = metric(page, "Estimated price")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= size["width"], f"no sideways scrolling ({width}px)"
 
-        page.get_by_text("Measurements (optional)").click()
-        report = page.get_by_label("Paste them as the report writes them")
-        report.fill("6.10 – 6.15 × 3.80 mm")
-        report.press("Enter")
+        # The conflict, carat typed first: one question before the price; use the implied carat.
+        type_conflict(page, carat_first=True)
+        assert above(page, QUESTION, "Provisional price"), "the question comes before the price"
+        assert page.get_by_text("Answer the question at the top").count() == 1, "no quote yet"
+        assert page.get_by_role("button", name="Clear the measurements").count() <= 1
+        page.get_by_text(QUESTION).scroll_into_view_if_needed()
+        shot(page, f"1-{where}-conflict-carat-first.png", full=False)
+        page.get_by_role("button", name="Use 0.99 ct").click()
         settle(page)
-        page.get_by_text("the millimetres imply").first.wait_for()
-        body = page.inner_text("body")
-        assert "Confidence: medium" in body and "set aside" in body
-        assert metric(page, "Estimated price") == plain, (
-            "conflicting millimetres do not pull the price"
-        )
-        shot(page, "1-price-a-conflicting-stone.png")
-        page.get_by_role("button", name="Clear the measurements").first.click()
+        page.get_by_text("Estimated price").wait_for()
+        assert page.get_by_text(QUESTION).count() == 0
+        assert page.get_by_role("spinbutton", name="Carat (ct)").input_value() == "0.99"
+
+        # Millimetres typed first, then the carat: the same question; keep the carat.
+        page.get_by_role("button", name="New stone").click()
         settle(page)
-        assert (
-            "priced from the 4cs only because x, y, z are missing"
-            in page.inner_text("body").lower()
+        type_conflict(page, carat_first=False)
+        assert above(page, QUESTION, "Provisional price")
+        page.get_by_text(QUESTION).scroll_into_view_if_needed()
+        shot(page, f"2-{where}-conflict-millimetres-first.png", full=False)
+        page.get_by_role("button", name="Keep 1.5 ct, ignore the millimetres").click()
+        settle(page)
+        page.get_by_text("Estimated price").wait_for()
+        assert "priced from the 4cs only because x, y, z are missing" in (
+            page.inner_text("body").lower()
         )
 
+        # An extrapolated stone: indicative, on screen and on the customer's paper.
         carat = page.get_by_role("spinbutton", name="Carat (ct)")
-        carat.fill("4.00")
+        carat.fill("2.30")
         carat.press("Enter")
         choose(page, "Colour (D best → J)", "D")
         choose(page, "Clarity (IF best → I1)", "IF")
         settle(page)
-        page.get_by_text("Confidence: low").wait_for()
-        body = page.inner_text("body")
-        assert "none of our appraisals is a d if stone weighing over 2 ct" in body.lower()
-        assert "the price is an extrapolation" in body
-        shot(page, "2-price-an-extreme-stone.png")
-
-        carat.fill("40")
-        carat.press("Enter")
+        page.get_by_text("Indicative price").first.wait_for()
+        assert above(page, "Indicative: to be confirmed by our expert", "Indicative price")
+        page.get_by_text("Indicative: to be confirmed by our expert").scroll_into_view_if_needed()
+        shot(page, f"3-{where}-extrapolated.png", full=False)
+        page.get_by_label("Customer name (optional)").fill("Maria Bianchi")
+        page.get_by_label("Customer reference (optional)").fill("anello 18k")
+        page.get_by_role("button", name="Make the quote (numbered and kept)").click()
         settle(page)
-        page.get_by_text("No price: Carat must be").wait_for()
-        assert page.locator('[data-testid="stMetric"]').count() == 0, "no stale price"
+        done = page.get_by_text(re.compile(r"Quote Q-\d{5} is kept")).inner_text()
+        number = re.search(r"Q-\d{5}", done).group(0)
+        with page.expect_download() as download:
+            page.get_by_role("button", name=f"Download quote {number} (PDF)").click()
+        path = tmp_path / f"{number}.pdf"
+        download.value.save_as(path)
+        text = pdf_text_and_picture(path, f"4-{where}-customer-quote")
+        assert number in text and "Maria Bianchi" in text and "anello 18k" in text
+        assert "Indicative: to be confirmed by our expert" in text
+        assert "Don Francesco Jewellers" in text and "Valid until" in text
+        for phrase in INTERNAL:
+            assert phrase not in text, f"internal wording {phrase!r} on the customer's paper"
 
-        stones = tmp_path / "stones.csv"
-        stones.write_text(
-            "carat,cut,color,clarity\n1.0,Ideal,G,VS2\n2,02,Good,E,VS1\n0.5,Good,Q,VS1\n"
-        )
+        # The number finds the quote again, and it reprints as given.
+        page.get_by_role("tab", name="Quotes given").click()
+        page.get_by_label("Quote number").fill(number.lower())
+        page.get_by_label("Quote number").press("Enter")
+        settle(page)
+        page.get_by_role("button", name=f"Download quote {number} again (PDF)").wait_for()
+        with page.expect_download() as again:
+            page.get_by_role("button", name=f"Download quote {number} again (PDF)").click()
+        again.value.save_as(tmp_path / "again.pdf")
+        assert pdf_text_and_picture(tmp_path / "again.pdf", f"5-{where}-reprint") == text
+        shot(page, f"6-{where}-quotes-given.png")
+
+        # A list from a GIA-graded report: the mapping said, K refused in words.
+        stones = tmp_path / "report.csv"
+        stones.write_text("carat,cut,color,clarity\n1.0,Excellent,G,VS2\n1.0,Ideal,K,VS1\n")
         page.get_by_role("tab", name="A list of stones").click()
         page.locator('input[type="file"]').first.set_input_files(str(stones))
-        page.get_by_text("Priced 1 of 3 stones").wait_for()
-        page.locator('[data-testid="stDataFrame"]').last.wait_for()
-        shot(page, "3-price-a-list.png")
+        page.get_by_text("Priced 1 of 2 stones").wait_for()
+        body = page.inner_text("body")
+        assert "'Excellent' (GIA's, IGI's and HRD's top cut grade) read as Ideal" in body
+        assert "'K' is a colour grade below J" in body
+        page.locator('[data-testid="stDataFrame"]:visible').last.wait_for()
+        shot(page, f"7-{where}-price-a-gia-list.png")
         page.close()
-
-        phone = browser.new_page(
-            viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
-        )
-        phone.set_default_timeout(TIMEOUT)
-        phone.goto(f"{base}/Price_a_stone")
-        phone.get_by_text("Likely range").first.wait_for()
-        for label in ("Estimated price", "Likely range"):
-            box = (
-                phone.locator('[data-testid="stMetric"]')
-                .filter(has_text=label)
-                .first.bounding_box()
-            )
-            assert box is not None and box["y"] + box["height"] <= 844, (
-                f"{label} on the first screen"
-            )
-        width = phone.evaluate("document.documentElement.scrollWidth")
-        assert width <= 390, f"no sideways scrolling ({width}px)"
-        what_if = phone.locator(
-            "xpath=//h3[contains(., 'What if the grades were different?')]"
-            "/following::div[@data-testid='stDataFrame'][1]//div[contains(@class, 'dvn-scroller')]"
-        )
-        what_if.scroll_into_view_if_needed()
-        inside, shown = what_if.evaluate("e => [e.scrollWidth, e.clientWidth]")
-        assert 300 < shown and inside <= shown, f"what-if figures fit ({inside}px in {shown}px)"
-        shot(phone, "4-price-a-stone-on-a-phone.png", full=False)
-        phone.close()
 
 
 def test_the_expert_uploads_stores_retrains_promotes_and_rolls_back(

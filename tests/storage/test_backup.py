@@ -13,6 +13,7 @@ from sqlalchemy import insert, select
 
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.pricing.quote import quote_frame
+from diamond_model.storage import counter_quotes
 from diamond_model.storage.atomic import TargetError, write_atomically
 from diamond_model.storage.backup import BackupError, backup, export_csv, manifest, restore
 from diamond_model.storage.tables import Appraisal
@@ -29,6 +30,10 @@ def rich_store(url: str, folder: Path, appraisals: pd.DataFrame) -> LearningLoop
     third = pipeline.ingest(csv_bytes(appraisals.iloc[2600:2700]), "third.csv", "expert")
     pipeline.set_withdrawn(third.batch_id, True, note="typed in the wrong currency")
     pipeline.retrain()
+    for customer in ("Maria Bianchi", "Luca Verdi"):  # counter quotes are sales records: kept
+        counter_quotes.give(
+            pipeline.store, "anna", customer, "", 2, "2026-01", {"carat": 1.0}, {"price": 5000.0}
+        )
     return pipeline
 
 
@@ -57,6 +62,11 @@ def check_round_trip(
     # The restored store goes on working: ids continue after the restored rows.
     submission = restored.ingest(csv_bytes(appraisals.iloc[4000:4050]), "next.csv", "expert")
     assert submission.batch_id == 4
+    assert counter_quotes.find(restored.store)["customer"].tolist() == [
+        "Luca Verdi",
+        "Maria Bianchi",
+    ]
+    assert counter_quotes.give(restored.store, "anna", "", "", 2, "2026-01", {}, {}) == 3
     with pytest.raises(BackupError, match="The database is not empty"):
         restore(restored.store, path)
     source.store.dispose()
