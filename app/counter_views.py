@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 
 from app.views import literal
+from diamond_model.enums import Inputs
 from diamond_model.pricing.quote import Quote
 from diamond_model.reports.quote_sheet import quote_number
+from diamond_model.words import month_words
 
 
 def stone_title(stone: dict[str, object]) -> str:
@@ -19,8 +21,12 @@ def stone_title(stone: dict[str, object]) -> str:
     return words
 
 
+GRID_UNIT = 100  # trade price lists write hundreds of dollars per carat: 39 is $3,900
+
+
 def highlighted_grid(grid: pd.DataFrame, color: str, clarity: str) -> object:
-    """The price-per-carat grid with dollars and this stone's cell marked."""
+    """The price-per-carat grid in hundreds of dollars, as trade lists write it (narrow enough
+    for all eight clarities on a phone), with this stone's cell marked."""
 
     def mark(column: pd.Series) -> list[str]:
         return [
@@ -30,7 +36,10 @@ def highlighted_grid(grid: pd.DataFrame, color: str, clarity: str) -> object:
             for row in column.index
         ]
 
-    return grid.style.format("${:,.0f}").apply(mark)
+    return (grid / GRID_UNIT).style.format("{:,.0f}").apply(mark)
+
+
+GRADE_NAMES = {"cut": "Cut", "color": "Colour", "clarity": "Clarity"}  # as the inputs say
 
 
 def what_if_table(changes: pd.DataFrame) -> pd.DataFrame:
@@ -38,7 +47,7 @@ def what_if_table(changes: pd.DataFrame) -> pd.DataFrame:
     for a phone)."""
     return pd.DataFrame(
         {
-            "Change": changes["grade"].str.capitalize()
+            "Change": changes["grade"].map(GRADE_NAMES)
             + " "
             + changes["from"]
             + " → "
@@ -67,12 +76,22 @@ def quotes_given_table(found: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def priced_from(quote: Quote, version: int) -> str:
+    """What priced the stone and when, in the counter's words (the model version last)."""
+    inputs = (
+        "the carat, the grades and the measurements"
+        if quote.inputs_used is Inputs.ALL
+        else "the carat and the grades"
+    )
+    return f"Priced from {inputs}, at {month_words(quote.market.period)} prices (model {version})."
+
+
 def not_in_reasons(quote: Quote) -> list[str]:
     """The quote's warnings the confidence reasons beside it, and the carat question at the top,
     do not already say."""
     said = set(quote.reasons)
     if quote.carat_conflict is not None:  # the question says it, with both weights
-        said |= {w for w in quote.warnings if "millimetres imply" in w or "were set aside" in w}
+        said |= {w for w in quote.warnings if "millimetres imply" in w or "were not usable" in w}
     return [warning for warning in quote.warnings if warning not in said]
 
 
@@ -116,14 +135,17 @@ def priced_list(priced: pd.DataFrame) -> pd.DataFrame:
     beside the inputs (where the eye is, not past the notes), dollars formatted, blanks for what
     is missing, in words."""
     frame = unpriced_first(priced)
-    failed = frame["error"].astype(str) != ""
-    if failed.any():
-        order = list(frame.columns)
-        order.remove("error")
-        order.insert(order.index("price_estimate"), "error")
-        frame = frame[order]
-    else:
+    # The answer right after the grades (a phone shows the first five columns): the estimate,
+    # then the reason a row could not be priced (its estimate is blank), then the range.
+    answer = ["price_estimate", "error", "price_low", "price_high", "confidence"]
+    if not (frame["error"].astype(str) != "").any():
+        answer.remove("error")
         frame = frame.drop(columns="error")
+    order = [c for c in frame.columns if c not in answer]
+    after = 1 + max(
+        (order.index(c) for c in ("carat", "cut", "color", "clarity") if c in order), default=-1
+    )
+    frame = frame[order[:after] + answer + order[after:]]
     for column in ("price_estimate", "price_low", "price_high"):
         frame[column] = [("" if pd.isna(v) else f"${v:,.0f}") for v in frame[column]]
     frame["carat_from_mm"] = [("" if pd.isna(v) else f"{v:.2f} ct") for v in frame["carat_from_mm"]]

@@ -16,6 +16,8 @@ from streamlit.errors import StreamlitSecretNotFoundError
 from streamlit.runtime.pages_manager import PagesManager
 
 from app.services import Services
+from app.views import literal
+from diamond_model.data.reading import UnusableFileError, sheet_names
 from diamond_model.learning.evaluation import learning_curve
 from diamond_model.learning.outcomes import RetrainInProgressError
 from diamond_model.learning.versions import Champion
@@ -329,6 +331,19 @@ def reprint(svc: Services, number: int) -> bytes | None:
 
 
 # ---- shared formatting ------------------------------------------------------------------------
+
+
+def chosen_sheet(name: str, data: bytes, key: str) -> str | None:
+    """For a workbook of several sheets, a choice of the sheet to read (None: the first, or a
+    CSV file; a file that cannot be read is answered where it is read)."""
+    try:
+        names = sheet_names(data)
+    except UnusableFileError:
+        return None
+    if len(names) <= 1:
+        return None
+    chosen = st.selectbox(f"Sheet of {literal(name)} to read", names, key=key)
+    return None if chosen == names[0] else str(chosen)
 
 
 def chart(figure: go.Figure, key: str | None = None) -> None:

@@ -163,6 +163,8 @@ def _version_state(v: VersionInfo) -> str:
         return "serving" + refused
     if v.withdrawn_from:
         return f"not servable: learned from withdrawn batch {_id_ranges(v.withdrawn_from)}"
+    if v.metrics.get("monotone_violations", 0) > 0:
+        return "not servable: prices a better grade or a heavier stone lower"
     if not v.servable:
         return "earlier release"
     return "refused by the gate" if v.gate_refused else str(v.status)

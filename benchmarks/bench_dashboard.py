@@ -1,11 +1,14 @@
 """Dashboard speed in a real headless Chromium: the warm first render of each page (until the
-page's last section is on screen) and the time from changing the carat to the new price.
+page's last section is on screen), the time from opening the price page to its first price (the
+first visit after a server start, then fresh sessions on a warm server), and the time from
+changing the carat to the new price.
 
-`python -m benchmarks.bench_dashboard`
+`python -m benchmarks.bench_dashboard` (all) or `python -m benchmarks.bench_dashboard first-price`
 """
 
 from __future__ import annotations
 
+import sys
 import tempfile
 import time
 
@@ -30,6 +33,41 @@ def render(page, base: str, path: str, marker: str) -> float:
     page.get_by_text(marker, exact=True).first.wait_for(state="attached")
     page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
     return time.perf_counter() - started
+
+
+def first_price(browser, base: str) -> tuple[float, float]:
+    """A new session (fresh browser context) opens the price page: seconds to the first price on
+    screen, and to the page's last section."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.set_default_timeout(120_000)
+    started = time.perf_counter()
+    page.goto(f"{base}/Price_a_stone")
+    page.locator(METRIC).first.wait_for(state="visible")
+    price = time.perf_counter() - started
+    page.get_by_text(PAGES["Price a stone"][1], exact=True).first.wait_for(state="attached")
+    page.wait_for_selector('[data-testid="stStatusWidget"]', state="detached")
+    whole = time.perf_counter() - started
+    context.close()
+    return price, whole
+
+
+def open_to_first_price() -> None:
+    from playwright.sync_api import sync_playwright
+
+    print("== price page: open -> first price (streamlit + headless Chromium) ==")
+    with tempfile.TemporaryDirectory() as folder:
+        seeded_instance(folder).store.dispose()
+        env = {"DIAMOND_INSTANCE_DIR": folder, "DIAMOND_ACCESS_CODE": "bench"}
+        with dashboard_server(env) as base, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            price, whole = first_price(browser, base)
+            report("first visit after a server start: first price", [price], unit="s")
+            report("first visit after a server start: whole page", [whole], unit="s")
+            runs = [first_price(browser, base) for _ in range(9)]
+            report("new session, warm server: first price", [r[0] for r in runs], 1.0, unit="s")
+            report("new session, warm server: whole page", [r[1] for r in runs], unit="s")
+            browser.close()
 
 
 def main() -> None:
@@ -65,4 +103,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["first-price"]:
+        open_to_first_price()
+    else:
+        main()
+        open_to_first_price()

@@ -45,7 +45,7 @@ class Settings(BaseSettings):
         "blocking others after it.",
     )
     size_search_seconds: float = Field(
-        30.0,
+        90.0,
         ge=0.0,
         description="Time a retrain may spend trying larger model sizes by cross-validation.",
     )

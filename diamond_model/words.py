@@ -37,3 +37,24 @@ def band_labels(edges: tuple[float, ...], unit: str) -> list[str]:
         else:
             labels.append(f"{low:g}–{high:g} ct")
     return labels
+
+
+def and_list(items: list[str]) -> str:
+    """'a', 'a and b', 'a, b and c'."""
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def month_words(period: str) -> str:
+    """'2026-01' as 'January 2026' (anything else as given)."""
+    try:
+        year, month = (int(part) for part in period.split("-"))
+        return f"{_MONTHS[month - 1]} {year}"
+    except (ValueError, IndexError):
+        return period
+
+
+_MONTHS = (
+    "January February March April May June July August September October November December"
+).split()

@@ -6,6 +6,7 @@ import streamlit as st
 from app import counter_views
 from app.dashboard import (
     chart,
+    chosen_sheet,
     give_quote,
     quotes_given,
     reprint,
@@ -105,6 +106,18 @@ def customer_quote_form(page: StonePage) -> None:
             "application/pdf",
             key="pdf",
         )
+
+
+DRAWN = "_price_page_drawn"
+
+
+@st.fragment(run_every=0.3)
+def draw_the_rest_shortly() -> None:
+    """Empty on its first pass; on the next, a whole-page run that draws everything."""
+    if st.session_state.get("_price_page_ticked"):
+        st.session_state[DRAWN] = True
+        st.rerun(scope="app")
+    st.session_state["_price_page_ticked"] = True
 
 
 def one_stone() -> None:
@@ -230,15 +243,21 @@ def one_stone() -> None:
         )
         c.metric("Price per carat", money(quote.price_per_carat))
         st.badge(f"Confidence: {quote.confidence}", color=BADGES[quote.confidence])
-    with right:
+        # With the price, not beside the inputs: a phone stacks the columns, and warnings there
+        # came after every input.
         for reason in quote.reasons:
             st.markdown(f"- {sentence(reason)}")
         for warning in counter_views.not_in_reasons(quote):
             st.info(sentence(warning))
-        st.caption(
-            f"Model v{version}, priced from {quote.inputs_used}, at the {quote.market.period} "
-            "market level."
-        )
+    with right:
+        st.caption(counter_views.priced_from(quote, version))
+        if not st.session_state.get(DRAWN):
+            # A session's first view sends the price, its range and the reasons alone; the
+            # charts and tables follow a moment later, once the browser has shown the price
+            # (its chart library is a 4.7 MB script it compiles on first use, which held the
+            # price back). Measured in `python -m benchmarks.bench_dashboard first-price`.
+            draw_the_rest_shortly()
+            return
         chart(figures.waterfall(quote.explanation), key="waterfall")
         st.markdown("\n".join(f"- {s}" for s in quote.explanation.sentences))
         customer_quote_form(page)
@@ -249,9 +268,17 @@ def one_stone() -> None:
     )
     st.subheader(f"Price per carat for a {carat:.2f} ct {cut} stone, by colour and clarity")
     st.dataframe(
-        counter_views.highlighted_grid(page.grid, color, clarity), width="stretch", key="grid"
+        counter_views.highlighted_grid(page.grid, color, clarity),
+        width="stretch",
+        key="grid",
+        column_config={c: st.column_config.Column(width=38) for c in page.grid.columns},
     )
-    st.caption("The model's prices for this weight and cut; this stone's cell is highlighted.")
+    own = quote.price_per_carat / counter_views.GRID_UNIT
+    st.caption(
+        "In hundreds of dollars per carat, as trade price lists write them: this stone's cell, "
+        f"highlighted, reads {own:,.0f} for its {money(quote.price_per_carat)} per carat. The "
+        "model's prices for this weight, cut and measurements."
+    )
     chart(figures.carat_curve(page.curve, carat), key="curve")
     st.subheader("Comparable stones our expert appraised")
     if page.comparables.empty:
@@ -278,8 +305,10 @@ with many:
     # No type filter: a file that is not a table is answered in words, not by a red icon.
     uploaded = st.file_uploader("File of stones to price", key="price_list")
     if uploaded is not None:
+        data = uploaded.getvalue()
+        sheet = chosen_sheet(uploaded.name, data, key="price_list_sheet")
         try:
-            priced, read_as = read_and_price(model, uploaded.getvalue(), level)
+            priced, read_as = read_and_price(model, data, level, sheet)
         except UnusableFileError as error:
             st.error(str(error))
         else:
@@ -291,7 +320,12 @@ with many:
                 + (f"; {failed} could not be priced (listed first)." if failed else ".")
             )
             st.dataframe(
-                counter_views.priced_list(priced), hide_index=True, width="stretch", key="priced"
+                counter_views.priced_list(priced),
+                hide_index=True,
+                width="stretch",
+                key="priced",
+                # narrow enough that a phone still shows the estimate beside the grades
+                column_config={"Could not be priced because": st.column_config.Column(width=180)},
             )
             for line in counter_views.unpriced_reasons(priced):
                 st.markdown(f"- {sentence(line)}")
@@ -330,12 +364,11 @@ with given:
             chosen = st.selectbox(
                 "Reprint", found["number"].tolist(), format_func=quote_number, key="reprint"
             )
-            pdf = reprint(svc, int(chosen))
-            if pdf is not None:
-                st.download_button(
-                    f"Download quote {quote_number(int(chosen))} again (PDF)",
-                    pdf,
-                    f"quote-{quote_number(int(chosen))}.pdf",
-                    "application/pdf",
-                    key="reprint_pdf",
-                )
+            number = int(chosen)
+            st.download_button(  # the PDF is made when the button is pressed, not on every run
+                f"Download quote {quote_number(number)} again (PDF)",
+                lambda: reprint(svc, number) or b"",
+                f"quote-{quote_number(number)}.pdf",
+                "application/pdf",
+                key="reprint_pdf",
+            )

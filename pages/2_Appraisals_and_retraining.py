@@ -13,6 +13,7 @@ from app.dashboard import (
     NOTICE_KEY,
     RUN_KEY,
     appraisals,
+    chosen_sheet,
     expert_gate,
     notice,
     services,
@@ -63,10 +64,15 @@ else:
     previews = st.session_state.setdefault("previews", {})
     done = st.session_state.setdefault("done_files", set())  # stored or dismissed
     for uploaded in files or []:
-        if uploaded.file_id not in previews and uploaded.file_id not in done:
+        if uploaded.file_id in done:
+            continue
+        data = uploaded.getvalue()
+        sheet = chosen_sheet(uploaded.name, data, key=f"sheet-{uploaded.file_id}")
+        shown = previews.get(uploaded.file_id)
+        if shown is None or shown.sheet != sheet:  # new, or another sheet chosen
             try:
                 previews[uploaded.file_id] = svc.pipeline.preview(
-                    uploaded.getvalue(), uploaded.name, champion=svc.cache.get()
+                    data, uploaded.name, champion=svc.cache.get(), sheet=sheet
                 )
             except (UnusableFileError, FileTooLargeError) as error:
                 st.error(

@@ -168,7 +168,12 @@ def point_champion_at(pipeline: LearningLoop, version: int) -> None:
 
 
 def run(path: str) -> AppTest:
+    """The page as a person sees it once it has settled. The price page's first view of a
+    session holds back its charts and tables for a timer AppTest does not fire: the second run
+    here is that timer's pass (`test_the_price_comes_first_and_the_rest_follows`)."""
     app = AppTest.from_file(path, default_timeout=120).run()
+    if path == PRICE:
+        app.run()
     assert not app.exception, [e.value for e in app.exception]
     return app
 

@@ -95,7 +95,8 @@ async def upload_appraisals(
     file: Annotated[
         UploadFile,
         File(
-            description="CSV with carat,cut,color,clarity,price (+ depth,table,x,y,z,appraised_on)."
+            description="CSV, or an .xlsx / .ods workbook, with carat,cut,color,clarity,price "
+            "(+ depth,table,x,y,z,appraised_on)."
         ),
     ],
     retrain: Annotated[
@@ -106,12 +107,16 @@ async def upload_appraisals(
         bool, Query(description="Store rows identical to stored appraisals as further stones.")
     ] = False,
     uploaded_by: Annotated[str, Query(max_length=120)] = "api",
+    sheet: Annotated[
+        str | None,
+        Query(max_length=120, description="The workbook's sheet to read (default: the first)."),
+    ] = None,
 ) -> IngestOut:
     data = await file.read()
     name = file.filename or "upload.csv"
 
     def ingest() -> IngestOut:
-        preview = svc.pipeline.preview(data, name, champion=svc.cache.current)
+        preview = svc.pipeline.preview(data, name, champion=svc.cache.current, sheet=sheet)
         if dry_run:
             return IngestOut(preview=_preview_out(preview), stored=False)
         submission = svc.pipeline.submit(

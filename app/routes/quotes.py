@@ -311,9 +311,19 @@ async def create_quote_batch(
 async def create_quote_batch_from_csv(
     svc: Svc,
     caller: QuoteCaller,
-    file: Annotated[UploadFile, File(description="CSV with a header row; UTF-8, `,` or `;`.")],
+    file: Annotated[
+        UploadFile,
+        File(
+            description="CSV with a header row (`,` `;` or tab; UTF-8, UTF-16 or Windows-1252), "
+            "or an .xlsx / .ods workbook."
+        ),
+    ],
     explain: Annotated[bool, Query(description="Include explanations.")] = False,
     model_version: PinnedVersion = None,
+    sheet: Annotated[
+        str | None,
+        Query(max_length=120, description="The workbook's sheet to read (default: the first)."),
+    ] = None,
 ) -> Response:
     limit = svc.settings.max_batch_stones
     data = await file.read()
@@ -322,7 +332,7 @@ async def create_quote_batch_from_csv(
         raise FileTooLargeError(
             f"The file has more than {limit:,} rows; at most {limit:,} stones per request."
         )
-    raw = await run_in_threadpool(read_table, data)
+    raw = await run_in_threadpool(read_table, data, sheet)
     if len(raw.frame) > limit:
         raise FileTooLargeError(
             f"The file has {len(raw.frame):,} stones; at most {limit:,} per request."

@@ -27,12 +27,12 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
         print(f"error: no file at {path}", file=sys.stderr)
         return EXIT_INPUT
     pipeline = open_pipeline(settings)
-    preview = pipeline.preview(path.read_bytes(), path.name)
+    preview = pipeline.preview(path.read_bytes(), path.name, sheet=args.sheet)
     for sentence in preview.sentences():
         print(sentence)
     if args.dry_run:
         print_findings(preview.result.rejections, "rejected")
-        print_findings(preview.result.notes, "set aside")
+        print_findings(preview.result.notes, "note")
         return EXIT_OK
     submission = pipeline.submit(
         preview,
@@ -42,7 +42,7 @@ def cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     )
     if not submission.already_stored:
         print_findings(preview.result.rejections, "rejected")
-        print_findings(preview.result.notes, "set aside")
+        print_findings(preview.result.notes, "note")
     for sentence in submission.sentences():
         print(sentence)
     if submission.outcome is not None:
@@ -143,10 +143,15 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the data commands to the parser."""
-    ingest = commands.add_parser("ingest", help="validate and store an appraisal CSV")
-    ingest.add_argument(
-        "file", help="CSV with carat,cut,color,clarity,price (+ depth,table,x,y,z,appraised_on)"
+    ingest = commands.add_parser(
+        "ingest", help="validate and store an appraisal file (CSV, .xlsx or .ods)"
     )
+    ingest.add_argument(
+        "file",
+        help="CSV or workbook with carat,cut,color,clarity,price "
+        "(+ depth,table,x,y,z,appraised_on; Italian names too)",
+    )
+    ingest.add_argument("--sheet", help="the workbook's sheet to read (default: the first)")
     ingest.add_argument("--no-retrain", action="store_true", help="store only; do not retrain")
     ingest.add_argument("--dry-run", action="store_true", help="preview only; store nothing")
     ingest.add_argument(

@@ -40,7 +40,7 @@ def cmd_models(args: argparse.Namespace, settings: Settings) -> int:
     )
     for v in versions:
         mark = "* " if v.is_champion else "  "
-        kept = "" if v.servable else "  (earlier release: kept for the record)"
+        kept = "" if v.servable else f"  (not servable: {v.unservable_reason})"
         print(
             f"{mark}{v.version:>7}  {v.created_at:%Y-%m-%d %H:%M:%S}  {v.status:9}  "
             f"{v.train_rows:>6}  {metrics_line(v.metrics)}{kept}"

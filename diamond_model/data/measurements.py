@@ -92,7 +92,7 @@ def screen(columns: dict[str, np.ndarray]) -> Screened:
                 "x,y,z",
                 _mm(x[position], y[position], z[position]),
                 f"the millimetres imply {mm:.2f} ct, {_apart(mm, weight)} the {weight:g} ct "
-                "weighed: set aside, the weight prices the stone",
+                "weighed: the millimetres are not used, the weight prices the stone",
                 FindingKind.SIZE_CONFLICT,
                 float(mm),
             )
@@ -114,8 +114,8 @@ def screen(columns: dict[str, np.ndarray]) -> Screened:
                 "depth",
                 f"{columns['depth'][position]:g}",
                 f"depth {columns['depth'][position]:g} % disagrees with the millimetres, which "
-                f"give 2·z/(x+y) = {depth_from_mm[position]:.1f} % (tolerance "
-                f"±{DEPTH_TOLERANCE_POINTS:g} points): set aside",
+                f"give {depth_from_mm[position]:.1f} % (tolerance "
+                f"±{DEPTH_TOLERANCE_POINTS:g} points): not used",
                 FindingKind.DEPTH_CONFLICT,
                 float(depth_from_mm[position]),
             )

@@ -266,6 +266,22 @@ def workbook_kind(data: bytes) -> str | None:
     )
 
 
+def sheet_names(data: bytes) -> list[str]:
+    """The sheets of a workbook, in its order; [] for CSV text (UnusableFileError as
+    `read_table` for files that are neither)."""
+    kind = workbook_kind(data)
+    if kind is None:
+        return []
+    try:
+        with pd.ExcelFile(io.BytesIO(data), engine=WORKBOOK_ENGINES[kind]) as book:
+            return [str(name) for name in book.sheet_names]
+    except Exception as error:  # a damaged workbook: each engine raises its own kinds
+        raise UnusableFileError(
+            f"The workbook cannot be read ({type(error).__name__}: {str(error)[:200]}); open it "
+            "and save it again, or save the sheet as CSV."
+        ) from error
+
+
 def read_workbook(data: bytes, kind: str, sheet: str | None = None) -> RawTable:
     """One sheet of an .xlsx or .ods workbook as text cells, with the row numbers the spreadsheet
     shows (the header is the first non-empty row). Formulas come as the values the program last
@@ -308,7 +324,9 @@ def read_workbook(data: bytes, kind: str, sheet: str | None = None) -> RawTable:
             raise UnusableFileError(f"The column '{column}' appears twice in the header; keep one.")
         seen.add(column.lower())
     frame = pd.DataFrame(body.to_numpy(), columns=pd.Index(header, dtype=object), dtype=object)
-    which = f"the sheet '{name}'" + (f" (the first of {len(names)})" if len(names) > 1 else "")
+    which = f"the sheet '{name}'"
+    if len(names) > 1:
+        which += f" (the first of {len(names)})" if sheet is None else f" (of {', '.join(names)})"
     return RawTable(
         frame=frame,
         lines=(rows[1:] + 1).astype(np.int64),  # the row numbers the spreadsheet shows

@@ -165,7 +165,7 @@ def _plain_numbers(cells: np.ndarray, out: np.ndarray) -> np.ndarray:
 def _number_reason(label: str, set_aside: bool) -> Callable[[int, str], str]:
     def reason(_: int, text: str) -> str:
         if set_aside:
-            return f"{label} '{text}' set aside: it is not a number"
+            return f"{label} '{text}' not used: it is not a number"
         hint = ""
         if _GROUPED.fullmatch(text) or "_" in text:
             hint = ", written without thousands separators or underscores (4733, not 4,733)"
@@ -194,7 +194,7 @@ def _grade_reason(column: str) -> Callable[[int, str], str]:
 def _range_reason(column: str) -> str:
     allowed = RANGES[column].describe(UNITS[column])
     if column in MEASUREMENTS:
-        return f"{LABELS[column]} set aside: it must be {allowed}"
+        return f"{LABELS[column]} not used: it must be {allowed}"
     return f"{LABELS[column]} must be {allowed}"
 
 

@@ -11,7 +11,6 @@ that order can be read top to bottom.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
 import math
 import threading
@@ -26,6 +25,7 @@ from sqlalchemy import select, update
 
 from diamond_model.data.schema import BUNDLED_APPRAISED_ON, BUNDLED_UPLOADER
 from diamond_model.enums import RunStatus, VersionStatus
+from diamond_model.learning import monotonicity
 from diamond_model.learning.gate import Comparison, gate, paired_noise
 from diamond_model.learning.outcomes import (
     RetrainCancelled,
@@ -35,7 +35,7 @@ from diamond_model.learning.outcomes import (
     RunTicket,
     Submission,
 )
-from diamond_model.learning.preview import BatchPreview, LiveScore, prepare
+from diamond_model.learning.preview import BatchPreview, LiveScore, prepare, upload_digest
 from diamond_model.learning.registry import Registry
 from diamond_model.learning.training import (
     evaluate,
@@ -99,11 +99,13 @@ class LearningLoop:
         filename: str,
         upload_date: date | None = None,
         champion: Champion | None = None,
+        sheet: str | None = None,
     ) -> BatchPreview:
-        """Check an upload against the rules, the store and the serving model; write nothing."""
+        """Check an upload (a CSV file, or a workbook's first or named sheet) against the rules,
+        the store and the serving model; write nothing."""
         today = upload_date or date.today()
-        raw, result = self.store.read_upload(data, today=max(today, date.today()))
-        existing = self.store.find_batch_by_hash(hashlib.sha256(data).hexdigest())
+        raw, result = self.store.read_upload(data, today=max(today, date.today()), sheet=sheet)
+        existing = self.store.find_batch_by_hash(upload_digest(data, sheet))
         return prepare(
             data,
             filename,
@@ -114,6 +116,7 @@ class LearningLoop:
             None if existing is None else (existing.id, existing.withdrawn),
             champion if champion is not None else self.champion(),
             self.settings.interval_level,
+            sheet,
         )
 
     def submit(
@@ -349,9 +352,14 @@ class LearningLoop:
             self.settings.holdout_fraction,
             budget=self.settings.size_search_seconds,
         )
+        notify("checking that no better grade is priced lower", 0.75)
+        proof = monotonicity.check(result.model, appraisals)
+        result.metrics.update(proof.figures())  # stored with the version
         notify("comparing the candidate with the champion", 0.8)
         comparisons = self._compare(appraisals, result.model, champion_row)
-        if champion_row is None:
+        if not proof.holds:
+            ok, reason = False, proof.refusal()
+        elif champion_row is None:
             ok = (
                 math.isfinite(result.metrics["mape"])
                 and result.metrics["mape"] < FIRST_MODEL_MAX_MAPE

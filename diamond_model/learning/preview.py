@@ -228,6 +228,7 @@ class BatchPreview:
     live: LiveScore | None = None
     drift: pd.DataFrame | None = None
     missing_columns: list[str] = field(default_factory=list)
+    sheet: str | None = None  # the workbook sheet read (None: the first, or a CSV file)
 
     @property
     def accepted(self) -> pd.DataFrame:
@@ -323,6 +324,15 @@ class BatchPreview:
         return out
 
 
+def upload_digest(data: bytes, sheet: str | None = None) -> str:
+    """What identifies an upload: the file's bytes, and the sheet when one is named (two sheets
+    of one workbook are two batches)."""
+    digest = hashlib.sha256(data)
+    if sheet is not None:
+        digest.update(b"\0sheet:" + sheet.encode())
+    return digest.hexdigest()
+
+
 def prepare(
     data: bytes,
     filename: str,
@@ -333,6 +343,7 @@ def prepare(
     existing: tuple[int, bool] | None,
     champion: Champion | None,
     level: float,
+    sheet: str | None = None,
 ) -> BatchPreview:
     """Assemble the preview from the validated file, the store's matches and the champion."""
     accepted = result.accepted
@@ -351,7 +362,8 @@ def prepare(
     stored = stored[~np.isin(lines[stored["position"].to_numpy(dtype=int)], list(within))]
     preview = BatchPreview(
         filename=filename,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=upload_digest(data, sheet),
+        sheet=sheet,
         raw=raw,
         result=result,
         upload_date=upload_date,

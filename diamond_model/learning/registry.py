@@ -16,6 +16,7 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 
 from diamond_model.enums import VersionStatus
+from diamond_model.learning import monotonicity
 from diamond_model.learning.training import TrainingResult, evaluate, holdout_mask
 from diamond_model.learning.versions import (
     ArtefactRefusedError,
@@ -172,6 +173,7 @@ class Registry:
     ) -> VersionInfo:
         """Make a servable stored version the champion. One the gate refused needs `override`:
         the reason it should serve anyway, recorded in the champion history."""
+        self.prove_monotone(version)
         with self.store.session() as session, session.begin():
             row = self._servable(session, version)
             if row.gate_refused:
@@ -262,6 +264,7 @@ class Registry:
                 "Use `promote VERSION` to serve a specific version."
             )
         target = stack[-2]
+        self.prove_monotone(target)
         with self.store.session() as session, session.begin():
             self._servable(session, target)
             self.set_champion(session, target, "rollback", f"rolled back from v{stack[-1]}")
@@ -278,6 +281,20 @@ class Registry:
                 )
                 is not None
             )
+
+    def prove_monotone(self, version: int) -> None:
+        """Check a version trained before every candidate was checked (`learning.monotonicity`)
+        on the stored appraisals, once, and record the figures with it: a version that prices a
+        better grade lower is then refused by `_servable` like any unservable one."""
+        with self.store.session() as session:
+            row = session.get(ModelVersion, version)
+            if row is None or row.format != MODEL_FORMAT or "monotone_checked" in row.metrics:
+                return
+        proof = monotonicity.check(self.load(version), self.store.appraisals())
+        with self.store.session() as session, session.begin():
+            row = session.get(ModelVersion, version)
+            if row is not None:
+                row.metrics = {**row.metrics, **proof.figures()}
 
     def load(self, version: int) -> PricingModel:
         """The stored model, checked against its recorded hash; never an old pickle."""

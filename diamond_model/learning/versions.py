@@ -69,7 +69,7 @@ class VersionInfo:
 
     @property
     def servable(self) -> bool:
-        return self.format == MODEL_FORMAT and not self.withdrawn_from
+        return self.unservable_reason is None
 
     @property
     def unservable_reason(self) -> str | None:
@@ -80,6 +80,13 @@ class VersionInfo:
             return (
                 f"v{self.version} learned from withdrawn batch "
                 f"{', '.join(map(str, self.withdrawn_from))}; restore the batch to serve it again"
+            )
+        if self.metrics.get("monotone_violations", 0) > 0:
+            return (
+                f"v{self.version} prices a better grade or a heavier stone lower "
+                f"({self.metrics['monotone_violations']:,.0f} of "
+                f"{self.metrics.get('monotone_checked', 0):,.0f} comparisons when it was "
+                "trained); it is never served: retrain"
             )
         return None
 

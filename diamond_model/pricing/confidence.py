@@ -143,9 +143,11 @@ def like_words(like: int, color: int, clarity: int, band: int) -> str:
     if like == 0:
         return (
             f"none of our appraisals is a {grades} stone {band_words(band)}: the range is "
-            "widened by half"
+            "wider for it"
         )
     if like < ENOUGH_LIKE:
+        if like == 1:
+            return f"only 1 of our appraisals is a {grades} stone {band_words(band)}"
         return f"only {like} of our appraisals are {grades} stones {band_words(band)}"
     return f"{like:,} of our appraisals are {grades} stones {band_words(band)}"
 

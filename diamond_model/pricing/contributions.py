@@ -24,7 +24,7 @@ from diamond_model.data.schema import GRADES
 MAIN_STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("size", "Size", ("carat", "x", "y", "z")),
     ("cut", "Cut", ("cut",)),
-    ("color", "Color", ("color",)),
+    ("color", "Colour", ("color",)),
     ("clarity", "Clarity", ("clarity",)),
 )
 REST_STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (

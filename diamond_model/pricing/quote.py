@@ -28,7 +28,10 @@ from diamond_model.pricing.confidence import ENOUGH_LIKE, LEVELS, like_words, si
 from diamond_model.pricing.contributions import Explanation, explain
 from diamond_model.pricing.estimates import Estimates, estimate_prices
 from diamond_model.pricing.model import PricingModel
+from diamond_model.words import and_list
 
+# The millimetres as staff and reports name them.
+AXIS_WORDS = {"x": "length", "y": "width", "z": "total depth"}
 OUTPUT_COLUMNS = (
     "price_estimate",
     "price_low",
@@ -180,10 +183,10 @@ def _conflicts(notes: list[Finding]) -> tuple[str, ...]:
         if note.kind is FindingKind.SIZE_CONFLICT:
             out.append(
                 f"the millimetres disagree with the carat (they imply {note.figure:.2f} ct): the "
-                "range is widened by a quarter"
+                "range is wider for it"
             )
         elif note.kind is FindingKind.DEPTH_CONFLICT:
-            out.append("depth % disagrees with the millimetres: the range is widened by a quarter")
+            out.append("depth % disagrees with the millimetres: the range is wider for it")
     return tuple(out)
 
 
@@ -201,14 +204,16 @@ def _quote(
     warnings = [_note_sentence(note) for note in notes]
     if inputs == Inputs.FOUR_C:
         unusable = [a for a in SIZE_AXES if a in set_aside or a in missing]
-        verb = ("was" if len(unusable) == 1 else "were") + " set aside"
+        verb = ("was" if len(unusable) == 1 else "were") + " not usable"
         if not any(a in set_aside for a in unusable):
             verb = "is missing" if len(unusable) == 1 else "are missing"
+        names = and_list([AXIS_WORDS[a] for a in unusable])
         warnings.append(
-            f"priced from the 4Cs only because {', '.join(unusable)} {verb}: the range is wider"
+            f"priced from the carat and the grades alone because the {names} {verb}: the range "
+            "is wider"
         )
     elif found.assumed_table[k]:
-        warnings.append(f"table not given: the typical {model.typical['table']:g} % was assumed")
+        warnings.append(f"table % not given: a typical {model.typical['table']:g} % was used")
     warnings += _outside(model, columns, k, inputs)
     assessment = found.assessment(model.domain, k)
     warnings += [c for c in assessment.concerns if c not in warnings and "millimetres" not in c]

@@ -3,6 +3,8 @@ grid, held-out diagnostics, what the model relies on, and the data's own structu
 
 from __future__ import annotations
 
+from typing import cast
+
 import numpy as np
 import pandas as pd
 
@@ -77,19 +79,18 @@ def carat_curve(
     )
 
 
-def price_per_carat_grid(model: PricingModel, carat: float, cut: str, level: float) -> pd.DataFrame:
+def price_per_carat_grid(
+    model: PricingModel, stone: dict[str, object], level: float
+) -> pd.DataFrame:
     """The model's price per carat for every colour (rows, D first) and clarity (columns, IF
-    first) at this weight and cut: the grid jewellers read in trade price lists."""
+    first) at this stone's weight, cut and measurements: the grid jewellers read in trade price
+    lists, whose cell for the stone's own grades is the stone's own price per carat."""
     colors, clarities = COLORS[::-1], CLARITIES[::-1]
     stones = pd.DataFrame(
-        [
-            {"carat": carat, "cut": cut, "color": color, "clarity": clarity}
-            for color in colors
-            for clarity in clarities
-        ]
+        [{**stone, "color": color, "clarity": clarity} for color in colors for clarity in clarities]
     )
     batch = quote_frame(model, stones, level, explain_prices=False)
-    values = np.array([q.price for q in batch.quotes]) / carat
+    values = np.array([q.price for q in batch.quotes]) / float(cast(float, stone["carat"]))
     return pd.DataFrame(
         values.reshape(len(colors), len(clarities)).round(0), index=colors, columns=clarities
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import textwrap
+
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
@@ -41,12 +43,17 @@ FONT = {"size": 13, "color": INK}
 NO_TOOLBAR = {"displayModeBar": False, "displaylogo": False}
 
 
+def wrapped(label: str, width: int = 18) -> str:
+    """A chart label broken into lines of at most `width` characters."""
+    return "<br>".join(textwrap.wrap(label, width, break_long_words=False)) or label
+
+
 def waterfall(explanation: Explanation) -> go.Figure:
     """From the typical stone's price to this stone's, one horizontal bar per step, in dollars,
     in the fixed order (size, cut, colour, clarity, then the rest)."""
-    labels = [
-        f"Typical stone<br>{explanation.base_stone}",
-        *[f"{s.label}: {s.value}" for s in explanation.steps],
+    labels = [  # wrapped: one long label squeezed the bars into a sliver
+        wrapped(f"Typical stone: {explanation.base_stone}"),
+        *[wrapped(f"{s.label}: {s.value}") for s in explanation.steps],
         "This stone",
     ]
     values = [explanation.base_price, *[s.dollars for s in explanation.steps], explanation.price]

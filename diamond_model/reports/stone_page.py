@@ -6,7 +6,6 @@ cannot disagree."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import cast
 
 import pandas as pd
 
@@ -39,13 +38,12 @@ def stone_page(
     """Price the stone and everything around it with one model version."""
     model = champion.model
     quote = quote_stone(model, stone, level)  # raises InvalidStoneError before anything else
-    carat, cut = float(cast(float, stone["carat"])), str(stone["cut"])
     return StonePage(
         version=champion.version,
         stone=dict(stone),
         quote=quote,
         what_if=what_if(model, stone, level),
-        grid=price_per_carat_grid(model, carat, cut, level),
+        grid=price_per_carat_grid(model, stone, level),
         curve=carat_curve(model, stone, level),
         comparables=closest(
             store.comparables(stone, CARAT_WINDOW, COMPARABLES), stone, COMPARABLES

@@ -145,7 +145,7 @@ class Store:
     # ---- uploads ------------------------------------------------------------------------------
 
     def read_upload(
-        self, data: bytes, today: date | None = None
+        self, data: bytes, today: date | None = None, sheet: str | None = None
     ) -> tuple[RawTable, ValidationResult]:
         """Validate an appraisal file within the size and row limits, writing nothing."""
         if len(data) > self.max_upload_bytes:
@@ -153,7 +153,7 @@ class Store:
                 f"The file is {len(data):,} bytes; the limit is {self.max_upload_bytes:,}. "
                 "Split it into smaller files."
             )
-        raw, result = validate_csv(data, "appraisal", today)
+        raw, result = validate_csv(data, "appraisal", today, sheet)
         if result.total_rows > self.max_rows:
             raise FileTooLargeError(
                 f"The file has {result.total_rows:,} rows; the limit is {self.max_rows:,}. "

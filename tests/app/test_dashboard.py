@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pypdf import PdfReader
+from streamlit.testing.v1 import AppTest
 
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.serving.people import People, Role
@@ -38,6 +39,11 @@ ON_BOTH = pytest.mark.parametrize(
     "dashboard_env",
     ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
     indirect=True,
+)
+
+MISSING_MM = (
+    "priced from the carat and the grades alone because the length, width and total depth are "
+    "missing"
 )
 
 
@@ -95,6 +101,42 @@ def test_price_a_stone_quotes_with_range_confidence_and_reasons(dashboard_env: S
     assert len(frame(app, "Appraised")) > 0
 
 
+def test_the_price_comes_first_and_the_rest_follows(dashboard_env: Settings) -> None:
+    """A session's first view is the price, its range and the reasons, without the charts and
+    tables below (the browser's chart library held the price back); the timer's pass then draws
+    everything, once."""
+    app = AppTest.from_file(PRICE, default_timeout=120).run()
+    assert "Estimated price" in metrics(app) and "Confidence:" in texts(app)
+    assert not app.get("plotly_chart") and not app.dataframe, "nothing heavy on the first view"
+    assert "What if the grades were different?" not in [h.value for h in app.subheader]
+    app = rerun(app)  # the timer's pass
+    assert len(app.get("plotly_chart")) == 2 and frame(app, "VVS1") is not None
+    settled = rerun(app)
+    assert len(settled.get("plotly_chart")) == 2, "drawn at once from then on"
+    assert metrics(settled) == metrics(app)
+
+
+def test_the_stones_grid_cell_is_its_own_price_per_carat_in_the_counters_words(
+    dashboard_env: Settings,
+) -> None:
+    """The grid priced the stone without its millimetres ($3,871 beside $3,838); colour is
+    spelt as the inputs spell it, and staff read no '4Cs', 'x, y, z', 'set aside' or 'v1'."""
+    app = run(PRICE)
+    for key, value in (("mm_x", 6.4), ("mm_y", 6.45), ("mm_z", 3.95)):
+        app.number_input(key=key).set_value(value)
+    app = rerun(app)
+    per_carat = float(metrics(app)["Price per carat"].strip("$").replace(",", ""))
+    grid = frame(app, "VVS1")
+    assert grid.loc["G", "VS2"] == pytest.approx(per_carat / 100, abs=0.5), "hundreds of $/ct"
+    assert f"reads {per_carat / 100:,.0f} for its ${per_carat:,.0f} per carat" in texts(app)
+    shown = texts(app)
+    assert "Colour G adds" in shown and "Color" not in shown
+    assert "Colour G → H" in frame(app, "Change")["Change"].tolist()
+    assert "Priced from the carat, the grades and the measurements, at January 2026" in shown
+    for jargon in ("4Cs", "x, y, z", "set aside", "widened", "market level", "Model v"):
+        assert jargon not in shown, jargon
+
+
 def test_an_invalid_stone_hides_the_price_and_says_what_to_fix(dashboard_env: Settings) -> None:
     app = run(PRICE)
     app.number_input(key="carat").set_value(40.0)
@@ -110,7 +152,7 @@ def test_a_zero_dimension_is_set_aside_with_a_warning(dashboard_env: Settings) -
         app.number_input(key=key).set_value(value)
     app = rerun(app)
     assert metrics(app)["Estimated price"] == plain, "priced from the 4Cs"
-    assert "Total depth set aside: it must be more than 0 mm" in texts(app)
+    assert "Total depth not used: it must be more than 0 mm" in texts(app)
 
 
 QUESTION = (
@@ -142,7 +184,9 @@ def test_a_carat_and_millimetres_that_disagree_ask_one_question_whatever_the_ord
     used = click(app, "use_implied")
     assert used.number_input(key="carat").value == 0.99
     assert QUESTION[:40] not in texts(used) and "Estimated price" in metrics(used)
-    assert "priced from all inputs" in texts(used), "the millimetres now price the stone"
+    assert "Priced from the carat, the grades and the measurements" in texts(used), (
+        "the millimetres now price the stone"
+    )
 
     app.number_input(key="carat").set_value(1.5)
     app = rerun(app)
@@ -151,7 +195,7 @@ def test_a_carat_and_millimetres_that_disagree_ask_one_question_whatever_the_ord
     assert kept.number_input(key="carat").value == 1.5
     assert kept.number_input(key="mm_x").value is None
     assert "Estimated price" in metrics(kept)
-    assert "priced from the 4cs only because x, y, z are missing" in texts(kept).lower()
+    assert MISSING_MM in texts(kept).lower()
 
 
 def test_an_extreme_stone_says_it_is_an_extrapolation(dashboard_env: Settings) -> None:
@@ -284,9 +328,11 @@ def test_price_a_list_puts_unpriced_rows_first_with_dollars_and_notes(
     table = frame(app, "Estimate")
     assert "is a colour grade below J" in table["Could not be priced because"].iloc[0]
     columns = list(table.columns)
-    assert columns.index("Could not be priced because") == columns.index("Estimate") - 1, (
-        "the reason sits beside the inputs, not past the notes"
+    assert columns.index("Could not be priced because") == columns.index("Estimate") + 1, (
+        "the reason sits beside the inputs and the blank estimate, not past the notes"
     )
+    answer = ["Estimate", "Could not be priced because", "Range from", "Range to", "Confidence"]
+    assert columns[:9] == ["carat", "cut", "color", "clarity", *answer], "before the millimetres"
     assert table["Estimate"].iloc[0] == "" and table["Estimate"].iloc[2].startswith("$")
     assert "None" not in table.to_string() and "nan" not in table.to_string()
     assert table["Confidence"].iloc[3] == "medium" and "imply" in table["Notes"].iloc[3]
@@ -320,11 +366,11 @@ def test_a_model_promoted_elsewhere_is_used_on_the_next_quote(dashboard_env: Set
     pipeline = LearningLoop.from_settings(dashboard_env)
     pipeline.retrain(force=True)
     app = run(PRICE)
-    assert "Model v2" in texts(app)
+    assert "(model 2)" in texts(app)
     pipeline.registry.promote(1)  # as the CLI or the API would, from another process
     time.sleep(1.1)
     app = rerun(app)
-    assert "Model v1" in texts(app)
+    assert "(model 1)" in texts(app)
     pipeline.store.dispose()
 
 

@@ -135,3 +135,128 @@ def test_the_expert_uploads_italian_excels_csv_on_the_page(dashboard_env: Settin
     assert "Windows-1252" in texts(app) and "'Carati' as carat" in texts(app)
     rejected = frame(app, "Why")
     assert rejected["Line"].tolist() == ["5"]
+
+
+def _two_sheets() -> bytes:
+    """A workbook whose first sheet is a summary and whose second holds the stones, as offices
+    keep them (openpyxl writes it; the sheet choice is what is tested here)."""
+    import io
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    summary = book.active
+    summary.title = "Riepilogo"
+    summary.append(["Perizie di novembre"])
+    summary.append(["Totale", "=SUM(Perizie!G2:G3)"])
+    stones = book.create_sheet("Perizie")
+    stones.append(["Carati", "Taglio", "Colore", "Purezza", "Profondità", "Tavola", "Prezzo"])
+    stones.append([1.1, "Ideal", "H", "SI2", 62, 55, 4733])
+    stones.append([0.31, "Very Good", "E", "VS1", 61.8, 58, 841])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+def test_a_named_sheet_is_read_through_the_api_and_each_sheet_is_its_own_batch(
+    client: TestClient,
+    keys: dict[str, str],
+    api_settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    book = _two_sheets()
+    upload = {"file": ("novembre.xlsx", book, "application/octet-stream")}
+    first = client.post("/v1/quotes/batch/csv", files=upload)
+    assert_problem(first, 422, "carat")  # the summary sheet is not a table of stones
+    priced = client.post("/v1/quotes/batch/csv", files=upload, params={"sheet": "Perizie"})
+    assert priced.status_code == 200, priced.text
+    assert [r["line"] for r in priced.json()["results"]] == [2, 3]
+    wrong = client.post("/v1/quotes/batch/csv", files=upload, params={"sheet": "Foglio9"})
+    assert_problem(wrong, 422, "no sheet named 'Foglio9'; its sheets: Riepilogo, Perizie")
+    stored = client.post(
+        "/v1/appraisals",
+        files=upload,
+        headers=auth(keys),
+        params={"retrain": "false", "sheet": "Perizie"},
+    )
+    assert stored.status_code == 201, stored.text
+    assert stored.json()["batch"]["rows_accepted"] == 2
+    again = client.post(
+        "/v1/appraisals",
+        files=upload,
+        headers=auth(keys),
+        params={"retrain": "false", "sheet": "Perizie", "dry_run": "true"},
+    )
+    said = f"This file is already stored as batch {stored.json()['batch']['id']}"
+    sentences = again.json()["preview"]["sentences"]
+    assert any(line.startswith(said) for line in sentences), "the same sheet again is known"
+    assert any("the sheet 'Perizie' (of Riepilogo, Perizie)" in line for line in sentences)
+
+    from diamond_model.learning.preview import upload_digest
+
+    assert upload_digest(book, "Perizie") != upload_digest(book), "two sheets, two batches"
+
+    from diamond_model.cli import commands
+
+    monkeypatch.setattr(commands, "get_settings", lambda: api_settings)
+    (tmp_path / "novembre.xlsx").write_bytes(book)
+    argv = ["ingest", str(tmp_path / "novembre.xlsx"), "--dry-run", "--sheet", "Perizie"]
+    assert commands.main(argv) == 0
+    assert "This file is already stored as batch" in capsys.readouterr().out
+
+
+def test_the_pages_offer_the_sheets_of_a_workbook(dashboard_env: Settings) -> None:
+    book = _two_sheets()
+    app = run(PRICE)
+    app.file_uploader(key="price_list").set_value(("novembre.xlsx", book, "application/zip"))
+    app = rerun(app)
+    choice = app.selectbox(key="price_list_sheet")
+    assert choice.options == ["Riepilogo", "Perizie"] and "carat" in texts(app)
+    choice.set_value("Perizie")
+    app = rerun(app)
+    assert "Priced 2 of 2 stones" in texts(app)
+
+    expert = unlock(run(APPRAISALS))
+    expert.file_uploader[0].set_value(("novembre.xlsx", book, "application/zip"))
+    expert = rerun(expert)
+    [sheet] = [s for s in expert.selectbox if s.label.startswith("Sheet of novembre.xlsx")]
+    sheet.set_value("Perizie")
+    expert = rerun(expert)
+    assert "'Carati' as carat" in texts(expert) and "the sheet 'Perizie'" in texts(expert)
+    assert [m.value for m in expert.metric if m.label == "Appraisals to store"] == ["2"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_of_file_through_the_api_and_the_command_line(
+    client: TestClient,
+    keys: dict[str, str],
+    api_settings: Settings,
+    kind: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The same three appraisals and one bad price, whichever program saved them, through the
+    API's preview and the CLI's ingest (against the same database)."""
+    preview = client.post(
+        "/v1/appraisals",
+        files={"file": (f"perizie.{kind}", _content(kind), "application/octet-stream")},
+        headers=auth(keys),
+        params={"dry_run": "true"},
+    )
+    assert preview.status_code == 201, preview.text
+    shown = preview.json()["preview"]
+    assert (shown["rows_accepted"], shown["rows_rejected"]) == (3, 1)
+    assert [r["line"] for r in shown["rejections"]] == [5]
+
+    from diamond_model.cli import commands
+
+    monkeypatch.setattr(commands, "get_settings", lambda: api_settings)
+    path = tmp_path / f"perizie.{kind}"
+    path.write_bytes(_content(kind))
+    assert commands.main(["ingest", str(path), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 rows, 3 accepted, 1 rejected" in out and "'Carati' as carat" in out
+    assert "line 5 [price] rejected: Price must be a number" in out

@@ -15,6 +15,11 @@ from diamond_model.settings import Settings
 from diamond_model.storage import lease
 from tests.helpers import BUNDLED_STORED, auth, csv_bytes, make_keys, repriced
 
+MISSING_MM = (
+    "priced from the carat and the grades alone because the length, width and total depth are "
+    "missing"
+)
+
 
 @pytest.fixture
 def run(settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
@@ -51,7 +56,7 @@ def test_ingest_reports_rejections_and_a_second_copy_is_a_no_op(
     assert code == 0
     assert "1,200 rows, 1,199 accepted, 1 rejected" in out
     assert "line 6 [cut] rejected: 'Perfect' is not a cut grade" in out
-    assert "line 9 [x] set aside: Length x set aside" in out
+    assert "line 9 [x] note: Length x not used" in out
     code, out, err = run("ingest", str(path))
     assert code == 0, err
     assert "Already stored as batch 1: nothing added." in out
@@ -178,7 +183,7 @@ def test_predict_keeps_rows_and_adds_columns(run, tmp_path: Path) -> None:
         priced.loc[1, "price_estimate"] == ""
         and "'Q' is a colour grade below J" in priced.loc[1, "error"]
     )
-    assert "priced from the 4Cs only because x, y, z are missing" in priced.loc[2, "warnings"]
+    assert MISSING_MM in priced.loc[2, "warnings"]
     assert "the millimetres imply" in priced.loc[3, "warnings"]
     assert priced["carat_from_mm"].tolist()[:3] == ["", "", ""], "filled only for a conflict"
     assert float(priced.loc[3, "carat_from_mm"]) > 2.0, "9 × 9 × 5 mm is no 0.4 ct stone"

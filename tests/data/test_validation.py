@@ -30,11 +30,11 @@ def test_bundled_dataset_defects_are_each_handled(dataset_bytes: bytes) -> None:
     assert all("Price must be more than $0" in reasons[line] for line in price_lines)
     notes = result.notes_by_line().set_index("line")["reason"]
     # 2.25 ct with x = y = z = 0: kept, its millimetres set aside.
-    assert "Length x set aside: it must be more than 0 mm" in notes[4323]
+    assert "Length x not used: it must be more than 0 mm" in notes[4323]
     for line in (1115, 1778, 1891):  # depth % against 2·z/(x+y), or millimetres against carat
-        assert "set aside" in notes[line]
+        assert "not used" in notes[line]
     # A 95 % table (a stone with almost no crown): a typing error, set aside, the row kept.
-    assert "Table % set aside: it must be at least 40 % and at most 80 %" in notes[681]
+    assert "Table % not used: it must be at least 40 % and at most 80 %" in notes[681]
     assert result.n_accepted == 5000 - 10
     assert result.total_rows == 5000
 
@@ -86,10 +86,10 @@ def test_a_bad_4c_or_price_rejects_the_row_with_line_column_and_reason(
 @pytest.mark.parametrize(
     ("row", "column", "reason"),
     [
-        ("1.1,Ideal,H,SI2,62.0,120,4733,6.61,6.65,4.11", "table", "Table % set aside: it must be"),
-        ("1.1,Ideal,H,SI2,95,55.0,4733,6.61,6.65,4.11", "depth", "Depth % set aside: it must be"),
-        ("1.1,Ideal,H,SI2,62.0,55.0,4733,0,6.65,4.11", "x", "Length x set aside: it must be more"),
-        ("1.1,Ideal,H,SI2,62.0,55.0,4733,6.61,abc,4.11", "y", "Width y 'abc' set aside"),
+        ("1.1,Ideal,H,SI2,62.0,120,4733,6.61,6.65,4.11", "table", "Table % not used: it must be"),
+        ("1.1,Ideal,H,SI2,95,55.0,4733,6.61,6.65,4.11", "depth", "Depth % not used: it must be"),
+        ("1.1,Ideal,H,SI2,62.0,55.0,4733,0,6.65,4.11", "x", "Length x not used: it must be more"),
+        ("1.1,Ideal,H,SI2,62.0,55.0,4733,6.61,abc,4.11", "y", "Width y 'abc' not used"),
         (
             "1.1,Ideal,H,SI2,62.0,55.0,4733,6.61,6.65,3.80",
             "depth",

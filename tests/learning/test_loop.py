@@ -59,7 +59,8 @@ def test_the_model_follows_a_market_move_and_refuses_a_poisoned_batch(
     assert quotes.quotes[0].market.period == "2026-04"
 
     poisoned = pipeline.preview(csv_bytes(dated(shuffled(base, 3, 3000), MAY)), "may.csv")
-    assert poisoned.live.verdict == "too many suspects" and poisoned.live.spread_ratio > 4
+    # the spread is read on the prices not flagged as suspects: still three times the usual
+    assert poisoned.live.verdict == "too many suspects" and poisoned.live.spread_ratio > 3
     assert len(poisoned.live.suspects) > 0.5 * poisoned.live.n
     assert "the file as a whole looks wrong" in " ".join(poisoned.live.sentences())
     submission = pipeline.submit(poisoned, "expert", retrain=True)

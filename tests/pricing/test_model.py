@@ -102,6 +102,15 @@ def test_the_size_of_the_model_grows_with_the_data(complete: pd.DataFrame) -> No
     assert [t.capacity for t in trials] == ["small", "medium"]
     assert capacity.name == min(trials, key=lambda t: t.mape).capacity
 
+    from diamond_model.pricing.model import Capacity
+
+    tiny = tuple(Capacity(f"s{k}", 7, 40, 0.2, 10, k * 500) for k in range(3))
+    prices = small["price"].to_numpy(float)
+    _, _, trials = choose_capacity(small, prices, _folds(1500, 0), 600, 0, tiny)
+    assert [t.capacity for t in trials] == ["s1", "s2"], "the two largest the data allow"
+    assert [c.name for c in CAPACITIES] == ["small", "medium", "large"]
+    assert CAPACITIES[2].min_rows == 40_000, "a size for large stores"
+
 
 def test_unconstrained_variant_exists_for_comparison(appraisals: pd.DataFrame) -> None:
     sample = appraisals.iloc[:600]
@@ -125,6 +134,7 @@ def test_model_comparison_reports_every_candidate(appraisals: pd.DataFrame) -> N
         "gbm_4c_monotone",
         "gbm_unconstrained",
         "gbm_monotone_l2",
+        "gbm_monotone_advanced",
         "gbm_monotone",
     }
     assert table.loc["gbm_monotone", "shipped"]

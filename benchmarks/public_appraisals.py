@@ -1,0 +1,145 @@
+"""Accuracy on the public appraisals outside the bundled file: measurement only, never tuning.
+
+The bundled 5,000 appraisals are a sample of the public ggplot2 `diamonds` table (53,940 rows).
+The rows of that table not in the bundled file (48,902 with usable millimetres) are split once,
+with a fixed seed: 15,000 are the test set; the rest are "more appraisals" a store could grow by.
+
+    python -m benchmarks.public_appraisals served PUBLIC_CSV   # the served model's figures
+    python -m benchmarks.public_appraisals sizes PUBLIC_CSV    # the size study (model.CAPACITIES)
+
+PUBLIC_CSV is the table as ggplot2 ships it (plotnine's wheel has a copy:
+`plotnine/data/diamonds.csv`); it is not bundled here and nothing downloads it.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import KFold, RepeatedKFold
+
+from diamond_model.data.schema import BUNDLED_APPRAISED_ON, STONE_COLUMNS
+from diamond_model.learning.evaluation import _complete
+from diamond_model.learning.loop import BUNDLED_DATASET, LearningLoop
+from diamond_model.learning.metrics import price_metrics
+from diamond_model.learning.training import train
+from diamond_model.pricing.model import PriceModel
+from diamond_model.pricing.quote import quote_frame
+from diamond_model.settings import Settings
+
+COLUMNS = ["carat", "cut", "color", "clarity", "depth", "table", "price", "x", "y", "z"]
+ROUNDING = {"carat": 2, "depth": 1, "table": 1, "price": 0, "x": 2, "y": 2, "z": 2}
+TEST_ROWS = 15_000
+SEED = 0
+
+
+def _keys(frame: pd.DataFrame) -> pd.Series:
+    rounded = frame[COLUMNS].copy()
+    for column, digits in ROUNDING.items():
+        rounded[column] = rounded[column].astype(float).round(digits)
+    return rounded.astype(str).agg("|".join, axis=1)
+
+
+def split(public_csv: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(bundled appraisals, the public test set, the other public appraisals in a fixed order)."""
+    bundled = pd.read_csv(BUNDLED_DATASET)
+    public = pd.read_csv(public_csv)
+    others = public[~_keys(public).isin(set(_keys(bundled)))]
+    others = others[(others[["x", "y", "z"]] > 0).all(axis=1)].reset_index(drop=True)
+    order = np.random.default_rng(SEED).permutation(len(others))
+    test = others.iloc[order[:TEST_ROWS]].reset_index(drop=True)
+    more = others.iloc[order[TEST_ROWS:]].reset_index(drop=True)
+    return bundled, test, more
+
+
+def served(public_csv: Path) -> None:
+    """The served pipeline as a store runs it (the files stored through validation, then
+    `training.train`: size search, both regressors, ranges, market index), on the bundled
+    appraisals and then with 20,000 more (dated as the bundled ones: one market month)."""
+    bundled, test, more = split(public_csv)
+    print(f"public others: {TEST_ROWS:,} test, {len(more):,} more; bundled {len(bundled):,}")
+    stones = test[list(STONE_COLUMNS)]
+    actual = test["price"].to_numpy(dtype=float)
+    with tempfile.TemporaryDirectory() as folder:
+        loop = LearningLoop.from_settings(Settings(instance_dir=Path(folder), auto_retrain=False))
+        loop.store.create_schema()
+        for extra, rows in ((0, bundled), (20_000, more.iloc[:20_000])):
+            dated = rows.assign(appraised_on=BUNDLED_APPRAISED_ON.isoformat())
+            loop.ingest(dated.to_csv(index=False).encode(), f"{extra}.csv", "study", retrain=False)
+            appraisals = loop.store.appraisals()
+            started = time.perf_counter()
+            result = train(appraisals, 0.9, 0.2)
+            seconds = time.perf_counter() - started
+            quotes = quote_frame(result.model, stones, 0.9, explain_prices=False).quotes
+            price = np.array([q.price for q in quotes])
+            low, high = np.array([q.low for q in quotes]), np.array([q.high for q in quotes])
+            metrics = price_metrics(actual, price)
+            inside = (actual >= low) & (actual <= high)
+            width = (high - low) / price
+            rich = actual > 10_000
+            print(
+                f"trained on {result.n_train:,} of {len(appraisals):,} ({result.model.capacity},"
+                f" {seconds:.0f} s): MAPE {metrics['mape']:.2f} %, MAE ${metrics['mae']:,.0f}, "
+                f"coverage {100 * inside.mean():.1f} % (above $10,000: "
+                f"{100 * inside[rich].mean():.1f} %), median width {100 * np.median(width):.1f} %"
+            )
+        loop.store.dispose()
+
+
+SIZES = {  # the candidates of the 2026-12 study; the chosen ones are in model.CAPACITIES
+    "previous small: 250 trees at 0.12, 15 leaves of 15": (250, 0.12, 15, 15),
+    "small: 1,000 at 0.03, 23 leaves of 7": (1000, 0.03, 23, 7),
+    "1,000 at 0.03, 15 leaves of 10": (1000, 0.03, 15, 10),
+    "1,500 at 0.02, 23 leaves of 7": (1500, 0.02, 23, 7),
+    "previous medium: 800 at 0.075, 31 leaves of 10": (800, 0.075, 31, 10),
+    "medium: 2,000 at 0.03, 47 leaves of 5": (2000, 0.03, 47, 5),
+    "large: 3,000 at 0.03, 63 leaves of 5": (3000, 0.03, 63, 5),
+}
+
+
+def sizes(public_csv: Path) -> None:
+    """Each size by cross-validation on what a store would hold (repeated 5 × 3 on the bundled
+    appraisals; 5-fold with 20,000 more), then checked on the test set."""
+    bundled, test, more = split(public_csv)
+    for extra in (0, 20_000):
+        store = _complete(pd.concat([bundled, more.iloc[:extra]], ignore_index=True))
+        stones, prices = store[list(STONE_COLUMNS)], store["price"].to_numpy(dtype=float)
+        splitter = (
+            RepeatedKFold(n_splits=5, n_repeats=3, random_state=SEED)
+            if not extra
+            else KFold(5, shuffle=True, random_state=SEED)
+        )
+        folds = list(splitter.split(stones))
+        print(f"== a store of {len(store):,} appraisals ==")
+        for name, (trees, rate, leaves, per_leaf) in SIZES.items():
+            recipe = {
+                "n_estimators": trees,
+                "learning_rate": rate,
+                "num_leaves": leaves,
+                "min_child_samples": per_leaf,
+            }
+            cv = [
+                price_metrics(
+                    prices[te],
+                    PriceModel(**recipe).fit(stones.iloc[tr], prices[tr]).predict(stones.iloc[te]),
+                )["mape"]
+                for tr, te in folds
+            ]
+            fitted = PriceModel(**recipe).fit(stones, prices)
+            check = price_metrics(
+                test["price"].to_numpy(float), fitted.predict(test[list(STONE_COLUMNS)])
+            )
+            print(
+                f"  {name:48} CV {np.mean(cv):.3f} ± {np.std(cv, ddof=1):.3f} %   "
+                f"test {check['mape']:.3f} %, ${check['mae']:,.0f}"
+            )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3 or sys.argv[1] not in ("served", "sizes"):
+        sys.exit(__doc__)
+    {"served": served, "sizes": sizes}[sys.argv[1]](Path(sys.argv[2]))
