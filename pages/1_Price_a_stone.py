@@ -365,9 +365,13 @@ with given:
                 "Reprint", found["number"].tolist(), format_func=quote_number, key="reprint"
             )
             number = int(chosen)
-            st.download_button(  # the PDF is made when the button is pressed, not on every run
+            # made once per chosen quote in this session, not on every rerun of the page
+            kept = st.session_state.get("reprinted")
+            if kept is None or kept[0] != number:
+                kept = st.session_state["reprinted"] = (number, reprint(svc, number) or b"")
+            st.download_button(
                 f"Download quote {quote_number(number)} again (PDF)",
-                lambda: reprint(svc, number) or b"",
+                kept[1],
                 f"quote-{quote_number(number)}.pdf",
                 "application/pdf",
                 key="reprint_pdf",
