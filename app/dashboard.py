@@ -330,6 +330,15 @@ def reprint(svc: Services, number: int) -> bytes | None:
     return None if row is None else quote_pdf(CustomerQuote.from_record(row.printed))
 
 
+def reprint_of(svc: Services, number: int) -> bytes:
+    """The reprint of a quote given earlier, made once per chosen quote in this session (not on
+    every rerun of the page); empty if there is none."""
+    kept = st.session_state.get("_reprinted")
+    if kept is None or kept[0] != number:
+        kept = st.session_state["_reprinted"] = (number, reprint(svc, number) or b"")
+    return bytes(kept[1])
+
+
 # ---- shared formatting ------------------------------------------------------------------------
 
 

@@ -11,6 +11,9 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from benchmarks.common import report, seeded_instance
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, dashboard_server
@@ -52,54 +55,54 @@ def first_price(browser, base: str) -> tuple[float, float]:
     return price, whole
 
 
-def open_to_first_price() -> None:
+@contextmanager
+def seeded_dashboard() -> Iterator[tuple[Any, str]]:
+    """A real dashboard on a seeded instance and a headless Chromium: (browser, base URL)."""
     from playwright.sync_api import sync_playwright
 
-    print("== price page: open -> first price (streamlit + headless Chromium) ==")
     with tempfile.TemporaryDirectory() as folder:
         seeded_instance(folder).store.dispose()
         env = {"DIAMOND_INSTANCE_DIR": folder, "DIAMOND_ACCESS_CODE": "bench"}
         with dashboard_server(env) as base, sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            price, whole = first_price(browser, base)
-            report("first visit after a server start: first price", [price], unit="s")
-            report("first visit after a server start: whole page", [whole], unit="s")
-            runs = [first_price(browser, base) for _ in range(9)]
-            report("new session, warm server: first price", [r[0] for r in runs], 1.0, unit="s")
-            report("new session, warm server: whole page", [r[1] for r in runs], unit="s")
+            yield browser, base
             browser.close()
+
+
+def open_to_first_price() -> None:
+    print("== price page: open -> first price (streamlit + headless Chromium) ==")
+    with seeded_dashboard() as (browser, base):
+        price, whole = first_price(browser, base)
+        report("first visit after a server start: first price", [price], unit="s")
+        report("first visit after a server start: whole page", [whole], unit="s")
+        runs = [first_price(browser, base) for _ in range(9)]
+        report("new session, warm server: first price", [r[0] for r in runs], 1.0, unit="s")
+        report("new session, warm server: whole page", [r[1] for r in runs], unit="s")
 
 
 def main() -> None:
-    from playwright.sync_api import sync_playwright
-
     print("== dashboard (streamlit + headless Chromium) ==")
-    with tempfile.TemporaryDirectory() as folder:
-        seeded_instance(folder).store.dispose()
-        env = {"DIAMOND_INSTANCE_DIR": folder, "DIAMOND_ACCESS_CODE": "bench"}
-        with dashboard_server(env) as base, sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            for path, marker, _ in PAGES.values():  # warm the server: imports, caches, model load
-                render(page, base, path, marker)
-            for name, (path, marker, target) in PAGES.items():
-                seconds = [render(page, base, path, marker) for _ in range(7)]
-                report(f"warm first render: {name}", seconds, target, unit="s")
+    with seeded_dashboard() as (browser, base):
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        for path, marker, _ in PAGES.values():  # warm the server: imports, caches, model load
+            render(page, base, path, marker)
+        for name, (path, marker, target) in PAGES.items():
+            seconds = [render(page, base, path, marker) for _ in range(7)]
+            report(f"warm first render: {name}", seconds, target, unit="s")
 
-            page.goto(f"{base}/Price_a_stone")
-            page.get_by_text("Estimated price").first.wait_for()
-            carat = page.get_by_role("spinbutton", name="Carat (ct)")
-            updates = []
-            for value in CARATS:
-                old = page.locator(METRIC).first.inner_text()
-                carat.fill(value)
-                started = time.perf_counter()
-                carat.press("Enter")
-                page.wait_for_function(CHANGED, arg=old)
-                updates.append(time.perf_counter() - started)
-            report("new price on screen after changing the carat", updates, unit="s")
-            browser.close()
+        page.goto(f"{base}/Price_a_stone")
+        page.get_by_text("Estimated price").first.wait_for()
+        carat = page.get_by_role("spinbutton", name="Carat (ct)")
+        updates = []
+        for value in CARATS:
+            old = page.locator(METRIC).first.inner_text()
+            carat.fill(value)
+            started = time.perf_counter()
+            carat.press("Enter")
+            page.wait_for_function(CHANGED, arg=old)
+            updates.append(time.perf_counter() - started)
+        report("new price on screen after changing the carat", updates, unit="s")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from app.dashboard import (
     chosen_sheet,
     give_quote,
     quotes_given,
-    reprint,
+    reprint_of,
     services,
     signed_in_name,
     stone_page_of,
@@ -365,13 +365,9 @@ with given:
                 "Reprint", found["number"].tolist(), format_func=quote_number, key="reprint"
             )
             number = int(chosen)
-            # made once per chosen quote in this session, not on every rerun of the page
-            kept = st.session_state.get("reprinted")
-            if kept is None or kept[0] != number:
-                kept = st.session_state["reprinted"] = (number, reprint(svc, number) or b"")
             st.download_button(
                 f"Download quote {quote_number(number)} again (PDF)",
-                kept[1],
+                reprint_of(svc, number),
                 f"quote-{quote_number(number)}.pdf",
                 "application/pdf",
                 key="reprint_pdf",
