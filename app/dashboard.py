@@ -103,7 +103,7 @@ def appraisals(svc: Services) -> pd.DataFrame:
 def _holdout(url: str, folder: str, version: int, data: tuple[int, int]) -> pd.DataFrame:
     svc = _services(url, folder)
     return holdout_predictions(
-        svc.registry.load(version),
+        svc.registry.exam(version),
         svc.store.appraisals(),
         svc.settings.holdout_fraction,
         svc.settings.interval_level,

@@ -34,7 +34,7 @@ def accuracy(info: VersionInfo) -> tuple[dict[str, float | None], str]:
         n = int(info.reference_metrics.get("n") or 0)
         return info.reference_metrics, (
             f"Measured on the reference set: {n:,} appraisals held out from the first batch, "
-            "never trained on, the same for every version"
+            "the same for every version, each priced by its recipe fitted without them"
         )
     return dict(info.metrics), f"Measured on its {info.holdout_rows:,} held-out appraisals"
 

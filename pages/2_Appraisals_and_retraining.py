@@ -238,7 +238,10 @@ def latest_run() -> None:
             width="stretch",
             key="comparison",
         )
-        st.caption("Measured on the appraisals no model ever trained on (the held-out ones).")
+        st.caption(
+            "Measured on the held-out appraisals, each model by its recipe fitted without them "
+            "(the model that then serves learns from them too)."
+        )
 
 
 latest_run()

@@ -44,8 +44,9 @@ st.caption(f"{where}.")
 chart(model_figures.history(views.history_frame(infos)), key="history")
 st.caption(
     "Every version is measured on the same reference appraisals (held out from the first "
-    "batch, never trained on), each priced at its own month's market level, so the bars "
-    f"compare like with like. v{version} serves now"
+    "batch), by its recipe fitted without them, each priced at its own month's market level, "
+    "so the bars compare like with like; the model that serves learned from them too, so its "
+    f"errors are a little smaller than shown. v{version} serves now"
     + (f", {reference:.2f}% average error on that set." if reference else ".")
 )
 batches = svc.store.batches()

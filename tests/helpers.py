@@ -130,9 +130,15 @@ def payload_bytes(marker: Path) -> bytes:
     return buffer.getvalue()
 
 
-def add_version(pipeline: LearningLoop, blob: bytes, fmt: int, sha256: str | None) -> int:
+def add_version(
+    pipeline: LearningLoop,
+    blob: bytes,
+    fmt: int,
+    sha256: str | None,
+    exam: tuple[bytes, str | None] | None = None,
+) -> int:
     """A model_versions row written straight into the database, as an attacker or a bad disk
-    would, copying v1's provenance."""
+    would, copying v1's provenance (`exam`: its exam artefact and hash, else none)."""
     with pipeline.store.session() as session, session.begin():
         first = session.get(ModelVersion, 1)
         row = ModelVersion(
@@ -150,6 +156,8 @@ def add_version(pipeline: LearningLoop, blob: bytes, fmt: int, sha256: str | Non
             format=fmt,
             artefact=blob,
             artefact_sha256=sha256,
+            exam_artefact=None if exam is None else exam[0],
+            exam_sha256=None if exam is None else exam[1],
         )
         session.add(row)
         session.flush()

@@ -9,7 +9,9 @@ A candidate replaces the champion only if
    error of the stone-by-stone difference, the noise of a small held-out set), both on all
    held-out appraisals and on the held-out appraisals the champion already knew — so a batch
    cannot buy a promotion by also poisoning the exam, while a market move wins on the new months.
-A row is held out by its stone key, so no model of the chain ever trained on the exam.
+A row is held out by its stone key, so no exam of the chain was ever fitted on it: the gate
+compares the two versions' exams (their recipes fitted without the held-out rows); the served
+models, fitted on every appraisal, are never graded here.
 """
 
 from __future__ import annotations

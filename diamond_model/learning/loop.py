@@ -356,7 +356,7 @@ class LearningLoop:
         proof = monotonicity.check(result.model, appraisals)
         result.metrics.update(proof.figures())  # stored with the version
         notify("comparing the candidate with the champion", 0.8)
-        comparisons = self._compare(appraisals, result.model, champion_row)
+        comparisons = self._compare(appraisals, result.exam, champion_row)
         if not proof.holds:
             ok, reason = False, proof.refusal()
         elif champion_row is None:
@@ -376,7 +376,7 @@ class LearningLoop:
             ok, reason = gate(comparisons, self.settings.promotion_tolerance, unsound)
 
         notify("saving", 0.9)
-        reference = self.registry.reference_metrics(result.model, self.registry.reference_set())
+        reference = self.registry.reference_metrics(result.exam, self.registry.reference_set())
         status = RunStatus.PROMOTED if ok else RunStatus.REJECTED
         champion_metrics = None
         if comparisons:  # with the noise of each gap, so the desk can say "within noise"
@@ -454,9 +454,12 @@ class LearningLoop:
     def _compare(
         self, appraisals: pd.DataFrame, candidate: PricingModel, champion_row: ModelVersion | None
     ) -> list[Comparison]:
+        """The candidate's exam against the champion's on the held-out appraisals: one recipe
+        against the other, stone by stone, each fitted without them (the served models saw
+        them)."""
         if champion_row is None:
             return []
-        champion = self.registry.load(champion_row.version)
+        champion = self.registry.exam(champion_row.version)
         level = self.settings.interval_level
         held_out = appraisals.loc[holdout_mask(appraisals, self.settings.holdout_fraction)]
         sets = [("all held-out appraisals", held_out)]

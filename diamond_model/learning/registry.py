@@ -2,7 +2,8 @@
 (Each serving process keeps the champion in memory with `serving.champion.ChampionCache`.)
 
 Versions are compared on one fixed reference set: the held-out appraisals of the earliest active
-batch, each priced at its own month's market level, so the history compares like with like.
+batch, each priced at its own month's market level by the version's exam (its recipe fitted
+without them), so the history compares like with like and never grades a model on what it saw.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class Registry:
         judged_on: list[int],
     ) -> int:
         """Insert a trained model (inside the caller's transaction); returns its version."""
-        blob = artefact.write(result.model)
+        blob, exam = artefact.write(result.model), artefact.write(result.exam)
         row = ModelVersion(
             algorithm=result.algorithm[:200],
             params=result.params,
@@ -119,6 +120,8 @@ class Registry:
             format=MODEL_FORMAT,
             artefact=blob,
             artefact_sha256=artefact.digest(blob),
+            exam_artefact=exam,
+            exam_sha256=artefact.digest(exam),
             learned_from=learned_from,
             judged_on=judged_on,
             gate_refused=status == VersionStatus.REJECTED,
@@ -308,6 +311,19 @@ class Registry:
             with self.store.session() as session:
                 self._servable(session, version)  # raises, naming the stored versions
             raise RegistryError(f"Version {version} is not stored.")
+        return read_artefact(version, row[0], row[1], row[2])
+
+    def exam(self, version: int) -> PricingModel:
+        """The version's recipe fitted without the held-out appraisals: what is judged on them
+        (a version from before two fits were kept was fitted so, and is its own exam)."""
+        with self.store.engine.connect() as connection:
+            row = connection.execute(
+                select(
+                    ModelVersion.format, ModelVersion.exam_artefact, ModelVersion.exam_sha256
+                ).where(ModelVersion.version == version)
+            ).first()
+        if row is None or row[1] is None:
+            return self.load(version)
         return read_artefact(version, row[0], row[1], row[2])
 
     def upgrade_artefacts(self) -> list[str]:

@@ -208,14 +208,18 @@ def _check_artefacts(connection: Connection) -> list[str]:
             ModelVersion.format,
             ModelVersion.artefact,
             ModelVersion.artefact_sha256,
+            ModelVersion.exam_artefact,
+            ModelVersion.exam_sha256,
         ).order_by(ModelVersion.version)
     )
-    for version, fmt, blob, sha256 in rows:
+    for version, fmt, blob, sha256, exam, exam_sha256 in rows:
         if fmt != MODEL_FORMAT:
             older += 1
             continue
         try:
             artefact.read(blob, sha256)
+            if exam is not None:
+                artefact.read(exam, exam_sha256)
         except artefact.ArtefactError as error:
             raise BackupError(
                 f"Model version {version} in the backup is refused: {error}. Nothing was "

@@ -152,6 +152,11 @@ class ModelVersion(Base):
     artefact: Mapped[bytes] = deferred(mapped_column(LargeBinary))
     # SHA-256 of `artefact`, recorded when the version is created and checked at every load.
     artefact_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The same recipe fitted without the held-out appraisals: what the gate, the reference set
+    # and the Performance page judge (the served `artefact` has seen them). None for a version
+    # from before: it was itself fitted without them, so it is its own exam (`registry.exam`).
+    exam_artefact: Mapped[bytes | None] = deferred(mapped_column(LargeBinary, nullable=True))
+    exam_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The active batches it was trained on (its held-out part too), and the batches its figures
     # came from (those and the reference set's): a version that learned from a withdrawn batch
     # is not served.

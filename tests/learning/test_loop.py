@@ -16,6 +16,7 @@ import pytest
 from diamond_model.enums import RunStatus, VersionStatus
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.learning.outcomes import RetrainInProgressError
+from diamond_model.learning.training import evaluate, holdout_mask
 from diamond_model.learning.versions import RegistryError
 from diamond_model.pricing.quote import quote_frame
 from diamond_model.serving.champion import ChampionCache
@@ -95,10 +96,52 @@ def test_first_retrain_promotes_and_records_the_run(
     assert run.status == RunStatus.PROMOTED and run.finished_at is not None
     assert run.candidate_metrics["mape"] == pytest.approx(outcome.candidate_metrics["mape"])
     info = pipeline.registry.info(1)
-    assert info.train_rows + info.holdout_rows == 1200 and info.servable
+    assert info.train_rows == 1200 and 0 < info.holdout_rows < 1200 and info.servable
+    served, exam = pipeline.registry.load(1), pipeline.registry.exam(1)
+    assert served.n_train == 1200, "the served model learned from every appraisal"
+    assert exam.n_train == 1200 - info.holdout_rows, "its exam from all but the held-out ones"
     assert info.reference_metrics["n"] == info.holdout_rows, "batch 1's held-out rows"
+    reference = pipeline.registry.reference_set()
+    assert info.reference_metrics["mape"] == pytest.approx(
+        evaluate(exam, reference, 0.9)["mape"]
+    ), "the history is the exam's: its figures come from stones it never saw"
+    assert evaluate(served, reference, 0.9)["mape"] < info.reference_metrics["mape"], (
+        "the served model saw them"
+    )
     assert info.max_batch_id == 1 and len(info.data_fingerprint) == 64
     assert outcome.headline == "v1 now prices every quote."
+
+
+def test_the_gate_compares_the_versions_exams_never_a_model_with_what_it_saw(
+    pipeline: LearningLoop, appraisals: pd.DataFrame
+) -> None:
+    """v1 serves a model fitted on all of batch 1, held-out rows included: graded on those rows it
+    would look better than any candidate could. The gate grades both versions' exams (each recipe
+    fitted without the held-out rows), stone by stone, on the same rows."""
+    pipeline.ingest(csv_bytes(appraisals.iloc[:1200]), "a.csv", "tester")
+    assert pipeline.retrain().promoted
+    pipeline.ingest(csv_bytes(appraisals.iloc[1200:2400]), "b.csv", "tester")
+    outcome = pipeline.retrain()
+    assert outcome.promoted, outcome.reason
+    stored = pipeline.store.appraisals()
+    held = stored.loc[holdout_mask(stored, pipeline.settings.holdout_fraction)]
+    known = held.loc[held["batch_id"] == 1]
+    everywhere, knew = outcome.comparisons
+    assert (everywhere.n, knew.n) == (len(held), len(known))
+    registry = pipeline.registry
+    assert everywhere.champion["mape"] == pytest.approx(
+        evaluate(registry.exam(1), held, 0.9)["mape"]
+    )
+    assert everywhere.candidate["mape"] == pytest.approx(
+        evaluate(registry.exam(2), held, 0.9)["mape"]
+    )
+    assert knew.champion["mape"] == pytest.approx(evaluate(registry.exam(1), known, 0.9)["mape"])
+    in_sample = evaluate(registry.load(1), known, 0.9)["mape"]
+    assert in_sample < 0.9 * knew.champion["mape"], (
+        "the served v1 has seen these rows: its figure there is not an exam"
+    )
+    assert registry.load(2).n_train == len(stored)
+    assert registry.exam(2).n_train == len(stored) - len(held)
 
 
 def test_a_retrain_that_would_repeat_itself_is_skipped(

@@ -150,6 +150,33 @@ def test_a_pickle_payload_is_never_run_by_the_watcher_a_pin_restore_or_init(
     target.store.dispose()
 
 
+def test_a_pickle_as_a_versions_exam_is_refused_by_the_gate_and_by_restore(
+    seeded_url: str, empty_database, tmp_path: Path
+) -> None:
+    """The exam (the recipe fitted without the held-out appraisals) is read by the gate and the
+    Performance page: it is checked like the served artefact, never unpickled."""
+    marker = tmp_path / "payload-ran"
+    pipeline = opened(seeded_url, tmp_path / "a")
+    good, evil = v1_blob(pipeline), payload_bytes(marker)
+    version = add_version(
+        pipeline, good, MODEL_FORMAT, artefact.digest(good), (evil, artefact.digest(evil))
+    )
+    held_out = pipeline.registry.info(1).holdout_rows
+    assert pipeline.registry.load(version).n_train == pipeline.registry.exam(1).n_train + held_out
+    with pytest.raises(ArtefactRefusedError, match="not a gzip-compressed JSON model"):
+        pipeline.registry.exam(version)
+    path = tmp_path / "with-exam-payload.zip"
+    backup(pipeline.store, path)
+    kind = "sqlite" if seeded_url.startswith("sqlite") else "postgresql"
+    target = opened(empty_database(kind), tmp_path / "b")
+    with pytest.raises(BackupError, match=f"Model version {version} in the backup is refused"):
+        restore(target.store, path)
+    assert manifest(target.store)["counts"]["batches"] == 0, "nothing was restored"
+    assert not marker.exists(), "no stored byte ran as code"
+    pipeline.store.dispose()
+    target.store.dispose()
+
+
 def test_a_truncated_champion_artefact_leaves_the_last_good_model_serving(
     seeded_url: str, tmp_path: Path
 ) -> None:
