@@ -3,9 +3,10 @@
 import streamlit as st
 
 from app import views
-from app.dashboard import expert_gate, services
+from app.dashboard import answers, chart, expert_gate, services
 from diamond_model.learning.loop import BUNDLED_DATASET
-from diamond_model.learning.metrics import plain_words
+from diamond_model.reports import model_figures
+from diamond_model.reports.owner import TARGET_MAPE
 
 st.set_page_config(page_title="Diamond appraisals", page_icon="💎", layout="wide")
 
@@ -16,6 +17,7 @@ APPRAISALS = st.Page(
     icon=":material/upload_file:",
 )
 PERFORMANCE = st.Page("pages/3_Performance.py", title="Performance", icon=":material/monitoring:")
+BUSINESS = st.Page("pages/4_Business.py", title="Business", icon=":material/payments:")
 
 
 def first_model() -> None:
@@ -50,24 +52,38 @@ def home() -> None:
     else:
         version, model = champion
         info = svc.registry.info(version)
-        st.subheader(
-            f"Model v{info.version}, trained {info.created_at:%d %B %Y} on {info.train_rows:,} "
-            "appraisals"
-        )
-        columns = st.columns(4)
-        metrics, where = views.accuracy(info)
-        columns[0].metric("Typical error (median)", f"{metrics['median_ape']:.1f}%")
-        columns[1].metric("Within 10% of the expert", f"{metrics['within_10pct']:.0f}%")
-        columns[2].metric("Average error in dollars", f"${metrics['mae']:,.0f}")
-        columns[3].metric(
-            f"Real prices inside the {metrics['level']:.0f}% range", f"{metrics['coverage']:.0f}%"
-        )
-        for sentence in plain_words(metrics):
-            st.markdown(f"- {sentence}")
         st.caption(
-            f"{where}. Prices are set at the {model.market.latest_label} market level. "
-            f"{svc.store.count_appraisals():,} appraisals are in use."
+            f"Model {info.version}, trained {info.created_at:%d %B %Y} on {info.train_rows:,} "
+            "appraisals."
         )
+        three = answers(svc, version)
+        good, better, changed = st.columns(3)
+        for column, answer in zip(
+            (good, better, changed), (three.good, three.better, three.changed), strict=True
+        ):
+            with column:
+                st.subheader(answer.question)
+                say = {True: st.success, False: st.error, None: st.info}[answer.good]
+                say(answer.verdict)
+                for sentence in answer.sentences:
+                    st.markdown(f"- {sentence}")
+        pictures = st.columns(3)
+        with pictures[0]:
+            chart(model_figures.against_target(three.mape, TARGET_MAPE), key="home_target")
+        with pictures[1]:
+            chart(
+                model_figures.history(
+                    views.history_frame(svc.registry.versions()), "Average error by version"
+                ),
+                key="home_history",
+            )
+        with pictures[2]:
+            chart(
+                model_figures.market_index(model.market.frame(), "The market level by month"),
+                key="home_market",
+            )
+        _, where = views.accuracy(info)
+        st.caption(f"{where}.")
         live = svc.latest_readings(3)
         if len(live):
             st.markdown(
@@ -79,6 +95,7 @@ def home() -> None:
     st.page_link(PRICE, label="Price a stone — for the counter")
     st.page_link(APPRAISALS, label="Appraisals and retraining — the expert's desk")
     st.page_link(PERFORMANCE, label="Performance — is the model good, and getting better?")
+    st.page_link(BUSINESS, label="Business — what the API clients bring (owner)")
 
 
 st.navigation(
@@ -87,5 +104,6 @@ st.navigation(
         PRICE,
         APPRAISALS,
         PERFORMANCE,
+        BUSINESS,
     ]
 ).run()

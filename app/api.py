@@ -39,7 +39,7 @@ DOCS_ASSETS = "/docs-assets"
 CHANGELOG = Path(__file__).resolve().parents[1] / "CHANGELOG.md"
 # The API's version follows its path: 1.x is /v1, the minor grows with each additive release
 # (CHANGELOG.md); a change that breaks /v1 clients would come as /v2.
-API_VERSION = "1.4.0"
+API_VERSION = "1.5.0"
 
 DESCRIPTION = """
 Prices for round diamonds from their 4Cs and measurements, with a likely range for this stone,

@@ -15,6 +15,7 @@ import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 from streamlit.runtime.pages_manager import PagesManager
 
+from app.owner_views import ThreeAnswers, three_answers
 from app.services import Services
 from app.views import literal
 from diamond_model.data.reading import UnusableFileError, sheet_names
@@ -26,7 +27,7 @@ from diamond_model.reports.figures import NO_TOOLBAR
 from diamond_model.reports.quote_sheet import CustomerQuote, Shop, customer_quote, quote_pdf
 from diamond_model.reports.stone_page import StonePage, stone_page
 from diamond_model.serving.access import check_access_code, current_access_code
-from diamond_model.serving.people import People
+from diamond_model.serving.people import People, Role
 from diamond_model.settings import Settings
 from diamond_model.storage import counter_quotes
 
@@ -35,7 +36,17 @@ SESSION_SOURCE_KEY = "sign_in_source"
 RUN_KEY = "retrain_run"
 NOTICE_KEY = "notice"
 WHO_KEY = "signed_in_as"
-EXPERT_STATE = ("previews", "done_files", "confirm", "confirm_batch", RUN_KEY, WHO_KEY)
+ROLE_KEY = "signed_in_role"
+EXPERT_STATE = (
+    "previews",
+    "done_files",
+    "confirm",
+    "confirm_batch",
+    RUN_KEY,
+    WHO_KEY,
+    ROLE_KEY,
+    "new_key",
+)
 
 
 def through_navigation() -> None:
@@ -108,6 +119,18 @@ def _holdout(url: str, folder: str, version: int, data: tuple[int, int]) -> pd.D
         svc.settings.holdout_fraction,
         svc.settings.interval_level,
     )
+
+
+@st.cache_data(show_spinner="Comparing the model with the earlier ones…", max_entries=4)
+def _answers(
+    url: str, folder: str, version: int, data: tuple[int, int], changed: str
+) -> ThreeAnswers:
+    return three_answers(_services(url, folder), version)
+
+
+def answers(svc: Services, version: int) -> ThreeAnswers:
+    """The owner's three answers for the serving version (once per data and champion change)."""
+    return _answers(*_key(svc), version, data_version(svc), str(svc.registry.champion_stamp()[1]))
 
 
 def holdout(svc: Services, version: int) -> pd.DataFrame:
@@ -200,10 +223,10 @@ def expert_gate(svc: Services) -> bool:
                     f"{_wait_words(wait)}. The code was not checked."
                 )
                 return False
-            who = _sign_in(svc, people, by_name, name, code)
-            if who is not None:
+            signed = _sign_in(svc, people, by_name, name, code)
+            if signed is not None:
                 st.session_state[EXPERT_KEY] = True
-                st.session_state[WHO_KEY] = who
+                st.session_state[WHO_KEY], st.session_state[ROLE_KEY] = signed
                 st.rerun()
             waits = [svc.session_attempts.failed(session), svc.person_attempts.failed(person)]
             wait = max((w for w in waits if w is not None), default=None)
@@ -221,14 +244,23 @@ def expert_gate(svc: Services) -> bool:
     return False
 
 
-def _sign_in(svc: Services, people: People, by_name: bool, name: str, code: str) -> str | None:
-    """The name changes are recorded under, or None when the sign-in fails."""
+def _sign_in(
+    svc: Services, people: People, by_name: bool, name: str, code: str
+) -> tuple[str, Role] | None:
+    """The name changes are recorded under and the role, or None when the sign-in fails. The
+    installation's shared code (while nobody is added by name) is the owner's: whoever installed
+    the shop's copy holds it."""
     if by_name:
         person = people.sign_in(name, code)
-        return None if person is None else f"{person.name} ({person.role})"
+        return None if person is None else (f"{person.name} ({person.role})", person.role)
     if not check_access_code(svc.settings, code):
         return None
-    return f"{name.strip()[:60] or 'expert'} (shared code)"
+    return f"{name.strip()[:60] or 'expert'} (shared code)", Role.OWNER
+
+
+def is_owner() -> bool:
+    """Whether this session signed in as the owner (who may change client keys)."""
+    return bool(st.session_state.get(EXPERT_KEY)) and st.session_state.get(ROLE_KEY) == Role.OWNER
 
 
 def signed_in_name() -> str:

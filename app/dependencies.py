@@ -160,11 +160,18 @@ def access(
             )
         caller = Caller(client, address)
         request.state.caller = caller
-        await admit(svc, caller, 0, requests=1)
+        try:
+            await admit(svc, caller, 0, requests=1)
+        except RateLimited:
+            svc.meter.record(client, refused=True)
+            raise
         try:
             yield caller
-        except Exception:
-            svc.meter.record(client, caller.stones, error=True)
+        except RateLimited:  # its stones were over the day's limit: refused, not an error
+            svc.meter.record(client, refused=True)
+            raise
+        except Exception:  # no stone was priced for it: none is charged
+            svc.meter.record(client, error=True)
             raise
         svc.meter.record(client, caller.stones)
 

@@ -62,6 +62,18 @@ class Settings(BaseSettings):
         description="The expert's access code for the dashboard (not an API key). Generated at "
         "`init` and stored in the instance folder when not set.",
     )
+    api_url: str = Field(
+        "http://localhost:8000",
+        max_length=200,
+        description="Where clients reach the API: printed in the first `curl` the Business page "
+        "hands a new key.",
+    )
+    price_per_1000_stones: float = Field(
+        20.0,
+        ge=0,
+        description="Dollars charged per 1,000 stones a client prices through the API, unless "
+        "its key has a price of its own (the Business page, `keys change`).",
+    )
     api_open_reads: bool = Field(
         False,
         description="Let calls without a key price stones and read the model and market index "

@@ -33,6 +33,7 @@ HOME = str(ROOT / "streamlit_app.py")
 PRICE = str(ROOT / "pages" / "1_Price_a_stone.py")
 APPRAISALS = str(ROOT / "pages" / "2_Appraisals_and_retraining.py")
 PERFORMANCE = str(ROOT / "pages" / "3_Performance.py")
+BUSINESS = str(ROOT / "pages" / "4_Business.py")
 POSTGRES_URL = os.environ.get("DIAMOND_TEST_POSTGRES_URL")
 ACCESS_CODE = "expert-code-for-tests"
 SEED_ROWS = 2000

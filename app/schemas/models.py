@@ -88,8 +88,11 @@ class Health(BaseModel):
 class UsageHour(BaseModel):
     hour: UtcDatetime
     requests: int
-    stones: int
-    errors: int
+    stones: int = Field(description="Stones priced (what is charged).")
+    errors: int = Field(description="Requests that failed; their stones are not counted.")
+    refused: int = Field(
+        0, description="Requests refused for a limit (429); their stones are not counted."
+    )
 
 
 class UsageOut(BaseModel):

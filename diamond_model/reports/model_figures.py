@@ -9,7 +9,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from diamond_model.data.schema import LABELS
-from diamond_model.reports.figures import FONT, GRADE_ORDERS, INK, MUTED, TOTAL, UP, finish
+from diamond_model.reports.figures import DOWN, FONT, GRADE_ORDERS, INK, MUTED, TOTAL, UP, finish
 
 DOWN_LINE = "#b4412f"  # target lines: a red that reads on white and in grey print
 
@@ -23,7 +23,10 @@ STEP_NAMES = {
 }
 
 
-def history(versions: pd.DataFrame) -> go.Figure:
+def history(
+    versions: pd.DataFrame,
+    title: str = "Is the model getting better? Error on the same reference appraisals",
+) -> go.Figure:
     """Error of every version on the same reference appraisals, dated; lower is better."""
     frame = versions.dropna(subset=["reference_mape"])
     labels = [
@@ -45,10 +48,15 @@ def history(versions: pd.DataFrame) -> go.Figure:
         title="Average error (%) — lower is better", rangemode="tozero", tickfont=FONT
     )
     figure.update_xaxes(title="Model version and date (green: serving now)", tickfont=FONT)
-    return finish(figure, "Is the model getting better? Error on the same reference appraisals")
+    return finish(figure, title)
 
 
-def market_index(frame: pd.DataFrame) -> go.Figure:
+MONTH_BAR_MS = 26 * 86_400_000  # a month's bar, in the time axis' milliseconds
+
+
+def market_index(
+    frame: pd.DataFrame, title: str = "The market level over time (quotes use the latest month)"
+) -> go.Figure:
     """The market level by month with its 90 % band, and how many appraisals each month has.
 
     Months are placed on a time axis (a month without appraisals leaves a gap), the count bars
@@ -63,6 +71,7 @@ def market_index(frame: pd.DataFrame) -> go.Figure:
                 marker_color="#dbe3ec",
                 xperiod="M1",
                 xperiodalignment="middle",
+                width=[MONTH_BAR_MS] * len(months),  # one month wide, however many months
             ),
             go.Scatter(
                 x=months,
@@ -88,8 +97,18 @@ def market_index(frame: pd.DataFrame) -> go.Figure:
     low = min(0.0, float(frame["low_pct"].min()))
     high = max(0.0, float(frame["high_pct"].max()))
     pad = max(2.0, 0.15 * (high - low))
+    # True months: the axis ends with the latest month and shows at least six, so one month of
+    # appraisals is a month-wide bar (not a block filling the chart, as autorange drew it).
+    end = months.max() + pd.offsets.MonthBegin(1)
+    start = min(months.min(), end - pd.DateOffset(months=6))
     figure.update_layout(
-        xaxis={"title": "Month", "dtick": "M1", "tickformat": "%b %Y", "ticklabelmode": "period"},
+        xaxis={
+            "title": "Month",
+            "dtick": "M1",
+            "tickformat": "%b %Y",
+            "ticklabelmode": "period",
+            "range": [start, end],
+        },
         yaxis={
             "title": "Appraisals",
             "side": "right",
@@ -110,7 +129,7 @@ def market_index(frame: pd.DataFrame) -> go.Figure:
         },
         legend={"orientation": "h", "y": -0.25},
     )
-    return finish(figure, "The market level over time (quotes use the latest month)")
+    return finish(figure, title)
 
 
 def reliance(table: pd.DataFrame) -> go.Figure:
@@ -295,3 +314,29 @@ def price_steps(table: pd.DataFrame) -> go.Figure:
     figure.update_layout(barmode="group")
     figure.update_yaxes(title="Price per carat just above vs just below (%)", rangemode="tozero")
     return finish(figure, "Does the model reproduce the price steps at popular sizes?")
+
+
+def against_target(mape: float, target: float) -> go.Figure:
+    """The average error as one bar beside the target line: short of the line is good."""
+    met = mape <= target
+    figure = go.Figure(
+        go.Bar(
+            x=[mape],
+            y=["Average error"],
+            orientation="h",
+            marker_color=UP if met else DOWN,
+            text=[f"{mape:.1f}%"],
+            textposition="outside",
+            textfont={"size": 14, "color": INK},
+            hoverinfo="skip",
+        )
+    )
+    figure.add_vline(x=target, line={"color": INK, "dash": "dash", "width": 2})
+    figure.add_annotation(
+        x=target, y=1, yref="paper", text=f"target {target:g}%", showarrow=False, yanchor="bottom"
+    )
+    figure.update_xaxes(range=[0, max(target, mape) * 1.35], title="Average error (%)")
+    figure.update_yaxes(showticklabels=False)
+    figure.update_layout(margin={"l": 20, "r": 20, "t": 60, "b": 50})
+    title = "Within the target" if met else "Above the target"
+    return finish(figure, title, height=200)

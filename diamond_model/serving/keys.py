@@ -51,6 +51,7 @@ class ClientKey:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    price_per_1000: float | None = None  # None: the installation's default price
 
     @property
     def active(self) -> bool:
@@ -79,7 +80,27 @@ def _client(row: ApiKey) -> ClientKey:
         created_at=row.created_at,
         revoked_at=row.revoked_at,
         last_used_at=row.last_used_at,
+        price_per_1000=row.price_per_1000,
     )
+
+
+USAGE_COLUMNS = ("hour", "requests", "stones", "errors", "refused")
+
+
+def _check_terms(
+    stones_per_day: int | None, requests_per_minute: int | None, price_per_1000: float | None
+) -> None:
+    for limit, what in (
+        (stones_per_day, "stones per day"),
+        (requests_per_minute, "requests per minute"),
+    ):
+        if limit is not None and limit < 1:
+            raise ClientKeyError(f"The limit of {what} must be at least 1 (or left out: no limit).")
+    if price_per_1000 is not None and not (0 <= price_per_1000 <= 1_000_000):
+        raise ClientKeyError(
+            "The price per 1,000 stones must be between $0 and $1,000,000 (or left out: the "
+            "default price)."
+        )
 
 
 def parse_scopes(values: list[str]) -> frozenset[Scope]:
@@ -106,20 +127,14 @@ class KeyStore:
         scopes: frozenset[Scope],
         stones_per_day: int | None = None,
         requests_per_minute: int | None = None,
+        price_per_1000: float | None = None,
     ) -> tuple[str, ClientKey]:
         """A new key: (the key, shown this once, and what is stored about it)."""
         if not NAME.fullmatch(name):
             raise ClientKeyError(
                 f"'{name}' cannot name a key: use letters, digits, '.', '_' or '-' (up to 80)."
             )
-        for limit, what in (
-            (stones_per_day, "stones per day"),
-            (requests_per_minute, "requests per minute"),
-        ):
-            if limit is not None and limit < 1:
-                raise ClientKeyError(
-                    f"The limit of {what} must be at least 1 (or left out: no limit)."
-                )
+        _check_terms(stones_per_day, requests_per_minute, price_per_1000)
         prefix = secrets.token_hex(4)
         key = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
         row = ApiKey(
@@ -129,6 +144,7 @@ class KeyStore:
             scopes=" ".join(sorted(scopes)),
             stones_per_day=stones_per_day,
             requests_per_minute=requests_per_minute,
+            price_per_1000=price_per_1000,
             created_at=utcnow(),
         )
         try:
@@ -152,6 +168,29 @@ class KeyStore:
         if row is None:
             raise ClientKeyError(f"There is no key named '{name}'; `keys list` shows them.")
         return _client(row)
+
+    def change(
+        self,
+        name: str,
+        stones_per_day: int | None,
+        requests_per_minute: int | None,
+        price_per_1000: float | None,
+    ) -> ClientKey:
+        """Set a key's limits (None: no limit) and its price (None: the default); the servers
+        apply new limits within `REFRESH_SECONDS`."""
+        self.get(name)
+        _check_terms(stones_per_day, requests_per_minute, price_per_1000)
+        with self.store.session() as session, session.begin():
+            session.execute(
+                update(ApiKey)
+                .where(ApiKey.name == name)
+                .values(
+                    stones_per_day=stones_per_day,
+                    requests_per_minute=requests_per_minute,
+                    price_per_1000=price_per_1000,
+                )
+            )
+        return self.get(name)
 
     def revoke(self, name: str) -> ClientKey:
         self.get(name)
@@ -186,16 +225,26 @@ class KeyStore:
         return out
 
     def usage(self, name: str, since: datetime | None = None) -> pd.DataFrame:
-        """Hourly requests, stones and errors of one key (UTC hours)."""
+        """Hourly requests, stones, errors and refusals of one key (UTC hours)."""
         key = self.get(name)
-        query = select(Usage.hour, Usage.requests, Usage.stones, Usage.errors).where(
-            Usage.key_id == key.id
+        frame = self.all_usage(since)
+        return frame.loc[frame["key_id"] == key.id, list(USAGE_COLUMNS)].reset_index(drop=True)
+
+    def all_usage(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> pd.DataFrame:
+        """Every key's hourly usage in [since, until): key_id, hour, requests, stones, errors,
+        refused."""
+        query = select(
+            Usage.key_id, Usage.hour, Usage.requests, Usage.stones, Usage.errors, Usage.refused
         )
         if since is not None:
             query = query.where(Usage.hour >= since)
+        if until is not None:
+            query = query.where(Usage.hour < until)
         with self.store.engine.connect() as connection:
-            rows = connection.execute(query.order_by(Usage.hour)).all()
-        return pd.DataFrame(rows, columns=["hour", "requests", "stones", "errors"])
+            rows = connection.execute(query.order_by(Usage.hour, Usage.key_id)).all()
+        return pd.DataFrame(rows, columns=["key_id", *USAGE_COLUMNS])
 
 
 class KeyRing:

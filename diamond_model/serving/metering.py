@@ -173,7 +173,7 @@ class Meter:
         self._allowance: dict[str, int] = {}
         self._claimed: dict[str, int] = {}  # each window's count in the database, last seen
         self._purged = datetime.min
-        self._usage: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0, 0])
+        self._usage: dict[tuple[int, datetime], list[int]] = defaultdict(lambda: [0, 0, 0, 0])
         self._last_used: dict[int, datetime] = {}
         self._watch = Periodic("meter", flush_every, self.flush)
 
@@ -284,8 +284,11 @@ class Meter:
             out.append(Window(name, limit, max(0, limit - used), reset))
         return out
 
-    def record(self, client: ClientKey | None, stones: int = 0, error: bool = False) -> None:
-        """Add one request (its stones, whether it failed) to this hour's usage."""
+    def record(
+        self, client: ClientKey | None, stones: int = 0, error: bool = False, refused: bool = False
+    ) -> None:
+        """Add one request (its stones, whether it failed, whether a limit refused it) to this
+        hour's usage."""
         if client is None:
             return
         now = utcnow()
@@ -295,12 +298,13 @@ class Meter:
             counts[0] += 1
             counts[1] += stones
             counts[2] += int(error)
+            counts[3] += int(refused)
             self._last_used[client.id] = now
 
     def flush(self) -> None:
         """Write the usage added up since the last flush (atomic increments)."""
         with self._lock:
-            usage, self._usage = self._usage, defaultdict(lambda: [0, 0, 0])
+            usage, self._usage = self._usage, defaultdict(lambda: [0, 0, 0, 0])
             last_used, self._last_used = self._last_used, {}
             minute = _minute(utcnow())[0]
             for windows in (self._allowance, self._claimed):  # past minutes are over
@@ -317,9 +321,14 @@ class Meter:
             return
         try:
             with self.store.session() as session, session.begin():
-                for (key_id, hour), (requests, stones, errors) in usage.items():
+                for (key_id, hour), (requests, stones, errors, refused) in usage.items():
                     statement = _upsert(self.store, Usage).values(
-                        key_id=key_id, hour=hour, requests=requests, stones=stones, errors=errors
+                        key_id=key_id,
+                        hour=hour,
+                        requests=requests,
+                        stones=stones,
+                        errors=errors,
+                        refused=refused,
                     )
                     session.execute(
                         statement.on_conflict_do_update(
@@ -328,6 +337,7 @@ class Meter:
                                 "requests": Usage.requests + requests,
                                 "stones": Usage.stones + stones,
                                 "errors": Usage.errors + errors,
+                                "refused": Usage.refused + refused,
                             },
                         )
                     )
@@ -338,11 +348,10 @@ class Meter:
         except SQLAlchemyError as error:  # keep the counts for the next flush
             log.warning("usage flush failed, keeping the counts: %s", error)
             with self._lock:
-                for k, (requests, stones, errors) in usage.items():
+                for k, kept in usage.items():
                     counts = self._usage[k]
-                    counts[0] += requests
-                    counts[1] += stones
-                    counts[2] += errors
+                    for position, value in enumerate(kept):
+                        counts[position] += value
                 for key_id, when in last_used.items():
                     self._last_used.setdefault(key_id, when)
 

@@ -234,13 +234,16 @@ class ApiKey(Base):
     scopes: Mapped[str] = mapped_column(String(200))
     stones_per_day: Mapped[int | None] = mapped_column(Integer, nullable=True)
     requests_per_minute: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Dollars per 1,000 stones priced for this client; None: the installation's default price.
+    price_per_1000: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 
 class Usage(Base):
-    """Requests, stones priced and errors per key per hour: what billing reads."""
+    """Requests, stones priced, errors and requests refused for a limit, per key per hour: what
+    billing and the Business page read."""
 
     __tablename__ = "usage"
 
@@ -249,6 +252,7 @@ class Usage(Base):
     requests: Mapped[int] = mapped_column(Integer, default=0)
     stones: Mapped[int] = mapped_column(Integer, default=0)
     errors: Mapped[int] = mapped_column(Integer, default=0)
+    refused: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class Counter(Base):

@@ -358,6 +358,22 @@ def test_limits_answer_429_with_retry_after(client: TestClient, keys: dict[str, 
     assert 0 < int(minute.headers["retry-after"]) <= 60
 
 
+def test_refused_requests_are_counted_apart_and_their_stones_are_not_charged(
+    client: TestClient, keys: dict[str, str]
+) -> None:
+    limited = auth(keys, "limited")  # 4 requests per minute, 5 stones per day
+    small = {"carat": 0.5, "cut": "Good", "color": "E", "clarity": "VS1"}
+    assert client.post("/v1/quotes/batch", json={"stones": [small] * 3}, headers=limited).is_success
+    over = client.post("/v1/quotes/batch", json={"stones": [small] * 3}, headers=limited)
+    assert over.status_code == 429, "3 more stones would pass the day's 5"
+    assert client.get("/v1/usage", headers=limited).status_code == 200
+    assert client.get("/v1/usage", headers=limited).status_code == 200
+    assert client.get("/v1/usage", headers=limited).status_code == 429, "the minute's 5th"
+    client.app.state.services.meter.flush()
+    hour = client.app.state.services.keys.usage("limited").iloc[-1]
+    assert (hour["requests"], hour["stones"], hour["errors"], hour["refused"]) == (5, 3, 0, 2)
+
+
 def test_usage_counts_requests_stones_and_errors(client: TestClient, keys: dict[str, str]) -> None:
     headers = auth(keys, "client")
     for _ in range(3):

@@ -57,12 +57,62 @@ def empty_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 # ---- home --------------------------------------------------------------------------------------
 
 
-def test_home_states_the_champion_and_its_accuracy(dashboard_env: Settings) -> None:
+def answer(app, question: str) -> str:
+    """The verdict and sentences under one of Home's three questions."""
+    column = next(c for c in app.columns if question in [h.value for h in c.subheader])
+    parts = [e.value for kind in ("success", "error", "info") for e in column.get(kind)]
+    return "\n".join([*parts, *(m.value for m in column.markdown)])
+
+
+def test_home_answers_the_owners_three_questions_for_a_first_model(
+    dashboard_env: Settings,
+) -> None:
     app = run(HOME)
-    assert "Model v1" in app.subheader[0].value
-    assert metrics(app)["Real prices inside the 90% range"].endswith("%")
-    assert "priced within" in texts(app) and "in 10 real prices fell inside" in texts(app)
-    assert "2026-01 market level" in texts(app)
+    info = LearningLoop.from_settings(dashboard_env).registry.info(1)
+    mape = info.reference_metrics["mape"]
+    good = answer(app, "Is it good?")
+    assert f"Average error {mape:.1f} %; the target is 7 % or better" in good
+    assert ("Yes: it meets the target" in good) == (mape <= 7.0)
+    assert "this shop's typical appraisal" in good
+    assert "v1 is the first model: nothing to compare it with yet." in answer(
+        app, "Is it getting better?"
+    )
+    changed = answer(app, "What changed?")
+    assert "Latest upload: batch 1" in changed and "January 2026 market level" in changed
+    assert "2026-01" not in texts(app) and "Model v1" not in texts(app), "the owner's words"
+
+
+def test_home_says_a_better_model_is_better_and_a_retrain_that_changed_nothing_unchanged(
+    dashboard_env: Settings, appraisals: pd.DataFrame
+) -> None:
+    pipeline = LearningLoop.from_settings(dashboard_env)
+    pipeline.ingest(csv_bytes(appraisals.iloc[2000:]), "more.csv", "expert", retrain=False)
+    assert pipeline.retrain().promoted
+    v1, v2 = (pipeline.registry.info(v).reference_metrics["mape"] for v in (1, 2))
+    assert v2 < v1 - 0.3, "three thousand more appraisals: a clearly better model"
+    better = answer(run(HOME), "Is it getting better?")
+    assert "Yes: better than the version before" in better
+    assert f"{v1 - v2:.2f} points better than the version before" in better
+    assert f"(v1: {v1:.2f} %, now {v2:.2f} %), beyond noise" in better
+    assert "No model served a month ago" in better
+
+    assert pipeline.retrain(force=True).promoted  # the same recipe on the same appraisals
+    same = answer(run(HOME), "Is it getting better?")
+    assert "Unchanged" in same and "v3 is unchanged within noise than the version before" in same
+    pipeline.store.dispose()
+
+
+def test_home_says_what_a_rollback_did(dashboard_env: Settings, appraisals: pd.DataFrame) -> None:
+    pipeline = LearningLoop.from_settings(dashboard_env)
+    pipeline.ingest(csv_bytes(appraisals.iloc[2000:]), "more.csv", "expert", retrain=False)
+    assert pipeline.retrain().promoted
+    pipeline.registry.rollback(by="Francesco")
+    app = run(HOME)
+    after = answer(app, "Is it getting better?")
+    assert "Back to v1: worse than the one it replaced" in after
+    assert "v1 serves again since" in after and "Rolled back from v2." in after
+    assert "points worse than the version before (v2:" in after
+    pipeline.store.dispose()
 
 
 def test_an_empty_database_gives_staff_a_sentence_and_the_expert_a_button(
@@ -75,7 +125,7 @@ def test_an_empty_database_gives_staff_a_sentence_and_the_expert_a_button(
     assert "nothing to measure" in texts(run(PERFORMANCE))
     app = unlock(app)
     app = click(app, "bootstrap")
-    assert "Model v1" in app.subheader[0].value, "the bundled appraisals and a first model"
+    assert "Is it good?" in [h.value for h in app.subheader], "the bundled appraisals and a model"
     assert metrics(run(PRICE))["Estimated price"].startswith("$")
 
 

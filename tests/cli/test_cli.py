@@ -257,7 +257,7 @@ def test_keys_are_shown_once_stored_as_a_hash_listed_used_and_revoked(
     from diamond_model.learning.loop import LearningLoop
     from diamond_model.serving.keys import KeyRing, KeyStore
     from diamond_model.serving.metering import Meter
-    from diamond_model.storage.tables import ApiKey
+    from diamond_model.storage.tables import ApiKey, utcnow
 
     run("init")
     code, out, _ = run(
@@ -289,7 +289,33 @@ def test_keys_are_shown_once_stored_as_a_hash_listed_used_and_revoked(
     code, out, _ = run("keys", "list")
     assert "last used" in out and "never used" not in out
     code, out, _ = run("keys", "usage", "acme")
-    assert code == 0 and "total: 1 requests, 3 stones, 0 errors" in out
+    assert code == 0 and "total: 1 requests, 3 stones, 0 errors, 0 refused for a limit" in out
+    assert "$20.00 per 1,000 stones (default)" in run("keys", "list")[1]
+
+    code, out, _ = run(
+        "keys", "change", "acme", "--price-per-1000", "$150", "--stones-per-day", "none"
+    )
+    assert code == 0 and "no limits" not in out, out  # the minute's limit was kept
+    assert "60 requests/min, $150.00 per 1,000 stones" in out and "stones/day" not in out
+    month = f"{utcnow():%Y-%m}"
+    folder = settings.instance_dir.parent
+    sheet_csv, sheet_pdf = folder / "s.csv", folder / "s.pdf"
+    code, out, _ = run(
+        "keys",
+        "statement",
+        "acme",
+        "--month",
+        month,
+        "--csv",
+        str(sheet_csv),
+        "--pdf",
+        str(sheet_pdf),
+    )
+    assert code == 0 and "1 requests, 3 stones at $150.00 per 1,000 = $0.45" in out
+    assert sheet_csv.read_text().splitlines()[-1].endswith(",total,1,3,150.00,0.45")
+    assert sheet_pdf.read_bytes().startswith(b"%PDF")
+    code, _, err = run("keys", "statement", "acme", "--month", "last month")
+    assert code == 1 and "write it as 2026-11" in err
 
     code, out, _ = run("keys", "revoke", "acme")
     assert code == 0 and "key 'acme' revoked at" in out
