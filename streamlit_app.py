@@ -57,6 +57,8 @@ def home() -> None:
             "appraisals."
         )
         three = answers(svc, version)
+        if three is None:
+            st.stop()
         good, better, changed = st.columns(3)
         for column, answer in zip(
             (good, better, changed), (three.good, three.better, three.changed), strict=True

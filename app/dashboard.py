@@ -15,7 +15,6 @@ import streamlit as st
 from streamlit.errors import StreamlitSecretNotFoundError
 from streamlit.runtime.pages_manager import PagesManager
 
-from app.owner_views import ThreeAnswers, three_answers
 from app.services import Services
 from app.views import literal
 from diamond_model.data.reading import UnusableFileError, sheet_names
@@ -24,12 +23,15 @@ from diamond_model.learning.outcomes import RetrainInProgressError
 from diamond_model.learning.versions import Champion
 from diamond_model.reports.analysis import holdout_predictions, reliance
 from diamond_model.reports.figures import NO_TOOLBAR
+from diamond_model.reports.monthly_report import monthly_report, report_pdf
+from diamond_model.reports.owner import ThreeAnswers, three_answers
 from diamond_model.reports.quote_sheet import CustomerQuote, Shop, customer_quote, quote_pdf
 from diamond_model.reports.stone_page import StonePage, stone_page
 from diamond_model.serving.access import check_access_code, current_access_code
 from diamond_model.serving.people import People, Role
 from diamond_model.settings import Settings
 from diamond_model.storage import counter_quotes
+from diamond_model.storage.tables import utcnow
 
 EXPERT_KEY = "expert_unlocked"
 SESSION_SOURCE_KEY = "sign_in_source"
@@ -124,13 +126,28 @@ def _holdout(url: str, folder: str, version: int, data: tuple[int, int]) -> pd.D
 @st.cache_data(show_spinner="Comparing the model with the earlier ones…", max_entries=4)
 def _answers(
     url: str, folder: str, version: int, data: tuple[int, int], changed: str
-) -> ThreeAnswers:
-    return three_answers(_services(url, folder), version)
+) -> ThreeAnswers | None:
+    svc = _services(url, folder)
+    return three_answers(
+        svc.registry, svc.store, svc.settings.interval_level, utcnow(), version=version
+    )
 
 
-def answers(svc: Services, version: int) -> ThreeAnswers:
+def answers(svc: Services, version: int) -> ThreeAnswers | None:
     """The owner's three answers for the serving version (once per data and champion change)."""
     return _answers(*_key(svc), version, data_version(svc), str(svc.registry.champion_stamp()[1]))
+
+
+def monthly_report_pdf(svc: Services, month: str) -> bytes:
+    """The owner's month as a one-page PDF (the same figures as Home and Business)."""
+    report = monthly_report(
+        svc.registry,
+        svc.store,
+        svc.settings.interval_level,
+        svc.settings.price_per_1000_stones,
+        month,
+    )
+    return report_pdf(report, shop(svc))
 
 
 def holdout(svc: Services, version: int) -> pd.DataFrame:

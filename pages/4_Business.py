@@ -11,6 +11,7 @@ from app.dashboard import (
     chart,
     expert_gate,
     is_owner,
+    monthly_report_pdf,
     notice,
     services,
     shop,
@@ -109,6 +110,21 @@ else:
             mime="application/pdf",
             key="statement_pdf",
         )
+
+st.subheader("Monthly report")
+st.caption(
+    "The month on one page to print: is the model good, is it getting better, what changed, and "
+    "what the clients brought (as of the month's end, or now for this month)."
+)
+report_months = sorted({*usage_by(keys, "month")["month"], f"{today:%Y-%m}"}, reverse=True)
+report_month = st.selectbox("Month of the report", report_months, key="report_month")
+st.download_button(
+    "Monthly report (PDF)",
+    monthly_report_pdf(svc, report_month),
+    file_name=f"report-{report_month}.pdf",
+    mime="application/pdf",
+    key="report_pdf",
+)
 
 if not is_owner():
     st.caption("Only the owner can create, change or revoke client keys.")

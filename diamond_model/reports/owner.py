@@ -11,15 +11,20 @@ rule the gate uses (`learning.gate`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
 from diamond_model.learning.gate import NOISE_FACTOR
+from diamond_model.learning.registry import Registry
+from diamond_model.learning.training import prices_at_their_months
+from diamond_model.learning.versions import RegistryError
 from diamond_model.pricing.market import MarketIndex, month_label
+from diamond_model.storage.store import Store
 
 TARGET_MAPE = 7.0  # % average error the model must meet (README, "The model, and why this one")
+MONTH = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -196,3 +201,73 @@ def what_changed(batches: pd.DataFrame, market: MarketIndex, in_use: int) -> Ans
 
 def _month_words(label: str) -> str:
     return f"{datetime.strptime(label, '%Y-%m'):%B %Y}"
+
+
+@dataclass(frozen=True)
+class ThreeAnswers:
+    version: int
+    good: Answer
+    better: Answer
+    changed: Answer
+    mape: float
+
+
+def figures_of(registry: Registry, version: int) -> dict[str, float | None]:
+    """The figures a version is known by: its reference-set figures, else its held-out ones."""
+    info = registry.info(version)
+    if info is None:
+        raise RegistryError(f"Version {version} is not stored.")
+    return dict(info.reference_metrics or info.metrics)
+
+
+def three_answers(
+    registry: Registry, store: Store, level: float, now: datetime, version: int | None = None
+) -> ThreeAnswers | None:
+    """Is it good, is it getting better, what changed, as of `now` (the version serving then,
+    or `version`; the batches uploaded by then). None before any model served."""
+    events = registry.champion_events()
+    events = events.loc[pd.to_datetime(events["at"]) <= pd.Timestamp(now)].reset_index(drop=True)
+    version = version if version is not None else champion_at(events, now)
+    if version is None:
+        return None
+    metrics = figures_of(registry, version)
+    batches = store.batches()
+    batches = batches.loc[pd.to_datetime(batches["uploaded_at"]) <= pd.Timestamp(now)]
+    appraisals = store.appraisals()
+    appraisals = appraisals.loc[appraisals["batch_id"].isin(batches["id"])]
+    typical_price = float(appraisals["price"].median()) if len(appraisals) else 0.0
+    reference = registry.reference_set()
+    prices = reference["price"].to_numpy(dtype=float)
+    current = (
+        np.asarray(prices_at_their_months(registry.exam(version), reference, level))
+        if len(prices)
+        else None
+    )
+
+    def against(other: int | None) -> Change | None:
+        if other is None or other == version or current is None:
+            return None
+        try:
+            before = prices_at_their_months(registry.exam(other), reference, level)
+        except RegistryError:  # a version that cannot be read is not compared with
+            return None
+        return change(other, prices, np.asarray(before), current)
+
+    month_ago = champion_at(events, now - MONTH)
+    first = pd.Timestamp(events["at"].iloc[0]).to_pydatetime() if len(events) else None
+    better = is_it_getting_better(
+        version,
+        events,
+        against(previous_champion(events, version)),
+        against(month_ago),
+        first,
+        same_as_month_ago=month_ago == version,
+    )
+    market = registry.load(version).market
+    return ThreeAnswers(
+        version=version,
+        good=is_it_good(metrics, typical_price),
+        better=better,
+        changed=what_changed(batches, market, len(appraisals)),
+        mape=float(metrics.get("mape") or 0.0),
+    )

@@ -1,19 +1,42 @@
 """The owner's Business page as people use it: the owner creates a key (shown once, with its first
 call), sees a client's use and income, changes a price and revokes the key; an expert reads it
-and cannot change it; nobody signed in sees no client's figures."""
+and cannot change it; nobody signed in sees no client's figures; the monthly report says what
+Home and Business say."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import date
+from pathlib import Path
 
+import pandas as pd
 from fastapi.testclient import TestClient
+from pypdf import PdfReader
 
 from app.api import create_app
 from diamond_model.learning.loop import LearningLoop
 from diamond_model.serving.keys import KeyStore
+from diamond_model.serving.metering import Meter
 from diamond_model.serving.people import People, Role
 from diamond_model.settings import Settings
-from tests.helpers import BUSINESS, click, frame, metrics, rerun, run, texts, unlock
+from tests.app.test_dashboard import answer
+from tests.helpers import (
+    BUSINESS,
+    HOME,
+    ROOT,
+    click,
+    csv_bytes,
+    frame,
+    metrics,
+    rerun,
+    run,
+    texts,
+    unlock,
+)
+
+SHOTS = ROOT / "artifacts" / "screenshots"
 
 STONE = {"carat": 0.7, "cut": "Ideal", "color": "F", "clarity": "VS2"}
 
@@ -80,3 +103,48 @@ def test_an_expert_reads_the_business_and_cannot_change_a_key(dashboard_env: Set
     assert "orafo" in frame(app, "Client")["Client"].tolist()
     assert "Only the owner can create, change or revoke client keys." in texts(app)
     assert not [b for b in app.button if b.label in ("Create the key", "Save", "Revoke the key")]
+
+
+def test_the_monthly_report_says_what_home_and_business_say(
+    dashboard_env: Settings, appraisals: pd.DataFrame, tmp_path: Path
+) -> None:
+    """`python -m diamond_model report --month M` for this month: the same three answers as Home
+    and the same income as the Business page, on one page (rendered to PNG to be looked at)."""
+    pipeline = LearningLoop.from_settings(dashboard_env)
+    pipeline.ingest(csv_bytes(appraisals.iloc[2000:]), "more.csv", "expert", retrain=False)
+    assert pipeline.retrain().promoted
+    _, client = KeyStore(pipeline.store).create("orafo", frozenset({"quote"}), price_per_1000=30.0)
+    meter = Meter(pipeline.store)
+    for _ in range(3):
+        meter.record(client, stones=411)
+    meter.flush()
+    pipeline.store.dispose()
+
+    home = run(HOME)
+    business = unlock(run(BUSINESS))
+    income = metrics(business)[f"Income in {date.today():%B %Y}"]
+    assert income == "$36.99"  # 1,233 stones at $30 per 1,000
+
+    path = tmp_path / "report.pdf"
+    month = f"{date.today():%Y-%m}"
+    done = subprocess.run(
+        [sys.executable, "-m", "diamond_model", "report", "--month", month, "-o", str(path)],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    printed = " ".join("\n".join(p.extract_text() for p in PdfReader(path).pages).split())
+    assert len(PdfReader(path).pages) == 1, "one page"
+    for question in ("Is it good?", "Is it getting better?", "What changed?"):
+        said = answer(home, question).splitlines()
+        for line in said:
+            assert " ".join(line.removeprefix("- ").split()) in printed, (question, line)
+    assert income in printed
+    assert "orafo 1,233 $30.00 $36.99" in printed
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["pdftoppm", "-png", "-r", "70", "-singlefile", str(path), str(SHOTS / "report")],
+        check=True,
+    )
