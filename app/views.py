@@ -200,8 +200,9 @@ def versions(infos: list[VersionInfo]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def history_frame(infos: list[VersionInfo]) -> pd.DataFrame:
-    """version, created_at, champion, train_rows, reference_mape: what the history chart reads."""
+def history_frame(infos: list[VersionInfo], happened: dict[int, str] | None = None) -> pd.DataFrame:
+    """version, created_at, champion, train_rows, reference_mape and what happened to it
+    (`owner.history_events`): what the history chart reads."""
     return pd.DataFrame(
         [
             {
@@ -210,6 +211,7 @@ def history_frame(infos: list[VersionInfo]) -> pd.DataFrame:
                 "champion": v.is_champion,
                 "train_rows": v.train_rows,
                 "reference_mape": (v.reference_metrics or {}).get("mape"),
+                "happened": (happened or {}).get(v.version, ""),
             }
             for v in infos
         ]

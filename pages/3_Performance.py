@@ -5,6 +5,7 @@ import streamlit as st
 
 from app import views
 from app.dashboard import (
+    answers,
     appraisals,
     chart,
     holdout,
@@ -18,6 +19,12 @@ from diamond_model.reports.analysis import (
     coverage_by_band,
     grade_effect,
     signed_error_by_predicted_band,
+)
+from diamond_model.reports.owner import (
+    events_in_words,
+    history_events,
+    market_title,
+    ranges_sentence,
 )
 
 through_navigation()
@@ -41,7 +48,22 @@ a.metric("Typical error (median)", f"{figures_now['median_ape']:.1f}%")
 b.metric("Average error in dollars", f"${figures_now['mae']:,.0f}")
 c.metric(f"Real prices inside the {100 * level:.0f}% range", f"{figures_now['coverage']:.0f}%")
 st.caption(f"{where}.")
-chart(model_figures.history(views.history_frame(infos)), key="history")
+events = svc.registry.champion_events()
+three = answers(svc, version)
+verdict = three.better.verdict if three is not None else "Average error by version"
+chart(
+    model_figures.history(
+        views.history_frame(infos, history_events(events)),
+        f"{verdict}: average error of every version on the same appraisals",
+    ),
+    key="history",
+)
+if three is not None:
+    for sentence in three.better.sentences:
+        st.markdown(f"- {sentence}")
+with st.expander("What happened to the serving model"):
+    for line in events_in_words(events):
+        st.markdown(f"- {line}")
 st.caption(
     "Every version is measured on the same reference appraisals (held out from the first "
     "batch), by its recipe fitted without them, each priced at its own month's market level, "
@@ -59,7 +81,10 @@ if len(live):
         "on it: a market move or a drift shows here first."
     )
 if len(model.market.months) > 1:
-    chart(model_figures.market_index(model.market.frame()), key="market")
+    chart(
+        model_figures.market_index(model.market.frame(), market_title(model.market)),
+        key="market",
+    )
     st.caption(
         f"Monthly level of prices against the average appraisal, with its 90% band; quotes use "
         f"{model.market.latest_label}."
@@ -72,16 +97,23 @@ left, right = st.columns(2)
 with left:
     chart(model_figures.signed_error(signed_error_by_predicted_band(predictions)), key="lean")
     st.caption(
-        "Median error by the price the model quoted (grouping by the expert's price instead "
-        "would show a trend the grouping creates, not the model)."
+        "Whether the model leans high or low at each price: the middle error of the stones it "
+        "quoted in each band (grouped by its own quote; grouped by the expert's price, any model "
+        "would seem to overprice cheap stones and underprice dear ones)."
     )
 with right:
     chart(model_figures.reliance(relies_on(svc, version)), key="reliance")
     st.caption(
-        "How far each step of the waterfall moves a price from the typical stone, on average "
-        "(carat's power law included in size)."
+        "What moves a price most: how far each step of the waterfall moves a stone's price from "
+        "the typical stone's, on average, in per cent (size includes the weight's own curve; "
+        "over 100 % means it often doubles a price or more)."
     )
 st.subheader("Are the ranges honest?")
+tables = {
+    what: coverage_by_band(predictions, column)
+    for what, column in (("price band", "price_band"), ("carat band", "carat_band"), ("cut", "cut"))
+}
+st.markdown(ranges_sentence(tables, level))
 group = st.radio(
     "Group by", ["price band", "carat band", "cut"], horizontal=True, key="coverage_group"
 )
@@ -101,6 +133,10 @@ st.caption(
 )
 grade = st.radio("Errors by", ["cut", "color", "clarity"], horizontal=True, key="errors_grade")
 chart(model_figures.errors_by_grade(predictions, grade), key="errors")
+st.caption(
+    "Each box holds the middle half of the misses for that grade, its line the middle miss; the "
+    "whiskers reach the usual extremes. Boxes centred on zero: no grade is priced high or low."
+)
 
 st.header("Analyst")
 if st.toggle("Show the data exploration and the learning curve", key="analyst"):

@@ -29,8 +29,10 @@ def history(
 ) -> go.Figure:
     """Error of every version on the same reference appraisals, dated; lower is better."""
     frame = versions.dropna(subset=["reference_mape"])
+    happened = frame["happened"] if "happened" in frame else [""] * len(frame)
     labels = [
-        f"v{v}<br>{d:%d %b %Y}" for v, d in zip(frame["version"], frame["created_at"], strict=True)
+        f"v{v}<br>{d:%d %b %Y}" + (f"<br><i>{h}</i>" if h else "")
+        for v, d, h in zip(frame["version"], frame["created_at"], happened, strict=True)
     ]
     colours = [UP if champion else TOTAL for champion in frame["champion"]]
     figure = go.Figure(

@@ -271,3 +271,76 @@ def three_answers(
         changed=what_changed(batches, market, len(appraisals)),
         mape=float(metrics.get("mape") or 0.0),
     )
+
+
+COVERAGE_FLOOR = 88.0  # % every group's range must cover (README, "Ranges honest for this stone")
+
+
+def short_groups(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The groups whose range covers fewer real prices than `COVERAGE_FLOOR`, in words
+    (`tables`: a coverage table per grouping, with the group, `coverage` and `n` columns)."""
+    said = []
+    for what, table in tables.items():
+        column = table.columns[0]
+        for row in table.loc[table["coverage"] < COVERAGE_FLOOR].itertuples(index=False):
+            group, covered, n = getattr(row, column), row.coverage, row.n
+            said.append(f"{what} {group} ({covered:.1f} % of {n:,})")
+    return said
+
+
+def ranges_sentence(tables: dict[str, pd.DataFrame], level: float) -> str:
+    """One sentence: every group covered, or the groups that fall short named."""
+    short = short_groups(tables)
+    if not short:
+        return (
+            f"Every price band, size and cut has at least {COVERAGE_FLOOR:g} % of real prices "
+            f"inside its {100 * level:.0f} % range."
+        )
+    return (
+        f"The range falls short of {COVERAGE_FLOOR:g} % for {'; '.join(short)}: quotes there are "
+        "less sure than they look, and the expert should check them."
+    )
+
+
+def history_events(events: pd.DataFrame) -> dict[int, str]:
+    """What happened to each version that served, in a word or two: promoted, rolled back,
+    stopped (it learned from a withdrawn batch), back (by a rollback or a fall-back)."""
+    said: dict[int, list[str]] = {}
+    serving: int | None = None
+    for kind, version in events[["kind", "version"]].itertuples(index=False):
+        version = int(version)
+        if kind == "rollback" and serving is not None:
+            said.setdefault(serving, []).append("rolled back")
+            said.setdefault(version, []).append("back by rollback")
+        elif kind == "fallback" and serving is not None:
+            said.setdefault(serving, []).append("stopped: withdrawn batch")
+            said.setdefault(version, []).append("back by fall-back")
+        else:
+            said.setdefault(version, []).append("promoted")
+        serving = version
+    return {version: ", ".join(dict.fromkeys(words)) for version, words in said.items()}
+
+
+def events_in_words(events: pd.DataFrame, last: int = 5) -> list[str]:
+    """The latest changes of the serving model, newest first, one line each."""
+    words = {"promote": "promoted", "rollback": "served again (rollback)", "fallback": "served "
+             "again (fall-back)"}  # fmt: skip
+    lines = []
+    recent = events.tail(last).iloc[::-1]
+    for at, kind, version, note in zip(
+        pd.to_datetime(recent["at"]), recent["kind"], recent["version"], recent["note"], strict=True
+    ):
+        what = words.get(str(kind), str(kind))
+        lines.append(f"{at:%d %b %Y %H:%M}, v{version} {what}" + (f": {note}" if note else ""))
+    return lines
+
+
+def market_title(market: MarketIndex) -> str:
+    """The market chart's conclusion."""
+    if len(market.months) < 2:
+        return f"One month of appraisals so far ({_month_words(market.latest_label)})"
+    level = 100 * float(np.expm1(market.latest_level - market.level[0]))
+    first = _month_words(month_label(int(market.months[0])))
+    if abs(level) < 0.5:
+        return f"Prices have not moved since {first}"
+    return f"Prices are {abs(level):.1f} % {'above' if level > 0 else 'below'} {first}"

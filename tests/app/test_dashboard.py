@@ -112,6 +112,14 @@ def test_home_says_what_a_rollback_did(dashboard_env: Settings, appraisals: pd.D
     assert "Back to v1: worse than the one it replaced" in after
     assert "v1 serves again since" in after and "Rolled back from v2." in after
     assert "points worse than the version before (v2:" in after
+    performance = run(PERFORMANCE)
+    assert "v1 served again (rollback): rolled back from v2" in texts(performance)
+    history = next(
+        c for c in performance.get("plotly_chart") if "every version" in str(c.proto.spec)
+    )
+    assert "rolled back" in str(history.proto.spec) and "back by rollback" in str(
+        history.proto.spec
+    )
     pipeline.store.dispose()
 
 
@@ -664,8 +672,15 @@ def test_performance_opens_on_whether_the_model_is_good_and_improving(
     assert app.header[0].value == "Is the model good, and is it getting better?"
     assert "the same reference appraisals" in texts(app)
     assert metrics(app)["Typical error (median)"].endswith("%")
-    assert "grouping by the expert's price" in texts(app)
-    assert "carat's power law included" in texts(app)
+    assert "grouped by the expert's price" in texts(app)
+    assert "size includes the weight's own curve" in texts(app)
+    titles = [str(c.proto.spec) for c in app.get("plotly_chart")]
+    assert any("Unchanged: average error of every version" in t for t in titles), (
+        "the history chart's title states its conclusion (the same recipe retrained)"
+    )
+    assert "v2 promoted" in texts(app) and "v1 promoted" in texts(app)
+    ranges = next(t for t in texts(app).splitlines() if "range" in t and "88 %" in t)
+    assert ranges.startswith(("Every price band, size and cut", "The range falls short"))
     app.radio(key="coverage_group").set_value("cut")
     app = rerun(app)
     app.toggle(key="analyst").set_value(True)
