@@ -190,8 +190,10 @@ def versions(infos: list[VersionInfo]) -> pd.DataFrame:
             "State": _version_state(v),
             "Learned from batches": _id_ranges(v.learned_from),
             "Appraisals learned from": v.train_rows,
-            "Error on the reference set": _figure((v.reference_metrics or {}).get("mape"), "%"),
-            "Error on its held-out appraisals": _figure(v.metrics.get("mape"), "%"),
+            "Average error on the reference set": _figure(
+                (v.reference_metrics or {}).get("mape"), "%"
+            ),
+            "Average error on its held-out appraisals": _figure(v.metrics.get("mape"), "%"),
             "Average error in dollars": _figure(v.metrics.get("mae"), "$"),
             "Prices inside the range": _figure(v.metrics.get("coverage"), "%"),
         }

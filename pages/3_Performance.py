@@ -21,6 +21,7 @@ from diamond_model.reports.analysis import (
     signed_error_by_predicted_band,
 )
 from diamond_model.reports.owner import (
+    coverage_title,
     events_in_words,
     history_events,
     market_title,
@@ -123,7 +124,7 @@ chart(
         coverage_by_band(predictions, column),
         column,
         level,
-        f"Real prices inside the range, by {group}",
+        coverage_title(coverage_by_band(predictions, column), group),
     ),
     key="coverage",
 )

@@ -151,7 +151,9 @@ def reliance(table: pd.DataFrame) -> go.Figure:
     )
     figure.update_xaxes(title="Average move of the price against the typical stone (%)")
     figure.update_layout(margin={"l": 10, "r": 60, "t": 60, "b": 50})
-    return finish(figure, "What the model relies on (the same steps as the waterfall)")
+    top = table.sort_values("mean_abs_percent").iloc[-1]
+    name = STEP_NAMES.get(top["step"], top["step"])
+    return finish(figure, f"{name} moves a price most: {top['mean_abs_percent']:.0f} % on average")
 
 
 def coverage(table: pd.DataFrame, column: str, level: float, title: str) -> go.Figure:
@@ -214,7 +216,13 @@ def predicted_vs_actual(predictions: pd.DataFrame) -> go.Figure:
     )
     figure.update_xaxes(title="Expert's price ($)", tickprefix="$", separatethousands=True)
     figure.update_yaxes(title="Model's estimate ($)", tickprefix="$", separatethousands=True)
-    return finish(figure, "Estimates against the expert's prices, on appraisals it never saw", 460)
+    typical = float(predictions["error_pct"].abs().median())
+    return finish(
+        figure,
+        f"Half the estimates are within {typical:.1f} % of the expert's price (stones it never "
+        "saw)",
+        460,
+    )
 
 
 def signed_error(table: pd.DataFrame) -> go.Figure:
@@ -232,7 +240,8 @@ def signed_error(table: pd.DataFrame) -> go.Figure:
     figure.add_hline(y=0, line_color=MUTED)
     figure.update_yaxes(title="Median error (% of the expert's price)", tickfont=FONT)
     figure.update_xaxes(title="Estimated price band", tickfont=FONT)
-    return finish(figure, "Does it lean high or low? By the price it quoted")
+    lean = float(table["median_signed_error"].abs().max()) if len(table) else 0.0
+    return finish(figure, f"It leans at most {lean:.1f} % high or low, at any price it quoted")
 
 
 def errors_by_grade(predictions: pd.DataFrame, grade: str) -> go.Figure:
@@ -249,7 +258,12 @@ def errors_by_grade(predictions: pd.DataFrame, grade: str) -> go.Figure:
         },
     )
     figure.add_hline(y=0, line_dash="dot", line_color=MUTED)
-    return finish(figure, f"Errors by {LABELS[grade].lower()} (appraisals it never saw)")
+    middle = predictions.astype({grade: str}).groupby(grade)["error_pct"].median()
+    worst = float(middle.abs().max()) if len(middle) else 0.0
+    return finish(
+        figure,
+        f"No {LABELS[grade].lower()} is priced more than {worst:.1f} % high or low, in the middle",
+    )
 
 
 def learning_curve(curve: pd.DataFrame) -> go.Figure:

@@ -288,6 +288,14 @@ def short_groups(tables: dict[str, pd.DataFrame]) -> list[str]:
     return said
 
 
+def coverage_title(table: pd.DataFrame, group: str) -> str:
+    """The coverage chart's conclusion for one grouping."""
+    short = int((table["coverage"] < COVERAGE_FLOOR).sum())
+    if not short:
+        return f"Every {group} has {COVERAGE_FLOOR:g} % or more of real prices inside its range"
+    return f"{short} {group}{'s' if short > 1 else ''} short of {COVERAGE_FLOOR:g} %, named above"
+
+
 def ranges_sentence(tables: dict[str, pd.DataFrame], level: float) -> str:
     """One sentence: every group covered, or the groups that fall short named."""
     short = short_groups(tables)
