@@ -144,12 +144,17 @@ if st.toggle("Show the data exploration and the learning curve", key="analyst"):
     data = appraisals(svc)
     st.caption(f"{len(data):,} stored appraisals in use.")
     chart(model_figures.learning_curve(learning(svc)), key="learning")
+    st.caption(
+        "The learning curve: the error on stones it never saw when trained on more and more of "
+        "these appraisals; still falling at the right means more appraisals would help."
+    )
     feature = st.selectbox(
         "Distribution of",
         ["carat", "price", "cut", "color", "clarity", "depth", "table", "x", "y", "z"],
         key="feature",
     )
     chart(figures.histogram(data, feature), key="histogram")
+    st.caption("How many stored appraisals have each value: the stones the model knows best.")
     colour = st.radio(
         "Colour the scatter by", ["clarity", "color", "cut"], horizontal=True, key="colour"
     )

@@ -116,6 +116,7 @@ def is_it_getting_better(
     month_ago: Change | None,
     first_served: datetime | None,
     same_as_month_ago: bool = False,
+    learned: str = "",
 ) -> Answer:
     """Since the previous version and since a month ago, beyond noise or not; a rollback or a
     fallback said as what happened."""
@@ -145,6 +146,8 @@ def is_it_getting_better(
         sentences.append(
             f"No model served a month ago: the first began on {first_served:%d %B %Y}."
         )
+    if learned:
+        sentences.append(learned)
     if previous is None or not previous.beyond_noise:
         verdict, good = "Unchanged" if previous is not None else "Just started", None
     elif previous.points < 0:
@@ -158,6 +161,26 @@ def is_it_getting_better(
             else ""
         )
     return Answer("Is it getting better?", verdict, tuple(sentences), good)
+
+
+def learning_message(served: list[tuple[int, int, float]]) -> str:
+    """What more appraisals did, from the versions that served, oldest first: (version,
+    appraisals learned from, average error on the reference appraisals)."""
+    if len(served) < 2:
+        return (
+            "The more appraisals it learns from, the smaller its errors: each batch the expert "
+            "uploads should make it better (Performance, Analyst: the learning curve)."
+        )
+    (v0, n0, e0), (v1, n1, e1) = served[0], served[-1]
+    if n1 > n0 and e1 < e0:
+        return (
+            f"More appraisals, smaller errors: v{v0} learned from {n0:,} ({e0:.2f} %), "
+            f"v{v1} from {n1:,} ({e1:.2f} %)."
+        )
+    return (
+        f"v{v0} learned from {n0:,} appraisals ({e0:.2f} %), v{v1} from {n1:,} ({e1:.2f} %): "
+        "more of the same appraisals no longer lower the error by themselves."
+    )
 
 
 def what_changed(batches: pd.DataFrame, market: MarketIndex, in_use: int) -> Answer:
@@ -255,6 +278,12 @@ def three_answers(
 
     month_ago = champion_at(events, now - MONTH)
     first = pd.Timestamp(events["at"].iloc[0]).to_pydatetime() if len(events) else None
+    infos = {v.version: v for v in registry.versions()}
+    served = [
+        (v, infos[v].train_rows, float(error))
+        for v in dict.fromkeys(int(x) for x in events["version"])
+        if v in infos and (error := (infos[v].reference_metrics or {}).get("mape")) is not None
+    ]
     better = is_it_getting_better(
         version,
         events,
@@ -262,6 +291,7 @@ def three_answers(
         against(month_ago),
         first,
         same_as_month_ago=month_ago == version,
+        learned=learning_message(served),
     )
     market = registry.load(version).market
     return ThreeAnswers(

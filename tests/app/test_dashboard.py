@@ -74,9 +74,9 @@ def test_home_answers_the_owners_three_questions_for_a_first_model(
     assert f"Average error {mape:.1f} %; the target is 7 % or better" in good
     assert ("Yes: it meets the target" in good) == (mape <= 7.0)
     assert "this shop's typical appraisal" in good
-    assert "v1 is the first model: nothing to compare it with yet." in answer(
-        app, "Is it getting better?"
-    )
+    first = answer(app, "Is it getting better?")
+    assert "v1 is the first model: nothing to compare it with yet." in first
+    assert "The more appraisals it learns from, the smaller its errors" in first
     changed = answer(app, "What changed?")
     assert "Latest upload: batch 1" in changed and "January 2026 market level" in changed
     assert "2026-01" not in texts(app) and "Model v1" not in texts(app), "the owner's words"
@@ -95,6 +95,7 @@ def test_home_says_a_better_model_is_better_and_a_retrain_that_changed_nothing_u
     assert f"{v1 - v2:.2f} points better than the version before" in better
     assert f"(v1: {v1:.2f} %, now {v2:.2f} %), beyond noise" in better
     assert "No model served a month ago" in better
+    assert f"More appraisals, smaller errors: v1 learned from 2,000 ({v1:.2f} %), v2" in better
 
     assert pipeline.retrain(force=True).promoted  # the same recipe on the same appraisals
     same = answer(run(HOME), "Is it getting better?")
