@@ -10,7 +10,7 @@ from datetime import date, datetime
 import pandas as pd
 
 from diamond_model.enums import Scope
-from diamond_model.serving.business import charge, income_by_month, price_of, usage_by
+from diamond_model.serving.business import charge, income_by_month, limits, price_of, usage_by
 from diamond_model.serving.keys import ClientKey, KeyStore
 
 SCOPE_NAMES = {
@@ -51,15 +51,7 @@ def this_month(keys: KeyStore, default_price: float, today: date) -> Month:
 
 def limits_words(client: ClientKey) -> str:
     """'5,000 stones a day, 60 requests a minute', or 'no limits'."""
-    parts = [
-        f"{value:,} {what}"
-        for value, what in (
-            (client.stones_per_day, "stones a day"),
-            (client.requests_per_minute, "requests a minute"),
-        )
-        if value
-    ]
-    return ", ".join(parts) or "no limits"
+    return ", ".join(limits(client, "stones a day", "requests a minute")) or "no limits"
 
 
 def _when(moment: datetime | None) -> str:

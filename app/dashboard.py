@@ -342,8 +342,7 @@ def stone_page_of(svc: Services, champion: Champion, stone: dict[str, object]) -
 
 
 def shop(svc: Services) -> Shop:
-    s = svc.settings
-    return Shop(name=s.shop_name, address=s.shop_address, phone=s.shop_phone, vat=s.shop_vat)
+    return Shop.of(svc.settings)
 
 
 def customer_sheet(

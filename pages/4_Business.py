@@ -55,6 +55,7 @@ today = date.today()
 svc.meter.flush()  # this process's own counts; the API servers flush theirs every few seconds
 
 month = views.this_month(keys, default, today)
+months = sorted({*usage_by(keys, "month")["month"], f"{today:%Y-%m}"}, reverse=True)
 a, b, c, d = st.columns(4)
 a.metric(f"Income in {month.label}", f"${month.income:,.2f}")
 b.metric("Stones priced for clients", f"{month.stones:,}")
@@ -84,7 +85,6 @@ else:
 
     st.subheader("Monthly statement")
     names = list(listed["Client"])
-    months = sorted({*usage_by(keys, "month")["month"], f"{today:%Y-%m}"}, reverse=True)
     left, right = st.columns(2)
     chosen = left.selectbox("Client", names, key="statement_client")
     period = right.selectbox("Month", months, key="statement_month")
@@ -116,8 +116,7 @@ st.caption(
     "The month on one page to print: is the model good, is it getting better, what changed, and "
     "what the clients brought (as of the month's end, or now for this month)."
 )
-report_months = sorted({*usage_by(keys, "month")["month"], f"{today:%Y-%m}"}, reverse=True)
-report_month = st.selectbox("Month of the report", report_months, key="report_month")
+report_month = st.selectbox("Month of the report", months, key="report_month")
 st.download_button(
     "Monthly report (PDF)",
     monthly_report_pdf(svc, report_month),

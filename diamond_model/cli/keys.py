@@ -10,7 +10,7 @@ from diamond_model.cli.common import (
     EXIT_OK,
     open_pipeline,
 )
-from diamond_model.serving.business import price_of
+from diamond_model.serving.business import limits, price_of
 from diamond_model.serving.keys import ClientKey
 from diamond_model.settings import Settings
 
@@ -55,9 +55,7 @@ def cmd_keys(args: argparse.Namespace, settings: Settings) -> int:
             f"{sheet.client}, {sheet.month}: {sheet.requests:,} requests, {sheet.stones:,} stones "
             f"at ${sheet.price_per_1000:,.2f} per 1,000 = ${sheet.amount:,.2f}"
         )
-        shop = Shop(
-            settings.shop_name, settings.shop_address, settings.shop_phone, settings.shop_vat
-        )
+        shop = Shop.of(settings)
         for path, data in ((args.csv, sheet.csv), (args.pdf, lambda: statement_pdf(sheet, shop))):
             if path:
                 write_atomically(Path(path), data(), overwrite=True)
@@ -105,18 +103,11 @@ KEEP = object()  # an option of `keys change` left out: that term stays as it is
 
 def terms(client: ClientKey, default_price: float) -> str:
     """'5,000 stones/day, 60 requests/min, $20.00 per 1,000 stones (default)'."""
-    limits = [
-        f"{value:,} {what}"
-        for value, what in (
-            (client.stones_per_day, "stones/day"),
-            (client.requests_per_minute, "requests/min"),
-        )
-        if value
-    ]
+    set_ = limits(client, "stones/day", "requests/min")
     own = client.price_per_1000 is not None
     price = price_of(client, default_price)
     return ", ".join(
-        [*(limits or ["no limits"]), f"${price:,.2f} per 1,000 stones{'' if own else ' (default)'}"]
+        [*(set_ or ["no limits"]), f"${price:,.2f} per 1,000 stones{'' if own else ' (default)'}"]
     )
 
 

@@ -74,7 +74,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         f"API clients in {report.title}: {report.stones:,} stones, ${report.income:,.2f} "
         f"from {len(report.clients)} client(s); {report.refused:,} requests refused for a limit"
     )
-    shop = Shop(settings.shop_name, settings.shop_address, settings.shop_phone, settings.shop_vat)
+    shop = Shop.of(settings)
     output = Path(args.output or f"report-{report.month}.pdf")
     write_atomically(output, report_pdf(report, shop), overwrite=True)
     print(f"-> {output}")

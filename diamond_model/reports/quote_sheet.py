@@ -17,6 +17,7 @@ from fpdf import FPDF
 
 from diamond_model.pricing.contributions import Explanation
 from diamond_model.pricing.quote import Quote, conflict_question
+from diamond_model.settings import Settings
 
 # The PDF's built-in fonts speak Latin-1; these are the few characters our sentences use beyond it.
 PLAIN = str.maketrans(
@@ -47,6 +48,13 @@ class Shop:
     address: str = ""
     phone: str = ""
     vat: str = ""
+
+    @classmethod
+    def of(cls, settings: Settings) -> Shop:
+        """The shop as the installation's settings name it."""
+        return cls(
+            settings.shop_name, settings.shop_address, settings.shop_phone, settings.shop_vat
+        )
 
 
 def quote_number(number: int) -> str:
@@ -188,6 +196,23 @@ def customer_quote(
     )
 
 
+def letterhead(pdf: FPDF, shop: Shop, size: float, height: float) -> None:
+    """The shop's name (`size` pt on lines `height` mm high), its address, phone and VAT number,
+    and a rule, at the top of a page with 20 mm margins: every document the shop hands out."""
+    pdf.set_y(20)
+    pdf.set_font("Helvetica", style="B", size=size)
+    pdf.multi_cell(0, height, _latin1(shop.name), new_x="LMARGIN", new_y="NEXT")
+    contact = [part for part in (shop.address, shop.phone) if part]
+    if shop.vat:
+        contact.append(f"VAT {shop.vat}")
+    if contact:
+        pdf.set_font("Helvetica", size=9)
+        pdf.multi_cell(0, 5, _latin1("   |   ".join(contact)), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_draw_color(160, 160, 160)
+    pdf.line(20, pdf.get_y() + 3, pdf.w - 20, pdf.get_y() + 3)
+    pdf.ln(8)
+
+
 def quote_pdf(sheet: CustomerQuote) -> bytes:
     """One A4 page, as bytes."""
     pdf = FPDF(format="A4")
@@ -203,17 +228,7 @@ def quote_pdf(sheet: CustomerQuote) -> bytes:
         pdf.set_font("Helvetica", style=style, size=size)
         pdf.multi_cell(0, height, _latin1(words), new_x="LMARGIN", new_y="NEXT", **kw)
 
-    # The shop.
-    pdf.set_y(20)
-    text(sheet.shop.name, 20, "B", 10)
-    contact = [part for part in (sheet.shop.address, sheet.shop.phone) if part]
-    if sheet.shop.vat:
-        contact.append(f"VAT {sheet.shop.vat}")
-    if contact:
-        text("   |   ".join(contact), 9, "", 5)
-    pdf.set_draw_color(160, 160, 160)
-    pdf.line(20, pdf.get_y() + 3, 20 + width, pdf.get_y() + 3)
-    pdf.ln(8)
+    letterhead(pdf, sheet.shop, 20, 10)
 
     # The quote: number, dates, customer.
     text(title, 16, "B", 8)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from fpdf import FPDF
 
-from diamond_model.reports.quote_sheet import Shop, _latin1
+from diamond_model.reports.quote_sheet import Shop, _latin1, letterhead
 from diamond_model.serving.business import Statement, charge
 
 ROWS_PER_PAGE = 31  # a month's days fit one A4 page
@@ -26,16 +26,7 @@ def statement_pdf(sheet: Statement, shop: Shop) -> bytes:
         pdf.set_font("Helvetica", style=style, size=size)
         pdf.multi_cell(0, height, _latin1(words), new_x="LMARGIN", new_y="NEXT")
 
-    pdf.set_y(20)
-    line(shop.name, 18, "B", 9)
-    contact = [part for part in (shop.address, shop.phone) if part]
-    if shop.vat:
-        contact.append(f"VAT {shop.vat}")
-    if contact:
-        line("   |   ".join(contact), 9, "", 5)
-    pdf.set_draw_color(160, 160, 160)
-    pdf.line(20, pdf.get_y() + 3, 20 + width, pdf.get_y() + 3)
-    pdf.ln(8)
+    letterhead(pdf, shop, 18, 9)
     line(title, 15, "B", 8)
     line(
         f"Diamond pricing through our API, {sheet.month} (UTC days). Drawn up on "

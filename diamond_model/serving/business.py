@@ -38,6 +38,18 @@ def price_of(client: ClientKey, default: float) -> float:
     return default if client.price_per_1000 is None else client.price_per_1000
 
 
+def limits(client: ClientKey, per_day: str, per_minute: str) -> list[str]:
+    """The key's limits that are set, in the caller's units ('5,000 stones a day', …)."""
+    return [
+        f"{value:,} {what}"
+        for value, what in (
+            (client.stones_per_day, per_day),
+            (client.requests_per_minute, per_minute),
+        )
+        if value
+    ]
+
+
 def charge(stones: int, price_per_1000: float) -> float:
     """What `stones` priced cost at `price_per_1000`, in dollars and cents."""
     return round(stones * price_per_1000 / 1000, 2)
