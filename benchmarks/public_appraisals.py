@@ -5,7 +5,7 @@ The rows of that table not in the bundled file (48,902 with usable millimetres) 
 with a fixed seed: 15,000 are the test set; the rest are "more appraisals" a store could grow by.
 
     python -m benchmarks.public_appraisals served PUBLIC_CSV   # the served model's figures
-    python -m benchmarks.public_appraisals sizes PUBLIC_CSV    # the size study (model.CAPACITIES)
+    python -m benchmarks.public_appraisals sizes PUBLIC_CSV [EXTRA ...]  # the size study
 
 PUBLIC_CSV is the table as ggplot2 ships it (plotnine's wheel has a copy:
 `plotnine/data/diamonds.csv`); it is not bundled here and nothing downloads it.
@@ -20,9 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.model_selection import KFold, RepeatedKFold
 
-from diamond_model.data.schema import BUNDLED_APPRAISED_ON, STONE_COLUMNS
+from diamond_model.data.schema import BUNDLED_APPRAISED_ON, GRADES, STONE_COLUMNS
+from diamond_model.data.validation import validate_csv
 from diamond_model.learning.evaluation import (
     CARAT_GROUPS,
     PRICE_GROUPS,
@@ -33,7 +35,7 @@ from diamond_model.learning.evaluation import (
 from diamond_model.learning.loop import BUNDLED_DATASET, LearningLoop
 from diamond_model.learning.metrics import price_metrics
 from diamond_model.learning.training import train
-from diamond_model.pricing.model import PriceModel
+from diamond_model.pricing.model import Capacity, PriceModel
 from diamond_model.pricing.quote import quote_frame
 from diamond_model.settings import Settings
 
@@ -120,23 +122,33 @@ def served(public_csv: Path) -> None:
         loop.store.dispose()
 
 
-SIZES = {  # the candidates of the 2026-12 study; the chosen ones are in model.CAPACITIES
-    "previous small: 250 trees at 0.12, 15 leaves of 15": (250, 0.12, 15, 15),
-    "small: 1,000 at 0.03, 23 leaves of 7": (1000, 0.03, 23, 7),
-    "1,000 at 0.03, 15 leaves of 10": (1000, 0.03, 15, 10),
-    "1,500 at 0.02, 23 leaves of 7": (1500, 0.02, 23, 7),
-    "previous medium: 800 at 0.075, 31 leaves of 10": (800, 0.075, 31, 10),
-    "medium: 2,000 at 0.03, 47 leaves of 5": (2000, 0.03, 47, 5),
-    "large: 3,000 at 0.03, 63 leaves of 5": (3000, 0.03, 63, 5),
-}
+SIZES = (  # the candidates of the 2026-12 studies; the chosen ones are in model.CAPACITIES
+    Capacity("previous small: 250 trees at 0.12, 15 leaves of 15", 15, 250, 0.12, 15, 0),
+    Capacity("small: 1,000 at 0.03, 23 leaves of 7", 23, 1000, 0.03, 7, 0),
+    Capacity("1,000 at 0.03, 15 leaves of 10", 15, 1000, 0.03, 10, 0),
+    Capacity("1,500 at 0.02, 23 leaves of 7", 23, 1500, 0.02, 7, 0),
+    Capacity("small with volume and outline", 23, 1000, 0.03, 7, 0, shape=True),
+    Capacity("previous medium: 800 at 0.075, 31 leaves of 10", 31, 800, 0.075, 10, 0),
+    Capacity("first medium: 2,000 at 0.03, 47 leaves of 5", 47, 2000, 0.03, 5, 0),
+    Capacity("the same, volume and outline", 47, 2000, 0.03, 5, 0, shape=True),
+    Capacity("the same, Huber δ 0.05", 47, 2000, 0.03, 5, 0, 0.05, shape=True),
+    Capacity("medium: 2,000 at 0.03, 63 of 5, δ 0.05, shape", 63, 2000, 0.03, 5, 0, 0.05, True),
+    Capacity("large: the same, 95 leaves", 95, 2000, 0.03, 5, 0, 0.05, True),
+    Capacity("the same, 63 leaves, 3,000 trees", 63, 3000, 0.03, 5, 0, 0.05, True),
+    Capacity("the same, 95 leaves, 3,000 trees", 95, 3000, 0.03, 5, 0, 0.05, True),
+)
+SMALL_STORE_ONLY = 5  # the first five are the small sizes' candidates
 
 
-def sizes(public_csv: Path) -> None:
+def sizes(public_csv: Path, extras: tuple[int, ...] = (0, 20_000)) -> None:
     """Each size by cross-validation on what a store would hold (repeated 5 × 3 on the bundled
-    appraisals; 5-fold with 20,000 more), then checked on the test set."""
-    bundled, test, more = split(public_csv)
-    for extra in (0, 20_000):
-        store = _complete(pd.concat([bundled, more.iloc[:extra]], ignore_index=True))
+    appraisals, the small sizes only; 5-fold with 20,000 more), then checked on the test set."""
+    _, test, more = split(public_csv)
+    bundled_csv = BUNDLED_DATASET.read_bytes()  # kept as the store keeps it: validated
+    for extra in extras:
+        files = [bundled_csv] + ([more.iloc[:extra].to_csv(index=False).encode()] if extra else [])
+        valid = [validate_csv(data, "appraisal")[1].accepted for data in files]
+        store = _complete(pd.concat(valid, ignore_index=True).astype({g: str for g in GRADES}))
         stones, prices = store[list(STONE_COLUMNS)], store["price"].to_numpy(dtype=float)
         splitter = (
             RepeatedKFold(n_splits=5, n_repeats=3, random_state=SEED)
@@ -144,32 +156,31 @@ def sizes(public_csv: Path) -> None:
             else KFold(5, shuffle=True, random_state=SEED)
         )
         folds = list(splitter.split(stones))
-        print(f"== a store of {len(store):,} appraisals ==")
-        for name, (trees, rate, leaves, per_leaf) in SIZES.items():
-            recipe = {
-                "n_estimators": trees,
-                "learning_rate": rate,
-                "num_leaves": leaves,
-                "min_child_samples": per_leaf,
-            }
+        print(f"== a store of {len(store):,} appraisals ==", flush=True)
+        for capacity in SIZES[:SMALL_STORE_ONLY] if not extra else SIZES:
+            recipe = PriceModel().with_capacity(capacity)
             cv = [
                 price_metrics(
                     prices[te],
-                    PriceModel(**recipe).fit(stones.iloc[tr], prices[tr]).predict(stones.iloc[te]),
+                    clone(recipe).fit(stones.iloc[tr], prices[tr]).predict(stones.iloc[te]),
                 )["mape"]
                 for tr, te in folds
             ]
-            fitted = PriceModel(**recipe).fit(stones, prices)
+            fitted = clone(recipe).fit(stones, prices)
             check = price_metrics(
                 test["price"].to_numpy(float), fitted.predict(test[list(STONE_COLUMNS)])
             )
             print(
-                f"  {name:48} CV {np.mean(cv):.3f} ± {np.std(cv, ddof=1):.3f} %   "
-                f"test {check['mape']:.3f} %, ${check['mae']:,.0f}"
+                f"  {capacity.name:48} CV {np.mean(cv):.3f} ± {np.std(cv, ddof=1):.3f} %   "
+                f"test {check['mape']:.3f} %, ${check['mae']:,.0f}",
+                flush=True,
             )
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("served", "sizes"):
+    if len(sys.argv) < 3 or sys.argv[1] not in ("served", "sizes"):
         sys.exit(__doc__)
-    {"served": served, "sizes": sizes}[sys.argv[1]](Path(sys.argv[2]))
+    if sys.argv[1] == "served":
+        served(Path(sys.argv[2]))
+    else:  # optional: the store sizes to study, as extra appraisals (0 = the bundled ones)
+        sizes(Path(sys.argv[2]), tuple(int(n) for n in sys.argv[3:]) or (0, 20_000))

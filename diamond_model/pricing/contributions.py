@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from diamond_model.data.schema import GRADES
+from diamond_model.pricing.shape import SHAPE_FEATURES
 
 MAIN_STEPS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("size", "Size", ("carat", "x", "y", "z")),
@@ -128,6 +129,11 @@ def explain(
     the price was set at, `final_price` the quoted price the steps must reach exactly.
     """
     phi = dict(zip(features, contributions.tolist(), strict=True))
+    for derived, sources in SHAPE_FEATURES.items():  # read from the millimetres: theirs to share
+        if derived in phi:
+            share = phi.pop(derived) / len(sources)
+            for source in sources:
+                phi[source] += share
     moves: list[tuple[str, str, str, float, tuple[tuple[str, str, float], ...]]] = []
     for key, label, members in MAIN_STEPS:
         if key == "size":

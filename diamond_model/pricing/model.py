@@ -30,10 +30,12 @@ from diamond_model.pricing.contributions import stone_words
 from diamond_model.pricing.explainer import Explainer
 from diamond_model.pricing.intervals import Spread
 from diamond_model.pricing.market import MarketIndex
+from diamond_model.pricing.shape import MILLIMETRES, SHAPE_FEATURES, shape_values
 from diamond_model.pricing.threads import predict_threads
 
 FULL_FEATURES: tuple[str, ...] = STONE_COLUMNS
 MONOTONE_INCREASING: frozenset[str] = frozenset(FOUR_C)
+
 # Artefact formats: 1, the first release's pickles (kept for the record, never read); 2, the
 # previous release's joblib pickles (re-saved by `init`, never read elsewhere); 3, compressed
 # JSON with LightGBM's text models (`artefact.py`): the only format served.
@@ -43,9 +45,17 @@ LEGACY_FORMAT = 2
 
 
 def encode(frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
-    """Feature matrix: numbers as floats, grades as their rank (0 = worst), missing as NaN."""
+    """Feature matrix: numbers as floats, grades as their rank (0 = worst), missing as NaN; the
+    shape features computed from the millimetres."""
     columns = []
+    shape: dict[str, np.ndarray] | None = None
     for name in features:
+        if name in SHAPE_FEATURES:
+            if shape is None:
+                millimetres = (frame[a].to_numpy(dtype=float, na_value=np.nan) for a in MILLIMETRES)
+                shape = shape_values(*millimetres)
+            columns.append(shape[name])
+            continue
         values = frame[name]
         if name in GRADES:
             if isinstance(values.dtype, pd.CategoricalDtype):
@@ -63,7 +73,10 @@ def encode(frame: pd.DataFrame, features: Sequence[str]) -> np.ndarray:
 def encode_columns(
     columns: dict[str, np.ndarray], features: Sequence[str], rows: np.ndarray | None = None
 ) -> np.ndarray:
-    """Feature matrix from checked columns (grades as rank codes, -1 for missing)."""
+    """Feature matrix from checked columns (grades as rank codes, -1 for missing; the shape
+    features computed from the millimetres when the columns do not carry them)."""
+    if any(name in SHAPE_FEATURES and name not in columns for name in features):
+        columns = {**columns, **shape_values(*(columns[a] for a in MILLIMETRES))}
     out = []
     for name in features:
         values = columns[name] if rows is None else columns[name][rows]
@@ -83,9 +96,11 @@ class Capacity:
     learning_rate: float
     min_child_samples: int
     min_rows: int
+    huber_delta: float = 0.1
+    shape: bool = False  # whether the regressor with millimetres also reads SHAPE_FEATURES
 
 
-# Sizes chosen for accuracy (2026-12; `python -m benchmarks.size_study PUBLIC_CSV` measures them):
+# Sizes chosen for accuracy (2026-12; `python -m benchmarks.public_appraisals sizes PUBLIC_CSV`):
 # repeated 5-fold CV (3 repeats) on the bundled appraisals picks the small size, 5-fold CV on the
 # bundled and 20,000 / 33,895 public appraisals the larger ones; each is then checked, never
 # tuned, on 15,000 other public appraisals.
@@ -93,14 +108,16 @@ class Capacity:
 #   previous 250 at 0.12 with 15 leaves of 15 (6.67 % against 6.82 % on the others; 15 leaves
 #   6.85, 1,500 trees at 0.02 6.83, λ = 3 6.82, Huber δ 0.15 6.88, feature fraction 0.6 6.91);
 #   an explained quote takes 1.6 × the previous size's (the budget is 2 ×, `bench_core`).
-# - medium, from 8,000: 2,000 trees at 0.03 with 47 leaves of 5 stones: at 25,000 appraisals CV
-#   6.35 % against 6.37 % for the previous 800 at 0.075 with 31 leaves (6.28 % against 6.32 % on
-#   the others), and 63 leaves 6.37, 3,000 at 0.02 6.36; at 38,900 appraisals 6.24 % (6.20 %).
-# - large, from 40,000: 3,000 trees at 0.03 with 63 leaves of 5 stones. No store of real
-#   appraisals that large can be measured here: at 38,900 it loses to the medium size (6.30 %
-#   against 6.24 %; 95 leaves 6.37, 3,000 trees of 47 leaves 6.27), so it is a candidate, not a
-#   default: from 40,000 the search tries medium and large on the store's own appraisals and
-#   serves the better.
+# - medium, from 8,000: 2,000 trees at 0.03 with 63 leaves of 5 stones, Huber δ 0.05, and the
+#   volume and outline read from the millimetres (`shape.py`): at 25,000 appraisals CV 6.25 %
+#   against 6.31 % for the first medium size (47 leaves, δ 0.1, no shape; 6.24 % against 6.29 % on
+#   the others); 95 leaves 6.26, 3,000 trees 6.27, δ 0.03 6.36, three seeds averaged 0.01 better
+#   for three times the cost.
+# - large, from 40,000: 2,000 trees at 0.03 with 95 leaves of 5 stones, the medium's δ and inputs:
+#   at 38,803 appraisals (all the public ones not tested on) CV 6.12 % against the medium's 6.14 %
+#   (3,000 trees of 95 leaves 6.14). No larger store of real appraisals can be measured here, so
+#   it is a candidate, not a default: from 40,000 the search tries medium and large on the store's
+#   own appraisals and serves the better.
 CAPACITIES: tuple[Capacity, ...] = (
     Capacity(
         "small",
@@ -112,19 +129,23 @@ CAPACITIES: tuple[Capacity, ...] = (
     ),
     Capacity(
         "medium",
-        num_leaves=47,
+        num_leaves=63,
         n_estimators=2000,
         learning_rate=0.03,
         min_child_samples=5,
         min_rows=8_000,
+        huber_delta=0.05,
+        shape=True,
     ),
     Capacity(
         "large",
-        num_leaves=63,
-        n_estimators=3000,
+        num_leaves=95,
+        n_estimators=2000,
         learning_rate=0.03,
         min_child_samples=5,
         min_rows=40_000,
+        huber_delta=0.05,
+        shape=True,
     ),
 )
 
@@ -178,13 +199,19 @@ class PriceModel(RegressorMixin, BaseEstimator):  # type: ignore[misc]  # sklear
         self.monotone_method = monotone_method
 
     def with_capacity(self, capacity: Capacity) -> PriceModel:
-        """An unfitted copy of this model at another size."""
+        """An unfitted copy of this model at another size (with the shape features when the size
+        reads them and this model has the millimetres)."""
+        features = tuple(name for name in self.features if name not in SHAPE_FEATURES)
+        if capacity.shape and set(MILLIMETRES) <= set(features):
+            features += tuple(SHAPE_FEATURES)
         copy: PriceModel = clone(self)
         resized: PriceModel = copy.set_params(
+            features=features,
             num_leaves=capacity.num_leaves,
             n_estimators=capacity.n_estimators,
             learning_rate=capacity.learning_rate,
             min_child_samples=capacity.min_child_samples,
+            huber_delta=capacity.huber_delta,
         )
         return resized
 

@@ -288,7 +288,7 @@ def _explanation(
     regressor = model.regressor(inputs)
     features = list(regressor.features)
     explainer = model.explainer(inputs)
-    values = {name: float(found.columns[name][k]) for name in features}
+    values = {name: float(found.columns[name][k]) for name in features if name in found.columns}
     contributions = found.contributions[k]
     if contributions is None:
         raise ValueError("the stone was priced without contributions: ask for explain=True")

@@ -16,11 +16,12 @@ from diamond_model.pricing.confidence import LEVELS
 from diamond_model.pricing.estimates import estimate_prices
 from diamond_model.pricing.model import PricingModel
 from diamond_model.pricing.quote import quote_frame
+from diamond_model.pricing.shape import SHAPE_FEATURES
 from diamond_model.words import band_labels
 
 CARAT_BANDS = (0, 0.4, 0.7, 1.0, 1.5, 2.0, np.inf)
 STEPS = {
-    "size": ("carat", "x", "y", "z"),
+    "size": ("carat", "x", "y", "z", *SHAPE_FEATURES),
     "cut": ("cut",),
     "color": ("color",),
     "clarity": ("clarity",),

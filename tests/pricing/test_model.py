@@ -171,3 +171,51 @@ def test_sample_weights_decide_which_appraisals_count(appraisals: pd.DataFrame) 
     assert 0.9 < ratio < 1.1, "the doubled prices barely count"
     model = PriceModel(features=FOUR_C).fit(both, both["price"], sample_weight=old_first[::-1])
     assert 1.8 < np.median(model.predict(stones) / stones["price"]) < 2.2
+
+
+@pytest.fixture(scope="module")
+def shape_model(appraisals: pd.DataFrame) -> PricingModel:
+    """A pricing model at a size that reads the stones' volume and outline (fewer trees: this
+    tests the reading, not the accuracy)."""
+    from dataclasses import replace
+
+    from diamond_model.learning.training import fit_pricing_model
+    from diamond_model.pricing.model import CAPACITIES
+
+    medium = replace(CAPACITIES[1], min_rows=0, n_estimators=150, learning_rate=0.1)
+    return fit_pricing_model(appraisals.iloc[:3000], capacities=(medium,))[0]
+
+
+def test_the_larger_sizes_read_volume_and_outline_and_the_waterfall_gives_them_to_the_millimetres(
+    shape_model: PricingModel, complete: pd.DataFrame
+) -> None:
+    from diamond_model.learning.monotonicity import check
+    from diamond_model.pricing import artefact
+    from diamond_model.pricing.quote import quote_stone
+    from diamond_model.pricing.shape import shape_values
+
+    assert shape_model.full.features[-2:] == ("volume", "outline")
+    assert shape_model.reduced.features == FOUR_C
+    stones = complete.iloc[4000:4200]
+    matrix = encode(stones, shape_model.full.features)
+    x, y, z = (stones[a].to_numpy(float) for a in ("x", "y", "z"))
+    np.testing.assert_allclose(matrix[:, -2], x * y * z)
+    np.testing.assert_allclose(matrix[:, -1], np.maximum(x, y) / np.minimum(x, y))
+    assert (matrix[:, -1] >= 1).all()
+    assert np.isnan(shape_values(np.array([np.nan]), np.array([5.0]), np.array([3.0]))["volume"])
+    assert shape_model.typical["volume"] == pytest.approx(
+        shape_model.typical["x"] * shape_model.typical["y"] * shape_model.typical["z"]
+    )
+
+    stone = stones.iloc[0].to_dict()
+    quote = quote_stone(shape_model, stone, 0.9)
+    assert quote.explanation is not None
+    size = next(step for step in quote.explanation.steps if step.feature == "size")
+    assert [part.feature for part in size.parts] == ["carat", "x", "y", "z"]
+    assert sum(part.dollars for part in size.parts) == pytest.approx(size.dollars, abs=0.005)
+    total = quote.explanation.base_price + sum(step.dollars for step in quote.explanation.steps)
+    assert total == pytest.approx(quote.price, abs=0.005)
+    blob = artefact.write(shape_model)
+    again = artefact.read(blob, artefact.digest(blob))
+    assert quote_stone(again, stone, 0.9).price == quote.price
+    assert check(shape_model, complete.iloc[:1000]).holds
