@@ -316,24 +316,28 @@ def held_out_stretch(
     spreads: dict[Inputs, Spread],
     scores: dict[Inputs, np.ndarray],
     level: float,
-    minimum: int = STRETCH_MIN_HELD_OUT,
+    share: float = 1.0,
 ) -> Stretch:
     """For each regressor's ranges, the factors (below, above) that make them hold `level` of the
     held-out appraisals' `scores` with (1 - level) / 2 outside on each side: the held-out
-    conformal quantile over the calibration's, trusted as far as `STRETCH_PRIOR_STONES` says.
-    (1, 1) with fewer than `minimum` scores."""
+    conformal quantile over the calibration's, trusted as far as `STRETCH_PRIOR_STONES` says for
+    the held-out stones the scores are a `share` of. (1, 1) with fewer than the minimum; a side
+    the held-out misses hardly reach (their quantile on the other side of the estimate) narrows
+    as far as the bounds allow."""
     stretch = {}
+    low, high = STRETCH_BOUNDS
     for inputs, found in scores.items():
         factors = (1.0, 1.0)
         q_low, q_high = spreads[inputs].quantiles(level)
-        if len(found) >= minimum and q_low < 0 < q_high:
+        stones = len(found) / share
+        if stones >= STRETCH_MIN_HELD_OUT and len(found) >= 2 and q_low < 0 < q_high:
             h_low, h_high = conformal_quantiles(np.sort(found), level)
-            trust = len(found) / (len(found) + STRETCH_PRIOR_STONES)
-            low, high = STRETCH_BOUNDS
-            factors = (
-                float(np.clip((h_low / q_low) ** trust, low, high)),
-                float(np.clip((h_high / q_high) ** trust, low, high)),
+            trust = stones / (stones + STRETCH_PRIOR_STONES)
+            below, above = (
+                float(np.clip(ratio**trust, low, high)) if ratio > 0 else low
+                for ratio in (h_low / q_low, h_high / q_high)
             )
+            factors = (below, above)
         stretch[inputs] = factors
     return stretch
 
@@ -348,7 +352,8 @@ def _stretched_coverage(
     model: PricingModel, held: pd.DataFrame, scores: dict[Inputs, np.ndarray], level: float
 ) -> dict[str, float]:
     """The held-out coverage of the stretched ranges, honestly: the held-out appraisals in two
-    alternating halves, each half's ranges stretched by what the other half measured."""
+    alternating halves, each half's ranges stretched by what the other half measured (trusted as
+    the whole held-out set is, so the figure is of the stretch that serves)."""
     sized = has_size(stone_columns(held))
     half = np.arange(len(held)) % 2 == 0
     halves = {Inputs.ALL: half[sized], Inputs.FOUR_C: half}
@@ -359,12 +364,12 @@ def _stretched_coverage(
             continue
         other = {inputs: scores[inputs][halves[inputs] != first] for inputs in Inputs}
         figures = evaluate(
-            stretched(model, held_out_stretch(model.spreads, other, level)),
+            stretched(model, held_out_stretch(model.spreads, other, level, share=0.5)),
             held.loc[this],
             level,
         )
         for name in inside:
-            inside[name] += float(figures[name]) * this.sum() / len(held)
+            inside[name] += float(figures[name]) * float(this.sum()) / len(held)
     return inside
 
 

@@ -148,6 +148,15 @@ def test_too_few_held_out_stones_leave_the_ranges_as_calibrated() -> None:
     # However small the held-out misses, no side is narrowed by more than a quarter.
     many = {Inputs.ALL: _scores(spread, stones, rng.normal(0, 0.01, len(stones)))}
     assert held_out_stretch({Inputs.ALL: spread}, many, 0.9) == {Inputs.ALL: (0.75, 0.75)}
+    # Held-out misses all above the estimate: the side below narrows as far as allowed (its
+    # quantile is on the wrong side, no power of a negative ratio), the side above on its own.
+    above_only = {Inputs.ALL: np.abs(many[Inputs.ALL]) * 40}
+    below, above = held_out_stretch({Inputs.ALL: spread}, above_only, 0.9)[Inputs.ALL]
+    assert below == 0.75 and isinstance(above, float) and 0.75 <= above <= 4 / 3
+    # Half of 120 held-out stones: trusted as 120 (the halves of the reported coverage).
+    half = {Inputs.ALL: few[Inputs.ALL][:60]}
+    assert held_out_stretch({Inputs.ALL: spread}, half, 0.9) == {Inputs.ALL: (1.0, 1.0)}
+    assert held_out_stretch({Inputs.ALL: spread}, half, 0.9, share=0.5) != {Inputs.ALL: (1.0, 1.0)}
     same = spread.stretched(1.0, 1.0)
     assert same.quantiles(0.9) == spread.quantiles(0.9)
     assert spread.stretched(0.8, 1.25).quantiles(0.9) == pytest.approx(
