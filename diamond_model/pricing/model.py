@@ -117,7 +117,8 @@ class Capacity:
 #   at 38,803 appraisals (all the public ones not tested on) CV 6.12 % against the medium's 6.14 %
 #   (3,000 trees of 95 leaves 6.14). No larger store of real appraisals can be measured here, so
 #   it is a candidate, not a default: from 40,000 the search tries medium and large on the store's
-#   own appraisals and serves the better.
+#   own appraisals and serves the better, when the budget leaves room for the large pass (at the
+#   default 90 s on two cores it does not from about 36,000: README, "Size grows with the data").
 CAPACITIES: tuple[Capacity, ...] = (
     Capacity(
         "small",
